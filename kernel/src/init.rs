@@ -1,0 +1,236 @@
+//! The boot sequence.
+//!
+//! 1. Serial console and an early IDT, so everything after can report.
+//! 2. TSC calibration: from here on log lines carry real timestamps.
+//! 3. CPU identification; enable FPU/SSE/AVX(-512) state, NX, WP.
+//! 4. Frames, page tables, heap; then switch to a guarded kernel stack.
+//! 5. GDT/TSS with IST stacks, the final IDT.
+//! 6. ACPI (CPU count, power-off), randomness, local APIC timer.
+//! 7. `kernel: ready`; start the init program (none yet: power off).
+#![deny(unsafe_code)]
+
+use bootloader_api::BootInfo;
+use kcore::cpu::{CpuInfo, Feature};
+use spin::Once;
+
+use crate::arch::x86_64::{apic, cpu, gdt, idt};
+use crate::memory::{self, frames, heap, paging, stacks};
+use crate::power::{self, Status};
+use crate::{acpi, klog, random, time};
+
+/// Size of the main kernel stack.
+pub const MAIN_STACK: u64 = 1024 * 1024;
+/// Size of each IST stack (double fault, NMI, machine check).
+pub const IST_STACK: u64 = 64 * 1024;
+
+/// What survives the switch to the kernel's own stack.
+struct BootFacts {
+    rsdp: Option<u64>,
+    ramdisk: Option<&'static [u8]>,
+    cpu: CpuInfo,
+}
+
+static FACTS: Once<BootFacts> = Once::new();
+
+fn fail(what: &str, err: &dyn core::fmt::Display) -> ! {
+    klog!("kernel", "{what}: {err}");
+    power::power_off(Status::Failure)
+}
+
+/// Runs the boot sequence. Called by the entry point.
+pub fn start(boot_info: &'static mut BootInfo) -> ! {
+    crate::drivers::serial::init();
+    idt::init_early();
+    let cpu = cpu::detect();
+    power::set_under_qemu(cpu.is_qemu_like());
+    let (tsc_hz, source) = time::calibrate();
+
+    let api = boot_info.api_version;
+    klog!(
+        "kernel",
+        "llmos {} starting (bootloader API {}.{}.{})",
+        env!("CARGO_PKG_VERSION"),
+        api.version_major(),
+        api.version_minor(),
+        api.version_patch()
+    );
+    time::report(tsc_hz, source, cpu.features.has(Feature::InvariantTsc));
+    report_cpu(&cpu);
+
+    let enabled = cpu::enable(&cpu);
+    klog!(
+        "cpu",
+        "extended state: XCR0 {:#x} ({}), XSAVE area {} bytes{}; NX {}, WP on",
+        enabled.xcr0,
+        xstate_names(enabled.xcr0),
+        enabled.xsave_area,
+        if enabled.avx_verified { ", AVX verified" } else { "" },
+        if enabled.nx { "on" } else { "unavailable" }
+    );
+
+    let Some(phys_offset) = boot_info.physical_memory_offset.into_option() else {
+        fail("memory", &"the bootloader did not map physical memory");
+    };
+    let report = match frames::init(&boot_info.memory_regions, phys_offset) {
+        Ok(r) => r,
+        Err(e) => fail("memory", &DebugAsDisplay(e)),
+    };
+    paging::init(phys_offset);
+    let s = report.summary;
+    klog!(
+        "mem",
+        "{} MiB usable, {} MiB bootloader-held, {} MiB reserved in {} regions; RAM ends at {:#x}",
+        s.usable_mib(),
+        s.bootloader / (1024 * 1024),
+        s.reserved / (1024 * 1024),
+        s.regions,
+        s.ram_end
+    );
+    klog!(
+        "mem",
+        "frame bitmap {} KiB at {:#x}; {} MiB free",
+        report.bitmap.1 / 1024,
+        report.bitmap.0,
+        report.free_frames * 4096 / (1024 * 1024)
+    );
+    if let Err(e) = heap::init() {
+        fail("heap", &e);
+    }
+    klog!(
+        "mem",
+        "heap {} MiB at {:#x}, grows on demand",
+        heap::INITIAL_SIZE / (1024 * 1024),
+        memory::layout::HEAP_START
+    );
+
+    FACTS.call_once(|| BootFacts {
+        rsdp: boot_info.rsdp_addr.into_option(),
+        ramdisk: memory::ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len),
+        cpu,
+    });
+
+    let main = match stacks::allocate("main", MAIN_STACK) {
+        Ok(s) => s,
+        Err(e) => fail("stacks", &e),
+    };
+    klog!(
+        "mem",
+        "kernel stack {} KiB at {:#x}, guard below",
+        MAIN_STACK / 1024,
+        main.bottom
+    );
+    // The boot stack is abandoned; everything needed later is in FACTS.
+    stacks::run_on(main, continue_on_main_stack)
+}
+
+extern "C" fn continue_on_main_stack() -> ! {
+    let Some(facts) = FACTS.get() else {
+        fail("kernel", &"boot facts missing after stack switch");
+    };
+
+    let mut ist = [0u64; 3];
+    for (top, name) in ist.iter_mut().zip(["double-fault", "nmi", "machine-check"]) {
+        match stacks::allocate(name, IST_STACK) {
+            Ok(s) => *top = s.top,
+            Err(e) => fail("stacks", &e),
+        }
+    }
+    gdt::init(ist);
+    idt::init();
+    klog!("cpu", "GDT, TSS with IST stacks and IDT loaded");
+
+    let acpi = acpi::init(facts.rsdp);
+    klog!(
+        "cpu",
+        "{} CPU(s) described by firmware; using 1 (SMP arrives with the scheduler)",
+        acpi.cpus.max(1)
+    );
+
+    random::init(
+        facts.cpu.features.has(Feature::Rdseed),
+        facts.cpu.features.has(Feature::Rdrand),
+    );
+
+    match apic::init() {
+        Ok(t) => {
+            ::x86_64::instructions::interrupts::enable();
+            let before = idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed);
+            time::spin_for(50_000_000);
+            let ticks = idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed) - before;
+            klog!(
+                "apic",
+                "local APIC {} at {:#x}; timer {}.{:03} MHz (divide by 16), tick {} Hz; {} ticks in 50 ms",
+                t.id,
+                t.phys,
+                t.hz / 1_000_000,
+                (t.hz / 1_000) % 1_000,
+                apic::TICK_HZ,
+                ticks
+            );
+            if ticks == 0 {
+                klog!("apic", "WARNING: no timer interrupts arrived");
+            }
+        }
+        Err(e) => klog!("apic", "timer unavailable: {e}"),
+    }
+
+    match facts.ramdisk {
+        Some(rd) => klog!("initrd", "{} bytes", rd.len()),
+        None => klog!("initrd", "none"),
+    }
+
+    #[cfg(feature = "test-hooks")]
+    if let Some(name) = crate::test_hooks::scenario(facts.ramdisk) {
+        crate::test_hooks::run(name);
+    }
+
+    let h = heap::stats();
+    klog!(
+        "mem",
+        "{} MiB free, heap {} KiB used of {} MiB",
+        frames::free_frames() * 4096 / (1024 * 1024),
+        h.used / 1024,
+        h.mapped / (1024 * 1024)
+    );
+    klog!("kernel", "ready");
+    klog!("kernel", "no init program, powering off");
+    power::power_off(Status::Success)
+}
+
+fn report_cpu(cpu: &CpuInfo) {
+    klog!(
+        "cpu",
+        "{} ({}, family {:#x} model {:#x} stepping {}){}{}",
+        cpu.brand_str(),
+        cpu.vendor_str(),
+        cpu.family,
+        cpu.model,
+        cpu.stepping,
+        if cpu.hypervisor.is_some() { ", hypervisor " } else { "" },
+        cpu.hypervisor_str().unwrap_or("")
+    );
+    klog!("cpu", "features: {}", cpu.features);
+}
+
+fn xstate_names(xcr0: u64) -> &'static str {
+    use kcore::cpu::xstate::*;
+    if xcr0 & AVX512 == AVX512 {
+        "x87 sse avx avx512"
+    } else if xcr0 & AVX != 0 {
+        "x87 sse avx"
+    } else if xcr0 & SSE != 0 {
+        "x87 sse"
+    } else if xcr0 == 0 {
+        "no xsave"
+    } else {
+        "x87"
+    }
+}
+
+struct DebugAsDisplay<T>(T);
+
+impl<T: core::fmt::Debug> core::fmt::Display for DebugAsDisplay<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}

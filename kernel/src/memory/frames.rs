@@ -1,0 +1,109 @@
+//! The physical frame allocator: `kcore::frames::FrameBitmap` over storage
+//! carved out of usable RAM at boot, behind a spin lock.
+//!
+//! Frames below 1 MiB stay reserved: the SMP trampoline will need real-mode
+//! memory there, and firmware areas live there.
+
+use bootloader_api::info::MemoryRegion;
+use kcore::frames::{FRAME_SIZE, FrameBitmap, words_for};
+use kcore::memmap::{RegionKind, Summary, place_frame_bitmap, summarize};
+use spin::Mutex;
+use x86_64::PhysAddr;
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
+
+use super::region;
+
+/// Low memory kept out of the pool.
+pub const LOW_RESERVED: u64 = 1024 * 1024;
+
+static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
+
+/// Errors setting up the allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitError {
+    /// No usable region can hold the bitmap.
+    NoRoomForBitmap,
+    /// The bitmap could not be created.
+    Bitmap(kcore::frames::FrameError),
+}
+
+/// What [`init`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    /// Memory-map totals.
+    pub summary: Summary,
+    /// Where the bitmap lives (physical) and its size in bytes.
+    pub bitmap: (u64, u64),
+    /// Frames free after set-up.
+    pub free_frames: u64,
+}
+
+/// Builds the allocator from the bootloader's memory map.
+pub fn init(regions: &[MemoryRegion], phys_offset: u64) -> Result<Report, InitError> {
+    let summary = summarize(regions.iter().map(region));
+    let (at, bytes) = place_frame_bitmap(regions.iter().map(region), summary.ram_end, LOW_RESERVED)
+        .ok_or(InitError::NoRoomForBitmap)?;
+    let frames = summary.ram_end.div_ceil(FRAME_SIZE);
+    let words = words_for(frames);
+    // SAFETY: `place_frame_bitmap` chose `bytes` (≥ words * 8) bytes of
+    // usable RAM at `at`, which the bootloader maps at `phys_offset + at`
+    // and which nothing else uses; the range is reserved in the bitmap
+    // itself below, so it is never handed out as a frame. u64 alignment
+    // holds because `at` is frame-aligned.
+    let storage: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut((phys_offset + at) as *mut u64, words) };
+    let mut bitmap = FrameBitmap::new(storage, frames).map_err(InitError::Bitmap)?;
+    for r in regions.iter().map(region) {
+        if r.kind == RegionKind::Usable {
+            bitmap.add_free_range(r.start, r.end);
+        }
+    }
+    bitmap.reserve_range(0, LOW_RESERVED);
+    bitmap.reserve_range(at, at + bytes);
+    let free_frames = bitmap.free_frames();
+    *FRAMES.lock() = Some(bitmap);
+    Ok(Report {
+        summary,
+        bitmap: (at, bytes),
+        free_frames,
+    })
+}
+
+/// Allocates one frame (contents undefined).
+pub fn alloc() -> Option<PhysFrame> {
+    let addr = FRAMES.lock().as_mut()?.alloc()?;
+    Some(PhysFrame::containing_address(PhysAddr::new(addr)))
+}
+
+/// Returns a frame to the pool. Freeing a frame that is not allocated is a
+/// kernel bug and panics with the address.
+pub fn free(frame: PhysFrame) {
+    if let Some(b) = FRAMES.lock().as_mut()
+        && let Err(e) = b.free(frame.start_address().as_u64())
+    {
+        panic!("frame allocator: {e}");
+    }
+}
+
+/// Free frames right now.
+pub fn free_frames() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, FrameBitmap::free_frames)
+}
+
+/// The global allocator as the `x86_64` crate's frame-allocator traits.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalFrames;
+
+// SAFETY: `alloc` hands out each frame at most once until it is freed (the
+// bitmap's invariant), and only frames of usable RAM.
+unsafe impl FrameAllocator<Size4KiB> for GlobalFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        alloc()
+    }
+}
+
+impl FrameDeallocator<Size4KiB> for GlobalFrames {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        free(frame);
+    }
+}

@@ -1,0 +1,135 @@
+//! The kernel heap: `linked_list_allocator` over a virtual range that grows
+//! on demand.
+//!
+//! It starts at [`INITIAL_SIZE`] and, when an allocation does not fit,
+//! maps more fresh pages right after the current end (at least the request
+//! plus slack, and at least half the current size, so growth is geometric)
+//! and retries. Growth stops at `layout::HEAP_MAX` or when physical memory
+//! runs out; the allocation then fails and Rust's alloc-error path panics
+//! with the size.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+
+use linked_list_allocator::Heap;
+use spin::Mutex;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::layout::{HEAP_MAX, HEAP_START};
+use super::paging::{self, MapError};
+
+/// Heap mapped at boot.
+pub const INITIAL_SIZE: u64 = 4 * 1024 * 1024;
+/// Growth granularity.
+const GROW_ALIGN: u64 = 2 * 1024 * 1024;
+
+struct State {
+    heap: Heap,
+    mapped: u64,
+    grows: u64,
+}
+
+/// The global allocator.
+pub struct KernelHeap {
+    state: Mutex<State>,
+}
+
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap {
+    state: Mutex::new(State {
+        heap: Heap::empty(),
+        mapped: 0,
+        grows: 0,
+    }),
+};
+
+fn flags() -> PageTableFlags {
+    PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE
+}
+
+/// Maps the initial heap. Call once, after paging and frames are up.
+pub fn init() -> Result<(), MapError> {
+    paging::map_fresh(HEAP_START, INITIAL_SIZE, flags())?;
+    let mut st = HEAP.state.lock();
+    // SAFETY: `[HEAP_START, HEAP_START + INITIAL_SIZE)` was just mapped to
+    // fresh frames and is used by nothing but this heap.
+    unsafe { st.heap.init(HEAP_START as *mut u8, INITIAL_SIZE as usize) };
+    st.mapped = INITIAL_SIZE;
+    Ok(())
+}
+
+impl State {
+    /// Maps enough extra pages for `layout` and extends the heap.
+    fn grow(&mut self, layout: Layout) -> bool {
+        let want = (layout.size() as u64)
+            .saturating_add(layout.align() as u64)
+            .saturating_add(4096)
+            .max(self.mapped / 2);
+        let by = want.div_ceil(GROW_ALIGN).saturating_mul(GROW_ALIGN);
+        let Some(new_mapped) = self.mapped.checked_add(by).filter(|&m| m <= HEAP_MAX) else {
+            return false;
+        };
+        if paging::map_fresh(HEAP_START + self.mapped, by, flags()).is_err() {
+            return false;
+        }
+        // SAFETY: the `by` bytes right after the heap's current top were
+        // just mapped to fresh frames and belong to nobody else.
+        unsafe { self.heap.extend(by as usize) };
+        self.mapped = new_mapped;
+        self.grows += 1;
+        true
+    }
+}
+
+// SAFETY: allocations come from `linked_list_allocator`, which returns
+// properly aligned, non-overlapping blocks inside memory this heap owns;
+// the lock serialises all access, and interrupts are off while it is held
+// so an interrupt handler cannot deadlock on it.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let mut st = self.state.lock();
+            loop {
+                if let Ok(p) = st.heap.allocate_first_fit(layout) {
+                    return p.as_ptr();
+                }
+                if !st.grow(layout) {
+                    return ptr::null_mut();
+                }
+            }
+        })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            if let Some(p) = NonNull::new(ptr) {
+                // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc`
+                // with this `layout` and is not used afterwards.
+                unsafe { self.state.lock().heap.deallocate(p, layout) }
+            }
+        })
+    }
+}
+
+/// Heap statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    /// Bytes mapped for the heap.
+    pub mapped: u64,
+    /// Bytes in use.
+    pub used: u64,
+    /// Times the heap grew.
+    pub grows: u64,
+}
+
+/// Current statistics.
+pub fn stats() -> Stats {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let st = HEAP.state.lock();
+        Stats {
+            mapped: st.mapped,
+            used: st.heap.used() as u64,
+            grows: st.grows,
+        }
+    })
+}

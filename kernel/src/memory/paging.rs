@@ -1,0 +1,139 @@
+//! Page-table management over the bootloader's physical-memory mapping
+//! (`x86_64::OffsetPageTable` on the active CR3).
+
+use core::fmt;
+
+use spin::Mutex;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::frames::{self, GlobalFrames};
+
+static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static PHYS_OFFSET: spin::Once<u64> = spin::Once::new();
+
+/// Errors from mapping calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// No free physical frames (for data or page tables).
+    OutOfFrames,
+    /// The page is already mapped.
+    AlreadyMapped(u64),
+    /// A huge page covers the address.
+    HugePage(u64),
+    /// Paging is not initialised yet.
+    NotReady,
+    /// The range wraps around or is not canonical.
+    BadRange,
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::OutOfFrames => f.write_str("out of physical memory"),
+            MapError::AlreadyMapped(a) => write!(f, "page {a:#x} is already mapped"),
+            MapError::HugePage(a) => write!(f, "address {a:#x} lies in a huge page"),
+            MapError::NotReady => f.write_str("paging is not initialised"),
+            MapError::BadRange => f.write_str("invalid address range"),
+        }
+    }
+}
+
+fn map_err(page: Page, e: MapToError<Size4KiB>) -> MapError {
+    match e {
+        MapToError::FrameAllocationFailed => MapError::OutOfFrames,
+        MapToError::PageAlreadyMapped(_) => MapError::AlreadyMapped(page.start_address().as_u64()),
+        MapToError::ParentEntryHugePage => MapError::HugePage(page.start_address().as_u64()),
+    }
+}
+
+/// Takes over the active page tables.
+pub fn init(phys_offset: u64) {
+    PHYS_OFFSET.call_once(|| phys_offset);
+    let (l4_frame, _) = Cr3::read();
+    let l4_virt = phys_offset + l4_frame.start_address().as_u64();
+    // SAFETY: the bootloader maps all physical memory at `phys_offset`, so
+    // `l4_virt` is the active level-4 table; this is the only reference to
+    // it, kept behind MAPPER's lock for the kernel's lifetime.
+    let mapper = unsafe {
+        let l4: &'static mut PageTable = &mut *(l4_virt as *mut PageTable);
+        OffsetPageTable::new(l4, VirtAddr::new(phys_offset))
+    };
+    *MAPPER.lock() = Some(mapper);
+}
+
+/// Where physical address 0 is mapped.
+pub fn phys_offset() -> u64 {
+    PHYS_OFFSET.get().copied().unwrap_or(0)
+}
+
+fn pages(start: u64, len: u64) -> Result<impl Iterator<Item = Page>, MapError> {
+    let end = start.checked_add(len).ok_or(MapError::BadRange)?;
+    let first = VirtAddr::try_new(start).map_err(|_| MapError::BadRange)?;
+    let last = VirtAddr::try_new(end.saturating_sub(1)).map_err(|_| MapError::BadRange)?;
+    Ok(Page::<Size4KiB>::range_inclusive(
+        Page::containing_address(first),
+        Page::containing_address(last),
+    ))
+}
+
+/// Maps `[start, start + len)` to fresh zeroed frames with `flags`.
+/// On failure, pages mapped so far stay mapped (callers treat the error as
+/// fatal or retry with a smaller range; the heap only grows).
+pub fn map_fresh(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
+    let offset = phys_offset();
+    for page in pages(start, len)? {
+        let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        // SAFETY: `frame` was just allocated, so nothing else uses it; it is
+        // reachable through the physical-memory mapping at `offset`.
+        unsafe { core::ptr::write_bytes((offset + frame.start_address().as_u64()) as *mut u8, 0, 4096) };
+        // SAFETY: mapping a fresh, zeroed frame at an unused kernel address
+        // cannot alias other memory; the flush makes it visible.
+        match unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) } {
+            Ok(flush) => flush.flush(),
+            Err(e) => {
+                frames::free(frame);
+                return Err(map_err(page, e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps `[virt, virt + len)` onto the physical range starting at `phys`.
+///
+/// # Safety
+///
+/// The physical range must be device memory or memory nobody else owns in a
+/// way the new mapping could violate (for example RAM a frame allocator may
+/// hand out); the caller picks `flags` that suit it (uncached for MMIO).
+pub unsafe fn map_phys(virt: u64, phys: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
+    for (i, page) in pages(virt, len)?.enumerate() {
+        let frame = PhysFrame::containing_address(PhysAddr::new(phys + i as u64 * 4096));
+        // SAFETY: upheld by the caller.
+        match unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) } {
+            Ok(flush) => flush.flush(),
+            Err(e) => return Err(map_err(page, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The physical address `virt` maps to, if any.
+pub fn translate(virt: u64) -> Option<u64> {
+    let guard = MAPPER.lock();
+    let mapper = guard.as_ref()?;
+    let v = VirtAddr::try_new(virt).ok()?;
+    match mapper.translate(v) {
+        TranslateResult::Mapped { frame, offset, .. } => Some(frame.start_address().as_u64() + offset),
+        _ => None,
+    }
+}

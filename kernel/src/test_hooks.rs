@@ -1,0 +1,74 @@
+//! Test hooks (feature `test-hooks`): a test image's ramdisk starts with
+//! `llmos-test:<scenario>` and the kernel acts it out during boot, so QEMU
+//! tests can check the diagnostics of failures that a correct kernel never
+//! has. Normal builds do not contain this module.
+#![deny(unsafe_code)]
+
+use alloc::vec::Vec;
+
+use crate::klog;
+
+const PREFIX: &[u8] = b"llmos-test:";
+
+/// The scenario named in the ramdisk, if any.
+pub fn scenario(ramdisk: Option<&[u8]>) -> Option<&str> {
+    let rest = ramdisk?.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(rest.len());
+    core::str::from_utf8(&rest[..end]).ok()
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    frame[0] + recurse(core::hint::black_box(depth + 1))
+}
+
+/// Runs `name`. Scenarios that fail on purpose never return.
+pub fn run(name: &str) {
+    klog!("test", "running scenario `{name}`");
+    match name {
+        "panic" => panic!("deliberate test panic"),
+        "page-fault" => {
+            let v = crate::memory::test_support::read_unmapped();
+            klog!("test", "read {v} from an unmapped page?!");
+        }
+        "stack-overflow" => {
+            let v = recurse(0);
+            klog!("test", "recursion returned {v}?!");
+        }
+        "heap-growth" => heap_growth(),
+        other => klog!("test", "unknown scenario `{other}`, ignoring"),
+    }
+}
+
+/// Allocates 64 MiB in blocks of many sizes, far beyond the initial heap,
+/// checks every byte, frees it all and reports the growth.
+fn heap_growth() {
+    let before = crate::memory::heap::stats();
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    let mut size = 1usize;
+    while total < 64 * 1024 * 1024 {
+        let fill = (blocks.len() % 251) as u8;
+        blocks.push(alloc::vec![fill; size]);
+        total += size;
+        size = if size >= 4 * 1024 * 1024 { 1 } else { size * 3 + 1 };
+    }
+    let ok = blocks
+        .iter()
+        .enumerate()
+        .all(|(i, b)| b.iter().all(|&x| x == (i % 251) as u8));
+    let count = blocks.len();
+    drop(blocks);
+    let after = crate::memory::heap::stats();
+    klog!(
+        "test",
+        "heap-growth: {count} blocks, {} MiB, contents {}, heap {} -> {} MiB mapped in {} grows, {} bytes in use after free",
+        total / (1024 * 1024),
+        if ok { "intact" } else { "CORRUPT" },
+        before.mapped / (1024 * 1024),
+        after.mapped / (1024 * 1024),
+        after.grows,
+        after.used
+    );
+}
