@@ -1,1 +1,57 @@
-fn main() {}
+//! `cargo xtask`: build, image, run and test llmos.
+//!
+//! Thin entry point: parses the command line and dispatches. Each
+//! subcommand lives in a module named for what it does.
+
+mod build;
+mod deps;
+mod image;
+mod paths;
+mod progress;
+mod run;
+mod test;
+mod unsupported;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer and user commands for llmos.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check (and, as root with apt, install) the system packages llmos needs.
+    Setup(deps::SetupArgs),
+    /// Build the kernel ELF.
+    Build(build::BuildArgs),
+    /// Build the BIOS and UEFI disk images (target/images/llmos-{bios,uefi}.img).
+    Image(image::ImageArgs),
+    /// Build the image and boot it in QEMU with the serial console on this terminal.
+    Run(run::RunArgs),
+    /// Run the whole test suite: formatting, clippy, host unit tests, QEMU boot tests.
+    Test(test::TestArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup(a) => deps::setup(&a),
+        Command::Build(a) => build::build(&a).map(|_| ()),
+        Command::Image(a) => image::image(&a).map(|_| ()),
+        Command::Run(a) => run::run(&a),
+        Command::Test(a) => test::test(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

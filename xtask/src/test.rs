@@ -1,0 +1,58 @@
+//! `cargo xtask test`: the whole suite, in the order CI runs it.
+//!
+//! 1. `cargo fmt --check`
+//! 2. clippy with `-D warnings` on every crate (host crates, the kernel, and
+//!    the kernel with its test hooks)
+//! 3. host unit tests (`cargo test --workspace`, minus the QEMU tests)
+//! 4. images: the contract images and the test-hook images
+//! 5. QEMU boot tests (`tests/`), under TCG
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::build::cargo;
+use crate::deps::{self, Need};
+use crate::{image, paths, progress};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Skip formatting and clippy.
+    #[arg(long)]
+    no_lint: bool,
+    /// Only host unit tests: no images, no QEMU.
+    #[arg(long, conflicts_with = "qemu_only")]
+    host_only: bool,
+    /// Only the QEMU tests (builds the images they need).
+    #[arg(long)]
+    qemu_only: bool,
+}
+
+/// `cargo xtask test`.
+pub fn test(args: &TestArgs) -> Result<()> {
+    if !args.no_lint && !args.qemu_only {
+        progress::header("formatting (cargo fmt --check)");
+        progress::run(cargo().args(["fmt", "--all", "--check"]))?;
+        progress::header("clippy (-D warnings)");
+        progress::run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        progress::run(cargo().args([
+            "clippy", "--package", "kernel", "--features", "test-hooks", "--", "-D", "warnings",
+        ]))?;
+    }
+    if !args.qemu_only {
+        progress::header("host unit tests");
+        progress::run(cargo().args(["test", "--workspace", "--exclude", "llmos-tests"]))?;
+    }
+    if args.host_only {
+        return Ok(());
+    }
+    deps::ensure(&[Need::Qemu, Need::Ovmf], "QEMU tests")?;
+    image::build_images(&image::ContentArgs::default())?;
+    image::build_test_images()?;
+    progress::header("QEMU boot tests (TCG)");
+    progress::run(
+        cargo()
+            .env("LLMOS_IMAGES", paths::images())
+            .args(["test", "--package", "llmos-tests", "--", "--test-threads", "2"]),
+    )
+}
