@@ -81,7 +81,9 @@ fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 
 /// Reads and checksums the whole table at `phys`.
 fn table_at<M: PhysMemory>(mem: &M, phys: u64) -> Result<&[u8], AcpiError> {
-    let header = mem.bytes(phys, HEADER_LEN).ok_or(AcpiError::Unreadable(phys))?;
+    let header = mem
+        .bytes(phys, HEADER_LEN)
+        .ok_or(AcpiError::Unreadable(phys))?;
     let mut sig = [0u8; 4];
     sig.copy_from_slice(&header[..4]);
     let len = u32_at(header, 4).ok_or(AcpiError::BadLength(sig))? as usize;
@@ -108,7 +110,10 @@ impl<M: PhysMemory> fmt::Debug for Acpi<'_, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acpi")
             .field("revision", &self.revision)
-            .field("tables", &(self.root.len().saturating_sub(HEADER_LEN) / self.entry_size))
+            .field(
+                "tables",
+                &(self.root.len().saturating_sub(HEADER_LEN) / self.entry_size),
+            )
             .finish()
     }
 }
@@ -116,7 +121,9 @@ impl<M: PhysMemory> fmt::Debug for Acpi<'_, M> {
 impl<'m, M: PhysMemory> Acpi<'m, M> {
     /// Validates the RSDP at `rsdp_phys` and its XSDT (revision ≥ 2) or RSDT.
     pub fn new(mem: &'m M, rsdp_phys: u64) -> Result<Self, AcpiError> {
-        let v1 = mem.bytes(rsdp_phys, 20).ok_or(AcpiError::Unreadable(rsdp_phys))?;
+        let v1 = mem
+            .bytes(rsdp_phys, 20)
+            .ok_or(AcpiError::Unreadable(rsdp_phys))?;
         if &v1[..8] != b"RSD PTR " {
             return Err(AcpiError::BadRsdpSignature);
         }
@@ -125,7 +132,9 @@ impl<'m, M: PhysMemory> Acpi<'m, M> {
         }
         let revision = v1[15];
         let (root_phys, entry_size, expected) = if revision >= 2 {
-            let v2 = mem.bytes(rsdp_phys, 36).ok_or(AcpiError::Unreadable(rsdp_phys))?;
+            let v2 = mem
+                .bytes(rsdp_phys, 36)
+                .ok_or(AcpiError::Unreadable(rsdp_phys))?;
             if !checksum_ok(v2) {
                 return Err(AcpiError::BadChecksum(*b"RSDP"));
             }
@@ -354,11 +363,11 @@ pub fn s5_sleep_type(dsdt: &[u8]) -> Option<(u8, u8)> {
         let mut values = [0u8; 2];
         for v in &mut values {
             let (val, used) = match *aml.get(p)? {
-                0x00 => (0, 1),                   // ZeroOp
-                0x01 => (1, 1),                   // OneOp
-                0x0a => (*aml.get(p + 1)?, 2),    // BytePrefix
-                0x0b => (*aml.get(p + 1)?, 3),    // WordPrefix (low byte)
-                0x0c => (*aml.get(p + 1)?, 5),    // DWordPrefix (low byte)
+                0x00 => (0, 1),                // ZeroOp
+                0x01 => (1, 1),                // OneOp
+                0x0a => (*aml.get(p + 1)?, 2), // BytePrefix
+                0x0b => (*aml.get(p + 1)?, 3), // WordPrefix (low byte)
+                0x0c => (*aml.get(p + 1)?, 5), // DWordPrefix (low byte)
                 b if b < 0x08 => (b, 1),
                 _ => return None,
             };
@@ -451,7 +460,10 @@ mod tests {
         m.0.insert(0x3000, table(b"FACP", &fadt_body(0x5000)));
         m.0.insert(0x4000, table(b"APIC", &madt));
         // Name(\_S5, Package(0x04){ 0x05, Zero, Zero, Zero })
-        let aml = [0x10, 0x05, b'\\', 0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00];
+        let aml = [
+            0x10, 0x05, b'\\', 0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05,
+            0x00, 0x00, 0x00,
+        ];
         m.0.insert(0x5000, dsdt_with_s5(&aml));
         m
     }
@@ -482,11 +494,20 @@ mod tests {
     fn rejects_bad_rsdp() {
         let mut m = machine();
         m.0.get_mut(&0x1000).unwrap()[0] = b'X';
-        assert_eq!(Acpi::new(&m, 0x1000).unwrap_err(), AcpiError::BadRsdpSignature);
+        assert_eq!(
+            Acpi::new(&m, 0x1000).unwrap_err(),
+            AcpiError::BadRsdpSignature
+        );
         let mut m = machine();
         m.0.get_mut(&0x1000).unwrap()[30] ^= 1;
-        assert_eq!(Acpi::new(&m, 0x1000).unwrap_err(), AcpiError::BadChecksum(*b"RSDP"));
-        assert_eq!(Acpi::new(&m, 0x9_0000).unwrap_err(), AcpiError::Unreadable(0x9_0000));
+        assert_eq!(
+            Acpi::new(&m, 0x1000).unwrap_err(),
+            AcpiError::BadChecksum(*b"RSDP")
+        );
+        assert_eq!(
+            Acpi::new(&m, 0x9_0000).unwrap_err(),
+            AcpiError::Unreadable(0x9_0000)
+        );
     }
 
     #[test]
@@ -503,20 +524,32 @@ mod tests {
         let mut m = machine();
         let x = m.0.get_mut(&0x2000).unwrap();
         x[4..8].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-        assert_eq!(Acpi::new(&m, 0x1000).unwrap_err(), AcpiError::Unreadable(0x2000));
+        assert_eq!(
+            Acpi::new(&m, 0x1000).unwrap_err(),
+            AcpiError::Unreadable(0x2000)
+        );
         let x = m.0.get_mut(&0x2000).unwrap();
         x[4..8].copy_from_slice(&10u32.to_le_bytes());
-        assert_eq!(Acpi::new(&m, 0x1000).unwrap_err(), AcpiError::BadLength(*b"XSDT"));
+        assert_eq!(
+            Acpi::new(&m, 0x1000).unwrap_err(),
+            AcpiError::BadLength(*b"XSDT")
+        );
     }
 
     #[test]
     fn malformed_madt_entries_are_errors() {
         let mut body = vec![0u8; 8];
         body.extend_from_slice(&[0, 0]); // zero-length entry would loop forever
-        assert_eq!(Madt::parse(&table(b"APIC", &body)).unwrap_err(), AcpiError::BadMadtEntry(44));
+        assert_eq!(
+            Madt::parse(&table(b"APIC", &body)).unwrap_err(),
+            AcpiError::BadMadtEntry(44)
+        );
         let mut body = vec![0u8; 8];
         body.extend_from_slice(&[0, 8, 0]); // runs past the end
-        assert_eq!(Madt::parse(&table(b"APIC", &body)).unwrap_err(), AcpiError::BadMadtEntry(44));
+        assert_eq!(
+            Madt::parse(&table(b"APIC", &body)).unwrap_err(),
+            AcpiError::BadMadtEntry(44)
+        );
         assert!(matches!(Madt::parse(b"APIC"), Err(AcpiError::BadLength(_))));
         assert!(matches!(Fadt::parse(b"FACP"), Err(AcpiError::BadLength(_))));
     }
@@ -525,9 +558,15 @@ mod tests {
     fn s5_variants() {
         let with = |aml: &[u8]| s5_sleep_type(&table(b"DSDT", aml));
         // Without the root prefix, with One/Zero ops.
-        assert_eq!(with(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x01, 0x00]), Some((1, 0)));
+        assert_eq!(
+            with(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x01, 0x00]),
+            Some((1, 0))
+        );
         // Raw small integers as some firmware emits.
-        assert_eq!(with(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x07, 0x07]), Some((7, 7)));
+        assert_eq!(
+            with(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x07, 0x07]),
+            Some((7, 7))
+        );
         // A reference to _S5_ that is not a Name declaration is skipped.
         assert_eq!(with(&[0x70, b'_', b'S', b'5', b'_']), None);
         // Truncated package.

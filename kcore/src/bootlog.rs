@@ -47,11 +47,7 @@ pub fn write_event<W: Write>(
     message: fmt::Arguments<'_>,
 ) -> fmt::Result {
     write!(out, "{ts} {subsystem}: ")?;
-    let mut lines = LineSplitter {
-        out,
-        ts,
-        subsystem,
-    };
+    let mut lines = LineSplitter { out, ts, subsystem };
     lines.write_fmt(message)?;
     lines.out.write_char('\n')
 }
@@ -97,7 +93,9 @@ impl<W: embedded_io::Write> Write for CrlfWriter<'_, W> {
             if i > 0 {
                 self.inner.write_all(b"\r\n").map_err(|_| fmt::Error)?;
             }
-            self.inner.write_all(part.as_bytes()).map_err(|_| fmt::Error)?;
+            self.inner
+                .write_all(part.as_bytes())
+                .map_err(|_| fmt::Error)?;
         }
         Ok(())
     }
@@ -130,7 +128,9 @@ pub fn parse_line(line: &str) -> Option<ParsedLine<'_>> {
         return None;
     }
     Some(ParsedLine {
-        nanos: secs.checked_mul(1_000_000_000)?.checked_add(micros * 1_000)?,
+        nanos: secs
+            .checked_mul(1_000_000_000)?
+            .checked_add(micros * 1_000)?,
         subsystem,
         message,
     })
@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn multi_line_message_is_prefixed_on_every_line() {
         let s = event(1_000, "exc", format_args!("a\nb\r\nc"));
-        assert_eq!(s, "[0.000001] exc: a\n[0.000001] exc: b\n[0.000001] exc: c\n");
+        assert_eq!(
+            s,
+            "[0.000001] exc: a\n[0.000001] exc: b\n[0.000001] exc: c\n"
+        );
         for line in s.lines() {
             assert!(parse_line(line).is_some(), "{line:?}");
         }

@@ -331,7 +331,12 @@ mod tests {
         // family 6, model 0x55 (ext model 5, base 5), stepping 4
         t.insert(
             (1, 0),
-            [0x0005_0654, 0, (1 << 28) | (1 << 26) | (1 << 12) | (1 << 31) | (1 << 30), (1 << 25) | (1 << 26) | 1],
+            [
+                0x0005_0654,
+                0,
+                (1 << 28) | (1 << 26) | (1 << 12) | (1 << 31) | (1 << 30),
+                (1 << 25) | (1 << 26) | 1,
+            ],
         );
         t.insert((7, 0), [0, (1 << 5) | (1 << 7) | (1 << 18), 0, 0]);
         t.insert((0xd, 0), [0x7, 0, 0, 0]);
@@ -343,7 +348,12 @@ mod tests {
             let chunk = &brand[i as usize * 16..];
             t.insert(
                 (0x8000_0002 + i, 0),
-                [le(&chunk[0..4]), le(&chunk[4..8]), le(&chunk[8..12]), le(&chunk[12..16])],
+                [
+                    le(&chunk[0..4]),
+                    le(&chunk[4..8]),
+                    le(&chunk[8..12]),
+                    le(&chunk[12..16]),
+                ],
             );
         }
         Table(t)
@@ -380,7 +390,10 @@ mod tests {
             assert!(f.has(want), "{want:?}");
         }
         assert!(!f.has(Feature::Avx512f));
-        assert!(!f.has(Feature::InvariantTsc), "leaf 0x80000007 reads as zero");
+        assert!(
+            !f.has(Feature::InvariantTsc),
+            "leaf 0x80000007 reads as zero"
+        );
         assert_eq!(info.xsave_supported, 0x7);
         assert_eq!(
             f.to_string(),

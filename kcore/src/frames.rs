@@ -37,7 +37,9 @@ impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FrameError::Misaligned(a) => write!(f, "frame address {a:#x} is not 4 KiB aligned"),
-            FrameError::OutOfRange(a) => write!(f, "frame address {a:#x} is outside tracked memory"),
+            FrameError::OutOfRange(a) => {
+                write!(f, "frame address {a:#x} is outside tracked memory")
+            }
             FrameError::NotAllocated(a) => write!(f, "frame {a:#x} freed but not allocated"),
             FrameError::StorageTooSmall { needed, given } => {
                 write!(f, "bitmap needs {needed} words, got {given}")
@@ -183,7 +185,7 @@ impl<'a> FrameBitmap<'a> {
 
     /// Returns one frame to the pool.
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned(addr));
         }
         let frame = addr / FRAME_SIZE;
@@ -223,7 +225,10 @@ mod tests {
         let mut s = [0u64; 1];
         assert_eq!(
             FrameBitmap::new(&mut s, 65).unwrap_err(),
-            FrameError::StorageTooSmall { needed: 2, given: 1 }
+            FrameError::StorageTooSmall {
+                needed: 2,
+                given: 1
+            }
         );
     }
 

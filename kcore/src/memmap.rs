@@ -110,11 +110,31 @@ mod tests {
 
     fn map() -> Vec<Region> {
         vec![
-            Region { start: 0, end: 0x1000, kind: RegionKind::Reserved },
-            Region { start: 0x1000, end: 0x9f000, kind: RegionKind::Usable },
-            Region { start: 0x100000, end: 0x400000, kind: RegionKind::Bootloader },
-            Region { start: 0x400000, end: 512 * MIB, kind: RegionKind::Usable },
-            Region { start: 0xfee0_0000, end: 0xfee0_1000, kind: RegionKind::Reserved },
+            Region {
+                start: 0,
+                end: 0x1000,
+                kind: RegionKind::Reserved,
+            },
+            Region {
+                start: 0x1000,
+                end: 0x9f000,
+                kind: RegionKind::Usable,
+            },
+            Region {
+                start: 0x100000,
+                end: 0x400000,
+                kind: RegionKind::Bootloader,
+            },
+            Region {
+                start: 0x400000,
+                end: 512 * MIB,
+                kind: RegionKind::Usable,
+            },
+            Region {
+                start: 0xfee0_0000,
+                end: 0xfee0_1000,
+                kind: RegionKind::Reserved,
+            },
         ]
     }
 
@@ -142,7 +162,11 @@ mod tests {
 
     #[test]
     fn no_room_is_none() {
-        let tiny = [Region { start: 0x1000, end: 0x2000, kind: RegionKind::Usable }];
+        let tiny = [Region {
+            start: 0x1000,
+            end: 0x2000,
+            kind: RegionKind::Usable,
+        }];
         assert_eq!(place_frame_bitmap(tiny, 64 * 1024 * MIB, 0), None);
         assert_eq!(place_frame_bitmap([], MIB, 0), None);
     }

@@ -71,7 +71,9 @@ impl TickClock {
 
 /// The local APIC timer's divide configuration values (Intel SDM 11.5.4),
 /// indexed by log2 of the divisor (1, 2, 4, …, 128).
-pub const APIC_DIVIDE_CONFIG: [u32; 8] = [0b1011, 0b0000, 0b0001, 0b0010, 0b0011, 0b1000, 0b1001, 0b1010];
+pub const APIC_DIVIDE_CONFIG: [u32; 8] = [
+    0b1011, 0b0000, 0b0001, 0b0010, 0b0011, 0b1000, 0b1001, 0b1010,
+];
 
 /// The initial count that makes the APIC timer fire every `period_ns`, given
 /// its frequency `hz` at the chosen divisor. `None` if it would be 0 or

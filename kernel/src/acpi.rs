@@ -24,7 +24,10 @@ pub struct AcpiFacts {
 pub fn init(rsdp: Option<u64>) -> AcpiFacts {
     let mut facts = AcpiFacts::default();
     let Some(rsdp) = rsdp else {
-        klog!("acpi", "no RSDP from the bootloader; ACPI power-off unavailable");
+        klog!(
+            "acpi",
+            "no RSDP from the bootloader; ACPI power-off unavailable"
+        );
         return facts;
     };
     let mem = PhysWindow;
@@ -80,7 +83,10 @@ pub fn init(rsdp: Option<u64>) -> AcpiFacts {
             });
             klog!("acpi", "power-off via PM1a_CNT {pm1a_cnt:#x}, S5 type {a}");
         }
-        _ => klog!("acpi", "no usable \\_S5 or PM1a_CNT; ACPI power-off unavailable"),
+        _ => klog!(
+            "acpi",
+            "no usable \\_S5 or PM1a_CNT; ACPI power-off unavailable"
+        ),
     }
     facts
 }

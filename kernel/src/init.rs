@@ -64,7 +64,11 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         enabled.xcr0,
         xstate_names(enabled.xcr0),
         enabled.xsave_area,
-        if enabled.avx_verified { ", AVX verified" } else { "" },
+        if enabled.avx_verified {
+            ", AVX verified"
+        } else {
+            ""
+        },
         if enabled.nx { "on" } else { "unavailable" }
     );
 
@@ -206,7 +210,11 @@ fn report_cpu(cpu: &CpuInfo) {
         cpu.family,
         cpu.model,
         cpu.stepping,
-        if cpu.hypervisor.is_some() { ", hypervisor " } else { "" },
+        if cpu.hypervisor.is_some() {
+            ", hypervisor "
+        } else {
+            ""
+        },
         cpu.hypervisor_str().unwrap_or("")
     );
     klog!("cpu", "features: {}", cpu.features);

@@ -38,7 +38,7 @@ fn jitter_word() -> u64 {
 pub fn init(has_rdseed: bool, has_rdrand: bool) -> SeedSource {
     let mut seed = [0u8; 32];
     let mut source = SeedSource::Jitter;
-    for chunk in seed.chunks_exact_mut(8) {
+    for chunk in seed.as_chunks_mut::<8>().0 {
         let word = if has_rdseed && let Some(w) = hw::rdseed64() {
             source = SeedSource::Rdseed;
             w
@@ -50,7 +50,7 @@ pub fn init(has_rdseed: bool, has_rdrand: bool) -> SeedSource {
         } else {
             jitter_word()
         };
-        chunk.copy_from_slice(&word.to_le_bytes());
+        *chunk = word.to_le_bytes();
     }
     *RNG.lock() = Some(ChaCha20Rng::from_seed(seed));
     match source {

@@ -13,11 +13,17 @@ const PREFIX: &[u8] = b"llmos-test:";
 /// The scenario named in the ramdisk, if any.
 pub fn scenario(ramdisk: Option<&[u8]>) -> Option<&str> {
     let rest = ramdisk?.strip_prefix(PREFIX)?;
-    let end = rest.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(rest.len());
     core::str::from_utf8(&rest[..end]).ok()
 }
 
+/// Recurses until the kernel stack's guard page stops it; the 512-byte
+/// frame and `black_box` keep the compiler from turning it into a loop.
 #[inline(never)]
+#[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
     let frame = core::hint::black_box([depth; 64]);
     frame[0] + recurse(core::hint::black_box(depth + 1))
@@ -52,7 +58,11 @@ fn heap_growth() {
         let fill = (blocks.len() % 251) as u8;
         blocks.push(alloc::vec![fill; size]);
         total += size;
-        size = if size >= 4 * 1024 * 1024 { 1 } else { size * 3 + 1 };
+        size = if size >= 4 * 1024 * 1024 {
+            1
+        } else {
+            size * 3 + 1
+        };
     }
     let ok = blocks
         .iter()

@@ -38,9 +38,11 @@ pub fn calibrate() -> (u64, Source) {
             None => (ASSUMED_TSC_HZ, Source::Assumed),
         },
     };
-    let clock = CLOCK.call_once(|| TickClock::new(hz, tsc::read()).unwrap_or_else(|| {
-        TickClock::new(ASSUMED_TSC_HZ, tsc::read()).expect("non-zero constant")
-    }));
+    let clock = CLOCK.call_once(|| {
+        TickClock::new(hz, tsc::read()).unwrap_or_else(|| {
+            TickClock::new(ASSUMED_TSC_HZ, tsc::read()).expect("non-zero constant")
+        })
+    });
     (clock.hz(), source)
 }
 

@@ -61,13 +61,17 @@ pub fn probe_kvm(image: &Path, deadline: Duration) -> Result<Duration, String> {
     cfg.accel = Accel::Kvm;
     cfg.memory_mib = 256;
     let start = Instant::now();
-    let mut m = Machine::spawn(&cfg, None).map_err(|e| format!("QEMU with KVM failed to start: {e:#}"))?;
+    let mut m =
+        Machine::spawn(&cfg, None).map_err(|e| format!("QEMU with KVM failed to start: {e:#}"))?;
     let ready = Regex::new(r"kernel: ready").expect("static regex");
     let result = m.wait_for(&ready, deadline);
     m.kill();
     match result {
         Ok(_) => Ok(start.elapsed()),
-        Err(e) => Err(format!("a KVM probe boot did not reach `kernel: ready` in {deadline:?} ({})", e.reason)),
+        Err(e) => Err(format!(
+            "a KVM probe boot did not reach `kernel: ready` in {deadline:?} ({})",
+            e.reason
+        )),
     }
 }
 

@@ -94,7 +94,11 @@ impl Config {
 
     /// The arguments after the QEMU binary. `ovmf` is required for UEFI;
     /// `vars_copy` is the per-run writable copy of the OVMF variable store.
-    pub fn args(&self, ovmf: Option<&Ovmf>, vars_copy: Option<&std::path::Path>) -> Result<Vec<OsString>, String> {
+    pub fn args(
+        &self,
+        ovmf: Option<&Ovmf>,
+        vars_copy: Option<&std::path::Path>,
+    ) -> Result<Vec<OsString>, String> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&str]| a.extend(parts.iter().map(OsString::from));
         push(&["-machine", "q35"]);
@@ -106,9 +110,17 @@ impl Config {
             return Err("--smp must be at least 1".into());
         }
         if self.memory_mib < 128 {
-            return Err(format!("--mem {} MiB is too small; llmos needs at least 128 MiB", self.memory_mib));
+            return Err(format!(
+                "--mem {} MiB is too small; llmos needs at least 128 MiB",
+                self.memory_mib
+            ));
         }
-        push(&["-smp", &self.smp.to_string(), "-m", &format!("{}M", self.memory_mib)]);
+        push(&[
+            "-smp",
+            &self.smp.to_string(),
+            "-m",
+            &format!("{}M", self.memory_mib),
+        ]);
         push(&["-no-reboot"]);
         match self.display {
             Display::None => push(&["-display", "none"]),
@@ -124,7 +136,8 @@ impl Config {
         if self.firmware == FirmwareKind::Uefi {
             match ovmf {
                 Some(Ovmf::Split { code, .. }) => {
-                    let vars = vars_copy.ok_or("UEFI with split OVMF needs a writable VARS copy")?;
+                    let vars =
+                        vars_copy.ok_or("UEFI with split OVMF needs a writable VARS copy")?;
                     let mut c = OsString::from("if=pflash,format=raw,unit=0,readonly=on,file=");
                     c.push(code);
                     let mut v = OsString::from("if=pflash,format=raw,unit=1,file=");
@@ -189,11 +202,22 @@ mod tests {
         assert!(has_pair(&a, "-serial", "stdio"));
         assert!(has_pair(&a, "-monitor", "none"));
         assert!(has_pair(&a, "-display", "none"));
-        assert!(has_pair(&a, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"));
-        assert!(has_pair(&a, "-drive", "format=raw,snapshot=on,file=/x/llmos-bios.img"));
+        assert!(has_pair(
+            &a,
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04"
+        ));
+        assert!(has_pair(
+            &a,
+            "-drive",
+            "format=raw,snapshot=on,file=/x/llmos-bios.img"
+        ));
         assert!(has_pair(&a, "-nic", "none"));
         assert!(a.contains(&"-no-reboot".to_string()));
-        assert!(!a.iter().any(|s| s.contains("pflash") || s == "-bios" || s == "-gdb"));
+        assert!(
+            !a.iter()
+                .any(|s| s.contains("pflash") || s == "-bios" || s == "-gdb")
+        );
     }
 
     #[test]
@@ -204,15 +228,29 @@ mod tests {
         c.firmware = FirmwareKind::Uefi;
         c.smp = 4;
         c.memory_mib = 2048;
-        let ovmf = Ovmf::Split { code: "/fw/CODE.fd".into(), vars: "/fw/VARS.fd".into() };
-        let a = strs(&c.args(Some(&ovmf), Some(std::path::Path::new("/tmp/vars"))).unwrap());
+        let ovmf = Ovmf::Split {
+            code: "/fw/CODE.fd".into(),
+            vars: "/fw/VARS.fd".into(),
+        };
+        let a = strs(
+            &c.args(Some(&ovmf), Some(std::path::Path::new("/tmp/vars")))
+                .unwrap(),
+        );
         assert!(has_pair(&a, "-accel", "kvm"));
         assert!(has_pair(&a, "-cpu", "host"));
         assert!(has_pair(&a, "-serial", "mon:stdio"));
         assert!(!a.contains(&"-monitor".to_string()));
         assert!(has_pair(&a, "-smp", "4"));
-        assert!(has_pair(&a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd"));
-        assert!(has_pair(&a, "-drive", "if=pflash,format=raw,unit=1,file=/tmp/vars"));
+        assert!(has_pair(
+            &a,
+            "-drive",
+            "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd"
+        ));
+        assert!(has_pair(
+            &a,
+            "-drive",
+            "if=pflash,format=raw,unit=1,file=/tmp/vars"
+        ));
         // Firmware comes before the boot disk.
         let fw = a.iter().position(|s| s.contains("pflash")).unwrap();
         let disk = a.iter().position(|s| s.contains("snapshot=on")).unwrap();
@@ -223,17 +261,29 @@ mod tests {
     fn uefi_combined_and_missing() {
         let mut c = Config::new("/img");
         c.firmware = FirmwareKind::Uefi;
-        let a = strs(&c.args(Some(&Ovmf::Combined("/fw/OVMF.fd".into())), None).unwrap());
+        let a = strs(
+            &c.args(Some(&Ovmf::Combined("/fw/OVMF.fd".into())), None)
+                .unwrap(),
+        );
         assert!(has_pair(&a, "-bios", "/fw/OVMF.fd"));
         assert!(c.args(None, None).is_err());
-        let split = Ovmf::Split { code: "/c".into(), vars: "/v".into() };
-        assert!(c.args(Some(&split), None).is_err(), "split OVMF needs a VARS copy");
+        let split = Ovmf::Split {
+            code: "/c".into(),
+            vars: "/v".into(),
+        };
+        assert!(
+            c.args(Some(&split), None).is_err(),
+            "split OVMF needs a VARS copy"
+        );
     }
 
     #[test]
     fn network_and_gdb() {
         let mut c = Config::new("/img");
-        c.network = Some(vec![PortForward { host: 18080, guest: 8080 }]);
+        c.network = Some(vec![PortForward {
+            host: 18080,
+            guest: 8080,
+        }]);
         c.gdb_port = Some(1234);
         c.gdb_wait = true;
         let a = strs(&c.args(None, None).unwrap());

@@ -21,10 +21,22 @@ pub enum Ovmf {
 /// Well-known locations, in order of preference (Debian/Ubuntu, Fedora,
 /// Arch). Each entry is (code, vars).
 const SPLIT_CANDIDATES: &[(&str, &str)] = &[
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
-    ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    ),
+    (
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_VARS.fd",
+    ),
+    (
+        "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+        "/usr/share/edk2/ovmf/OVMF_VARS.fd",
+    ),
+    (
+        "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
+        "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
+    ),
 ];
 const COMBINED_CANDIDATES: &[&str] = &["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
 
@@ -52,7 +64,10 @@ fn find_in(
         (Some(c), Some(v)) => {
             for p in [&c, &v] {
                 if !p.is_file() {
-                    bail!("OVMF file {} (from LLMOS_OVMF_CODE/VARS) does not exist", p.display());
+                    bail!(
+                        "OVMF file {} (from LLMOS_OVMF_CODE/VARS) does not exist",
+                        p.display()
+                    );
                 }
             }
             return Ok(Ovmf::Split { code: c, vars: v });
@@ -64,7 +79,10 @@ fn find_in(
     }
     if let Some(c) = combined {
         if !c.is_file() {
-            bail!("OVMF image {} (from LLMOS_OVMF) does not exist", c.display());
+            bail!(
+                "OVMF image {} (from LLMOS_OVMF) does not exist",
+                c.display()
+            );
         }
         return Ok(Ovmf::Combined(c));
     }
@@ -98,7 +116,11 @@ mod tests {
         let vars = d.path().join("VARS.fd");
         let comb = d.path().join("OVMF.fd");
         std::fs::write(&comb, b"x").unwrap();
-        let (cs, vs, cb) = (code.to_str().unwrap(), vars.to_str().unwrap(), comb.to_str().unwrap());
+        let (cs, vs, cb) = (
+            code.to_str().unwrap(),
+            vars.to_str().unwrap(),
+            comb.to_str().unwrap(),
+        );
         assert_eq!(
             find_in(None, None, None, &[(cs, vs)], &[cb]).unwrap(),
             Ovmf::Combined(comb.clone())
@@ -107,7 +129,10 @@ mod tests {
         std::fs::write(&vars, b"x").unwrap();
         assert_eq!(
             find_in(None, None, None, &[(cs, vs)], &[cb]).unwrap(),
-            Ovmf::Split { code: code.clone(), vars: vars.clone() }
+            Ovmf::Split {
+                code: code.clone(),
+                vars: vars.clone()
+            }
         );
     }
 
@@ -115,7 +140,8 @@ mod tests {
     fn overrides_are_checked() {
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("nope");
-        let err = find_in(Some(missing.clone()), Some(missing.clone()), None, &[], &[]).unwrap_err();
+        let err =
+            find_in(Some(missing.clone()), Some(missing.clone()), None, &[], &[]).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
         let err = find_in(Some(missing), None, None, &[], &[]).unwrap_err();
         assert!(err.to_string().contains("both"), "{err}");

@@ -58,7 +58,11 @@ pub struct WaitError {
 
 impl std::fmt::Display for WaitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\n----- serial log -----\n{}\n----- end of serial log -----", self.reason, self.serial)
+        write!(
+            f,
+            "{}\n----- serial log -----\n{}\n----- end of serial log -----",
+            self.reason, self.serial
+        )
     }
 }
 
@@ -75,7 +79,11 @@ pub struct Machine {
     _vars: Option<tempfile::NamedTempFile>,
 }
 
-fn pump(mut from: impl Read + Send + 'static, into: Arc<Capture>, mut log: Option<File>) -> JoinHandle<()> {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Capture>,
+    mut log: Option<File>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -101,7 +109,10 @@ impl Machine {
     /// must be [`SerialMode::Captured`]); the serial output is also written
     /// to `serial_log` if given.
     pub fn spawn(cfg: &Config, serial_log: Option<&Path>) -> Result<Self> {
-        anyhow::ensure!(cfg.serial == SerialMode::Captured, "Machine::spawn needs captured serial");
+        anyhow::ensure!(
+            cfg.serial == SerialMode::Captured,
+            "Machine::spawn needs captured serial"
+        );
         let (ovmf, vars) = uefi_files(cfg)?;
         let args = cfg
             .args(ovmf.as_ref(), vars.as_ref().map(|v| v.path()))
@@ -117,9 +128,13 @@ impl Machine {
     /// harness's own tests use a shell here).
     pub fn spawn_command(mut cmd: Command, serial_log: Option<&Path>) -> Result<Self> {
         let command_line = format!("{cmd:?}");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| {
-            format!("starting {command_line} (is QEMU installed? `bash scripts/setup.sh` installs it)")
+            format!(
+                "starting {command_line} (is QEMU installed? `bash scripts/setup.sh` installs it)"
+            )
         })?;
         let log = match serial_log {
             Some(p) => Some(File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -129,7 +144,10 @@ impl Machine {
         let stderr = Arc::new(Capture::default());
         let out = child.stdout.take().context("child stdout")?;
         let err = child.stderr.take().context("child stderr")?;
-        let readers = vec![pump(out, serial.clone(), log), pump(err, stderr.clone(), None)];
+        let readers = vec![
+            pump(out, serial.clone(), log),
+            pump(err, stderr.clone(), None),
+        ];
         Ok(Self {
             child,
             serial,
@@ -212,7 +230,9 @@ impl Machine {
                     }
                     return Ok(Outcome::from_status(status));
                 }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(None) => {
                     self.kill();
                     return Err(self.error(format!("QEMU did not exit within {timeout:?}")));
@@ -268,10 +288,19 @@ mod tests {
 
     #[test]
     fn waits_for_a_pattern_and_exit_code() {
-        let mut m = sh("echo '[0.1] kernel: booting'; sleep 0.2; echo '[0.3] kernel: ready'; exit 33");
-        let got = m.wait_for(&Regex::new(r"kernel: ready").unwrap(), Duration::from_secs(10)).unwrap();
+        let mut m =
+            sh("echo '[0.1] kernel: booting'; sleep 0.2; echo '[0.3] kernel: ready'; exit 33");
+        let got = m
+            .wait_for(
+                &Regex::new(r"kernel: ready").unwrap(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
         assert_eq!(got, "kernel: ready");
-        assert_eq!(m.wait_exit(Duration::from_secs(10)).unwrap(), Outcome::Success);
+        assert_eq!(
+            m.wait_exit(Duration::from_secs(10)).unwrap(),
+            Outcome::Success
+        );
         assert!(m.serial().contains("booting"));
     }
 
@@ -279,7 +308,9 @@ mod tests {
     fn timeout_kills_and_attaches_the_log() {
         let mut m = sh("echo 'still booting'; sleep 30");
         let t0 = Instant::now();
-        let err = m.wait_for(&Regex::new("never").unwrap(), Duration::from_millis(300)).unwrap_err();
+        let err = m
+            .wait_for(&Regex::new("never").unwrap(), Duration::from_millis(300))
+            .unwrap_err();
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert!(err.reason.contains("timed out"), "{err}");
         assert!(err.serial.contains("still booting"));
@@ -289,7 +320,9 @@ mod tests {
     #[test]
     fn early_exit_is_reported_with_status_and_stderr() {
         let mut m = sh("echo 'boom' >&2; exit 35");
-        let err = m.wait_for(&Regex::new("ready").unwrap(), Duration::from_secs(10)).unwrap_err();
+        let err = m
+            .wait_for(&Regex::new("ready").unwrap(), Duration::from_secs(10))
+            .unwrap_err();
         assert!(err.reason.contains("exited before"), "{err}");
         assert!(err.reason.contains("exit 35"), "{err}");
         assert!(err.reason.contains("boom"), "{err}");

@@ -45,7 +45,9 @@ impl Outcome {
                  (a triple fault with -no-reboot looks like this)"
                     .into(),
             ),
-            1 => Outcome::Infrastructure("QEMU exited 1: QEMU itself failed (see its stderr)".into()),
+            1 => {
+                Outcome::Infrastructure("QEMU exited 1: QEMU itself failed (see its stderr)".into())
+            }
             c => Outcome::Infrastructure(format!("QEMU exited with unexpected code {c}")),
         }
     }
@@ -72,16 +74,29 @@ mod tests {
         assert_eq!(Outcome::from_code(33), Outcome::Success);
         assert_eq!(Outcome::from_code(35), Outcome::KernelFailure);
         for c in [0, 1, 2, 34, 255] {
-            assert!(matches!(Outcome::from_code(c), Outcome::Infrastructure(_)), "{c}");
+            assert!(
+                matches!(Outcome::from_code(c), Outcome::Infrastructure(_)),
+                "{c}"
+            );
         }
-        assert!(Outcome::from_code(1).to_string().contains("QEMU itself failed"));
+        assert!(
+            Outcome::from_code(1)
+                .to_string()
+                .contains("QEMU itself failed")
+        );
     }
 
     #[test]
     fn signals_are_infrastructure() {
         use std::os::unix::process::ExitStatusExt;
         let s = ExitStatus::from_raw(9); // killed by SIGKILL
-        assert!(matches!(Outcome::from_status(s), Outcome::Infrastructure(_)));
-        assert_eq!(Outcome::from_status(ExitStatus::from_raw(33 << 8)), Outcome::Success);
+        assert!(matches!(
+            Outcome::from_status(s),
+            Outcome::Infrastructure(_)
+        ));
+        assert_eq!(
+            Outcome::from_status(ExitStatus::from_raw(33 << 8)),
+            Outcome::Success
+        );
     }
 }

@@ -65,7 +65,11 @@ pub fn build_kernel(variant: Variant) -> Result<PathBuf> {
 
 /// `cargo xtask build`.
 pub fn build(args: &BuildArgs) -> Result<PathBuf> {
-    let path = build_kernel(if args.test_hooks { Variant::TestHooks } else { Variant::Normal })?;
+    let path = build_kernel(if args.test_hooks {
+        Variant::TestHooks
+    } else {
+        Variant::Normal
+    })?;
     eprintln!("kernel: {}", path.display());
     Ok(path)
 }

@@ -47,7 +47,8 @@ impl Need {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 fn is_root() -> bool {
@@ -113,7 +114,10 @@ pub fn ensure(needs: &[Need], why: &str) -> Result<()> {
     install(&missing, why)?;
     for n in needs {
         if !n.present() {
-            bail!("{why}: {} is still missing after installing it", n.package());
+            bail!(
+                "{why}: {} is still missing after installing it",
+                n.package()
+            );
         }
     }
     Ok(())
@@ -123,13 +127,21 @@ pub fn ensure(needs: &[Need], why: &str) -> Result<()> {
 pub fn setup(args: &SetupArgs) -> Result<()> {
     let list = std::fs::read_to_string(paths::root().join("scripts/debian-packages.txt"))?;
     let wanted = listed_packages(&list);
-    let missing: Vec<String> = wanted.iter().filter(|p| !dpkg_installed(p)).cloned().collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|p| !dpkg_installed(p))
+        .cloned()
+        .collect();
     if missing.is_empty() {
         eprintln!("all system packages present: {}", wanted.join(" "));
         return Ok(());
     }
     if args.check {
-        bail!("missing: {}; install with:\n  {}", missing.join(" "), install_command(&missing));
+        bail!(
+            "missing: {}; install with:\n  {}",
+            missing.join(" "),
+            install_command(&missing)
+        );
     }
     install(&missing, "setup")
 }
@@ -146,16 +158,31 @@ mod tests {
 
     #[test]
     fn the_real_list_has_what_the_kernel_tests_need() {
-        let text = std::fs::read_to_string(paths::root().join("scripts/debian-packages.txt")).unwrap();
+        let text =
+            std::fs::read_to_string(paths::root().join("scripts/debian-packages.txt")).unwrap();
         let list = listed_packages(&text);
-        for p in ["qemu-system-x86", "ovmf", "cmake", "clang", "libclang-dev", "cpio", "python3-pip"] {
-            assert!(list.iter().any(|x| x == p), "{p} missing from debian-packages.txt");
+        for p in [
+            "qemu-system-x86",
+            "ovmf",
+            "cmake",
+            "clang",
+            "libclang-dev",
+            "cpio",
+            "python3-pip",
+        ] {
+            assert!(
+                list.iter().any(|x| x == p),
+                "{p} missing from debian-packages.txt"
+            );
         }
     }
 
     #[test]
     fn install_hint_is_a_real_command() {
         let cmd = install_command(&["a".into(), "b".into()]);
-        assert_eq!(cmd, "sudo apt-get update && sudo apt-get install -y --no-install-recommends a b");
+        assert_eq!(
+            cmd,
+            "sudo apt-get update && sudo apt-get install -y --no-install-recommends a b"
+        );
     }
 }

@@ -34,10 +34,16 @@ impl ContentArgs {
     /// Rejects options whose machinery has not landed yet.
     pub fn check_supported(&self) -> Result<()> {
         if self.init.is_some() || !self.init_args.is_empty() {
-            return not_yet("--init", "running Linux programs arrives with the Linux ABI work");
+            return not_yet(
+                "--init",
+                "running Linux programs arrives with the Linux ABI work",
+            );
         }
         if !self.add.is_empty() {
-            return not_yet("--add", "the initrd filesystem arrives with the RAM filesystem work");
+            return not_yet(
+                "--add",
+                "the initrd filesystem arrives with the RAM filesystem work",
+            );
         }
         if self.model.is_some() {
             return not_yet("--model", "models arrive with the LLM runtime");
@@ -66,7 +72,12 @@ pub struct Images {
 
 /// Writes a BIOS and a UEFI image for `kernel` (+ optional ramdisk) into
 /// `dir`, named `<prefix>bios.img` / `<prefix>uefi.img`.
-pub fn write_pair(kernel: &Path, ramdisk: Option<&Path>, dir: &Path, prefix: &str) -> Result<Images> {
+pub fn write_pair(
+    kernel: &Path,
+    ramdisk: Option<&Path>,
+    dir: &Path,
+    prefix: &str,
+) -> Result<Images> {
     let spec = ImageSpec {
         kernel: kernel.to_owned(),
         ramdisk: ramdisk.map(Path::to_owned),
@@ -102,7 +113,10 @@ pub fn build_test_images() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     progress::header("writing test images");
     for scenario in TEST_SCENARIOS {
-        if !scenario.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+        if !scenario
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        {
             bail!("bad scenario name {scenario:?}");
         }
         let ramdisk = dir.join(format!("{scenario}.ramdisk"));
@@ -115,7 +129,11 @@ pub fn build_test_images() -> Result<()> {
 /// `cargo xtask image`.
 pub fn image(args: &ImageArgs) -> Result<Images> {
     let images = build_images(&args.content)?;
-    eprintln!("BIOS image: {}\nUEFI image: {}", images.bios.display(), images.uefi.display());
+    eprintln!(
+        "BIOS image: {}\nUEFI image: {}",
+        images.bios.display(),
+        images.uefi.display()
+    );
     Ok(images)
 }
 
@@ -129,17 +147,32 @@ mod tests {
             init: Some("/bin/true".into()),
             ..Default::default()
         };
-        assert!(c.check_supported().unwrap_err().to_string().starts_with("not yet supported: --init"));
+        assert!(
+            c.check_supported()
+                .unwrap_err()
+                .to_string()
+                .starts_with("not yet supported: --init")
+        );
         let c = ContentArgs {
             add: vec!["a:b".into()],
             ..Default::default()
         };
-        assert!(c.check_supported().unwrap_err().to_string().starts_with("not yet supported: --add"));
+        assert!(
+            c.check_supported()
+                .unwrap_err()
+                .to_string()
+                .starts_with("not yet supported: --add")
+        );
         let c = ContentArgs {
             model: Some("m.gguf".into()),
             ..Default::default()
         };
-        assert!(c.check_supported().unwrap_err().to_string().starts_with("not yet supported: --model"));
+        assert!(
+            c.check_supported()
+                .unwrap_err()
+                .to_string()
+                .starts_with("not yet supported: --model")
+        );
         let c = ContentArgs {
             no_model: true,
             ..Default::default()

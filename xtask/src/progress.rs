@@ -31,7 +31,10 @@ pub fn spin<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     bar.finish_and_clear();
     match &result {
         Ok(_) => eprintln!("    {name}: done in {:.1}s", start.elapsed().as_secs_f64()),
-        Err(_) => eprintln!("    {name}: FAILED after {:.1}s", start.elapsed().as_secs_f64()),
+        Err(_) => eprintln!(
+            "    {name}: FAILED after {:.1}s",
+            start.elapsed().as_secs_f64()
+        ),
     }
     result
 }
@@ -54,7 +57,10 @@ pub fn render(cmd: &Command) -> String {
 
 fn quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
         s.into_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -66,7 +72,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     let line = render(cmd);
     eprintln!("$ {line}");
     let start = Instant::now();
-    let status = cmd.status().with_context(|| format!("could not start `{line}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{line}`"))?;
     if !status.success() {
         bail!("`{line}` failed ({status})");
     }

@@ -69,7 +69,9 @@ pub fn parse_mem(s: &str) -> Result<u64, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a size like 512M or 2G"))?;
-    let mib = n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;
+    let mib = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
     if mib < 128 {
         return Err(format!("{mib} MiB is too small; llmos needs at least 128M"));
     }
@@ -92,13 +94,18 @@ fn resolve_accel(choice: AccelArg, probe_image: &Path) -> Result<Accel> {
                 return Ok(Accel::Tcg);
             }
             // Cache the verdict per host boot: probing costs seconds.
-            let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+            let boot_id =
+                std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
             let cache = paths::target().join("kvm-probe");
             if let Ok(c) = std::fs::read_to_string(&cache)
                 && let Some((id, verdict)) = c.split_once('\n')
                 && id == boot_id.trim()
             {
-                return Ok(if verdict.trim() == "kvm" { Accel::Kvm } else { Accel::Tcg });
+                return Ok(if verdict.trim() == "kvm" {
+                    Accel::Kvm
+                } else {
+                    Accel::Tcg
+                });
             }
             let verdict = progress::spin("probing whether KVM works here", || {
                 Ok(accel::probe_kvm(probe_image, Duration::from_secs(10)))
@@ -122,9 +129,16 @@ fn resolve_accel(choice: AccelArg, probe_image: &Path) -> Result<Accel> {
 /// `cargo xtask run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     if args.port.is_some() {
-        return not_yet("--port", "the network stack and API server arrive with the networking work");
+        return not_yet(
+            "--port",
+            "the network stack and API server arrive with the networking work",
+        );
     }
-    let firmware = if args.uefi { FirmwareKind::Uefi } else { FirmwareKind::Bios };
+    let firmware = if args.uefi {
+        FirmwareKind::Uefi
+    } else {
+        FirmwareKind::Bios
+    };
     let mut needs = vec![Need::Qemu];
     if firmware == FirmwareKind::Uefi {
         needs.push(Need::Ovmf);
@@ -143,7 +157,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     cfg.smp = args.smp;
     cfg.memory_mib = args.mem;
     cfg.serial = SerialMode::Interactive;
-    cfg.display = if args.display { Display::Window } else { Display::None };
+    cfg.display = if args.display {
+        Display::Window
+    } else {
+        Display::None
+    };
     if args.gdb {
         cfg.gdb_port = Some(1234);
         cfg.gdb_wait = true;
@@ -155,12 +173,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let mut cmd = Command::new(qemu_binary());
     cmd.args(&qemu_args);
-    progress::header(&format!("booting {} under {accel} (Ctrl-A X quits)", image.display()));
+    progress::header(&format!(
+        "booting {} under {accel} (Ctrl-A X quits)",
+        image.display()
+    ));
     eprintln!("$ {}", progress::render(&cmd));
     let status = cmd.status().context("starting QEMU")?;
     match Outcome::from_status(status) {
         Outcome::Success => Ok(()),
-        Outcome::KernelFailure => bail!("the kernel reported a failure (QEMU exit 35); see the log above"),
+        Outcome::KernelFailure => {
+            bail!("the kernel reported a failure (QEMU exit 35); see the log above")
+        }
         Outcome::Infrastructure(_) if status.code() == Some(0) => {
             eprintln!("QEMU exited (quit from the console, or the guest reset)");
             Ok(())

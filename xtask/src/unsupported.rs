@@ -14,6 +14,9 @@ mod tests {
     #[test]
     fn message_starts_with_the_contract_phrase() {
         let e = super::not_yet("--port", "needs networking").unwrap_err();
-        assert_eq!(e.to_string(), "not yet supported: --port (needs networking)");
+        assert_eq!(
+            e.to_string(),
+            "not yet supported: --port (needs networking)"
+        );
     }
 }

@@ -92,7 +92,13 @@ pub fn map_fresh(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapE
         let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
         // SAFETY: `frame` was just allocated, so nothing else uses it; it is
         // reachable through the physical-memory mapping at `offset`.
-        unsafe { core::ptr::write_bytes((offset + frame.start_address().as_u64()) as *mut u8, 0, 4096) };
+        unsafe {
+            core::ptr::write_bytes(
+                (offset + frame.start_address().as_u64()) as *mut u8,
+                0,
+                4096,
+            )
+        };
         // SAFETY: mapping a fresh, zeroed frame at an unused kernel address
         // cannot alias other memory; the flush makes it visible.
         match unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) } {
@@ -113,7 +119,12 @@ pub fn map_fresh(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapE
 /// The physical range must be device memory or memory nobody else owns in a
 /// way the new mapping could violate (for example RAM a frame allocator may
 /// hand out); the caller picks `flags` that suit it (uncached for MMIO).
-pub unsafe fn map_phys(virt: u64, phys: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
+pub unsafe fn map_phys(
+    virt: u64,
+    phys: u64,
+    len: u64,
+    flags: PageTableFlags,
+) -> Result<(), MapError> {
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
     for (i, page) in pages(virt, len)?.enumerate() {
@@ -133,7 +144,9 @@ pub fn translate(virt: u64) -> Option<u64> {
     let mapper = guard.as_ref()?;
     let v = VirtAddr::try_new(virt).ok()?;
     match mapper.translate(v) {
-        TranslateResult::Mapped { frame, offset, .. } => Some(frame.start_address().as_u64() + offset),
+        TranslateResult::Mapped { frame, offset, .. } => {
+            Some(frame.start_address().as_u64() + offset)
+        }
         _ => None,
     }
 }

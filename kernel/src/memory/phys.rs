@@ -28,8 +28,13 @@ impl PhysMemory for PhysWindow {
                     // be had the bootloader mapped it; nothing writes through
                     // it.
                     unsafe {
-                        paging::map_phys(offset + page, page, 4096, PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE)
-                            .ok()?;
+                        paging::map_phys(
+                            offset + page,
+                            page,
+                            4096,
+                            PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE,
+                        )
+                        .ok()?;
                     }
                 }
             }

@@ -80,13 +80,17 @@ pub fn enable(info: &CpuInfo) -> Enabled {
         unsafe { Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE)) };
     }
 
-    let avx_verified = xcr0 & xstate::AVX != 0 && f.has(Feature::Avx) && {
-        // SAFETY: AVX state is enabled in XCR0 and CPUID reports AVX, so the
-        // instruction is valid; it clobbers only ymm0, which holds no
-        // kernel or user state yet (declared as clobbered).
-        unsafe { core::arch::asm!("vpxor xmm0, xmm0, xmm0", "vxorps ymm0, ymm0, ymm0", out("xmm0") _, options(nomem, nostack)) };
-        true
-    };
+    let avx_verified = xcr0 & xstate::AVX != 0
+        && f.has(Feature::Avx)
+        && {
+            // SAFETY: AVX state is enabled in XCR0 and CPUID reports AVX, so the
+            // instruction is valid; it clobbers only ymm0, which holds no
+            // kernel or user state yet (declared as clobbered).
+            unsafe {
+                core::arch::asm!("vpxor xmm0, xmm0, xmm0", "vxorps ymm0, ymm0, ymm0", out("xmm0") _, options(nomem, nostack))
+            };
+            true
+        };
 
     Enabled {
         xcr0,

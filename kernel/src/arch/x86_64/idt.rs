@@ -15,7 +15,9 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use ::x86_64::registers::control::Cr2;
-use ::x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+use ::x86_64::structures::idt::{
+    InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode,
+};
 use kcore::bootlog::{Timestamp, write_event};
 use spin::Lazy;
 
@@ -72,7 +74,11 @@ with_code!(stack_segment, 12, "stack-segment fault (#SS)");
 with_code!(general_protection, 13, "general protection fault (#GP)");
 plain!(x87_floating_point, 16, "x87 floating-point exception (#MF)");
 with_code!(alignment_check, 17, "alignment check (#AC)");
-plain!(simd_floating_point, 19, "SIMD floating-point exception (#XM)");
+plain!(
+    simd_floating_point,
+    19,
+    "SIMD floating-point exception (#XM)"
+);
 plain!(virtualization, 20, "virtualization exception (#VE)");
 with_code!(control_protection, 21, "control protection exception (#CP)");
 plain!(hv_injection, 28, "hypervisor injection exception (#HV)");
@@ -80,7 +86,13 @@ with_code!(vmm_communication, 29, "VMM communication exception (#VC)");
 with_code!(security, 30, "security exception (#SX)");
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
-    die(2, "non-maskable interrupt (NMI)", None, &frame, format_args!(""));
+    die(
+        2,
+        "non-maskable interrupt (NMI)",
+        None,
+        &frame,
+        format_args!(""),
+    );
 }
 
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
@@ -91,10 +103,18 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
             "double fault (#DF)",
             Some(code),
             &frame,
-            format_args!(": kernel stack overflow, guard page of the `{stack}` stack hit at {cr2:#x}"),
+            format_args!(
+                ": kernel stack overflow, guard page of the `{stack}` stack hit at {cr2:#x}"
+            ),
         )
     }
-    die(8, "double fault (#DF)", Some(code), &frame, format_args!(""))
+    die(
+        8,
+        "double fault (#DF)",
+        Some(code),
+        &frame,
+        format_args!(""),
+    )
 }
 
 extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
@@ -121,7 +141,9 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
             "page fault (#PF)",
             Some(code.bits()),
             &frame,
-            format_args!(": kernel stack overflow, guard page of the `{stack}` stack hit at {cr2:#x}"),
+            format_args!(
+                ": kernel stack overflow, guard page of the `{stack}` stack hit at {cr2:#x}"
+            ),
         )
     }
     die(
@@ -150,19 +172,23 @@ fn build(use_ist: bool) -> InterruptDescriptorTable {
     idt.overflow.set_handler_fn(overflow);
     idt.bound_range_exceeded.set_handler_fn(bound_range);
     idt.invalid_opcode.set_handler_fn(invalid_opcode);
-    idt.device_not_available.set_handler_fn(device_not_available);
+    idt.device_not_available
+        .set_handler_fn(device_not_available);
     idt.invalid_tss.set_handler_fn(invalid_tss);
     idt.segment_not_present.set_handler_fn(segment_not_present);
     idt.stack_segment_fault.set_handler_fn(stack_segment);
-    idt.general_protection_fault.set_handler_fn(general_protection);
+    idt.general_protection_fault
+        .set_handler_fn(general_protection);
     idt.page_fault.set_handler_fn(page_fault);
     idt.x87_floating_point.set_handler_fn(x87_floating_point);
     idt.alignment_check.set_handler_fn(alignment_check);
     idt.simd_floating_point.set_handler_fn(simd_floating_point);
     idt.virtualization.set_handler_fn(virtualization);
-    idt.cp_protection_exception.set_handler_fn(control_protection);
+    idt.cp_protection_exception
+        .set_handler_fn(control_protection);
     idt.hv_injection_exception.set_handler_fn(hv_injection);
-    idt.vmm_communication_exception.set_handler_fn(vmm_communication);
+    idt.vmm_communication_exception
+        .set_handler_fn(vmm_communication);
     idt.security_exception.set_handler_fn(security);
     let df = idt.double_fault.set_handler_fn(double_fault);
     let nmi_entry = idt.non_maskable_interrupt.set_handler_fn(nmi);

@@ -36,7 +36,11 @@ fn inb(port: u16) -> u8 {
 /// Runs `during` while channel 2 counts down `count` ticks; returns the
 /// value `during` computed from the readings it took at the start and when
 /// the window closed, or `None` if OUT2 never rose.
-pub fn time_window<T>(count: u16, mut at_start: impl FnMut() -> T, at_end: impl FnOnce(T) -> u64) -> Option<u64> {
+pub fn time_window<T>(
+    count: u16,
+    mut at_start: impl FnMut() -> T,
+    at_end: impl FnOnce(T) -> u64,
+) -> Option<u64> {
     let saved = inb(NMI_SC);
     // Gate on, speaker off.
     outb(NMI_SC, (saved & !0x02) | 0x01);

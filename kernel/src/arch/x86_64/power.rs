@@ -48,7 +48,10 @@ pub fn acpi_s5(p: &AcpiPowerOff) {
         }
     }
     let keep = !(0x7 << 10 | PM1_SLP_EN);
-    outw(p.pm1a_cnt, (inw(p.pm1a_cnt) & keep) | pm1_sleep_value(p.slp_typ_a));
+    outw(
+        p.pm1a_cnt,
+        (inw(p.pm1a_cnt) & keep) | pm1_sleep_value(p.slp_typ_a),
+    );
     if let Some(b) = p.pm1b_cnt {
         outw(b, (inw(b) & keep) | pm1_sleep_value(p.slp_typ_b));
     }

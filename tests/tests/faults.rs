@@ -1,0 +1,87 @@
+//! Failure diagnostics: a panic, a kernel page fault and a kernel stack
+//! overflow each print the right line and end with QEMU exit 35 (not a hang
+//! or a triple fault, which would be exit 0 with -no-reboot). Also: the
+//! heap grows far past its initial size. These use the test-hooks kernel,
+//! whose ramdisk names the scenario.
+
+use std::time::Duration;
+
+use llmos_qemu::{FirmwareKind, Outcome};
+use llmos_tests::{Boot, boot, image};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn scenario(name: &str, firmware: FirmwareKind) -> Boot {
+    let suffix = match firmware {
+        FirmwareKind::Bios => "bios",
+        FirmwareKind::Uefi => "uefi",
+    };
+    boot(
+        &format!("{name}-{suffix}"),
+        image(&format!("test/{name}-{suffix}.img")),
+        firmware,
+        TIMEOUT,
+    )
+}
+
+#[test]
+fn panic_prints_message_and_location_then_exits_35() {
+    let b = scenario("panic", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(r"\[\d+\.\d{6}\] test: running scenario `panic`");
+    b.expect_line(r"kernel panic: deliberate test panic at kernel/src/test_hooks\.rs:\d+");
+    assert!(
+        !b.serial.contains("kernel: ready"),
+        "the panic happens before ready"
+    );
+}
+
+#[test]
+fn panic_under_uefi_exits_35() {
+    let b = scenario("panic", FirmwareKind::Uefi);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(r"kernel panic: deliberate test panic at kernel/src/test_hooks\.rs:\d+");
+}
+
+#[test]
+fn page_fault_reports_address_rip_and_error_code() {
+    let b = scenario("page-fault", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] exception: page fault \(#PF\), vector 14, in kernel mode: read from 0xffffe000dead0000 \(page not present\)",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] exception: error code 0x0, RIP 0xffff[0-9a-f]{12}, CS 0x8, RFLAGS 0x[0-9a-f]+");
+    b.expect_line(
+        r"\[\d+\.\d{6}\] exception: RSP 0x[0-9a-f]{16}, SS 0x[0-9a-f]+, CR2 0xffffe000dead0000",
+    );
+    b.expect_line(r"kernel panic: page fault \(#PF\) in kernel mode at RIP 0xffff[0-9a-f]{12}: read from 0xffffe000dead0000 \(page not present\)");
+}
+
+#[test]
+fn stack_overflow_is_named_not_a_triple_fault() {
+    let b = scenario("stack-overflow", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(
+        r"kernel panic: (double|page) fault \(#(DF|PF)\) in kernel mode at RIP 0x[0-9a-f]+: kernel stack overflow, guard page of the `main` stack hit at 0x[0-9a-f]+",
+    );
+}
+
+#[test]
+fn heap_grows_on_demand() {
+    let b = scenario("heap-growth", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::Success);
+    let line = b.expect_line(
+        r"\[\d+\.\d{6}\] test: heap-growth: \d+ blocks, 6[4-9] MiB, contents intact, heap 4 -> \d+ MiB mapped in [1-9]\d* grows, \d+ bytes in use after free",
+    );
+    let mapped: u64 = line
+        .split(" -> ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("mapped MiB");
+    assert!(
+        mapped >= 64,
+        "heap mapped only {mapped} MiB for 64 MiB of blocks"
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
+}
