@@ -52,6 +52,8 @@ pub struct Config {
     pub firmware: FirmwareKind,
     /// TCG or KVM.
     pub accel: Accel,
+    /// CPU model; `None` picks `max` under TCG and `host` under KVM.
+    pub cpu: Option<String>,
     /// Virtual CPUs.
     pub smp: u32,
     /// Guest memory in MiB.
@@ -81,6 +83,7 @@ impl Config {
             image: image.into(),
             firmware: FirmwareKind::Bios,
             accel: Accel::Tcg,
+            cpu: None,
             smp: 1,
             memory_mib: 1024,
             serial: SerialMode::Captured,
@@ -102,10 +105,16 @@ impl Config {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&str]| a.extend(parts.iter().map(OsString::from));
         push(&["-machine", "q35"]);
-        match self.accel {
-            Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
-            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
-        }
+        let (accel, default_cpu) = match self.accel {
+            Accel::Tcg => ("tcg", "max"),
+            Accel::Kvm => ("kvm", "host"),
+        };
+        push(&[
+            "-accel",
+            accel,
+            "-cpu",
+            self.cpu.as_deref().unwrap_or(default_cpu),
+        ]);
         if self.smp == 0 {
             return Err("--smp must be at least 1".into());
         }
@@ -293,6 +302,9 @@ mod tests {
             "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080"
         ));
         assert!(has_pair(&a, "-gdb", "tcp:127.0.0.1:1234"));
+        c.cpu = Some("qemu64".into());
+        let a = strs(&c.args(None, None).unwrap());
+        assert!(has_pair(&a, "-cpu", "qemu64"));
         assert!(a.contains(&"-S".to_string()));
     }
 

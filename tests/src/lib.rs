@@ -89,9 +89,14 @@ pub fn boot(name: &str, image: PathBuf, firmware: FirmwareKind, timeout: Duratio
     let mut cfg = Config::new(image);
     cfg.firmware = firmware;
     cfg.memory_mib = 512;
+    boot_with(name, &cfg, timeout)
+}
+
+/// Boots with a custom configuration and waits for QEMU to exit.
+pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
     let logs = images_dir().join("logs");
     std::fs::create_dir_all(&logs).expect("creating the log directory");
-    let mut m = Machine::spawn(&cfg, Some(&logs.join(format!("{name}.log"))))
+    let mut m = Machine::spawn(cfg, Some(&logs.join(format!("{name}.log"))))
         .unwrap_or_else(|e| panic!("starting QEMU: {e:#}"));
     match m.wait_exit(timeout) {
         Ok(outcome) => Boot {

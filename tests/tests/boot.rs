@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use llmos_qemu::{FirmwareKind, Outcome};
-use llmos_tests::{boot, image};
+use llmos_qemu::{Config, FirmwareKind, Outcome};
+use llmos_tests::{boot, boot_with, image};
 
 const BIOS_TIMEOUT: Duration = Duration::from_secs(90);
 const UEFI_TIMEOUT: Duration = Duration::from_secs(180);
@@ -68,4 +68,38 @@ fn uefi_image_boots_to_ready_and_powers_off() {
         UEFI_TIMEOUT,
     );
     check_normal_boot(&b);
+}
+
+#[test]
+fn powers_off_through_acpi_without_the_debug_exit_device() {
+    // Without isa-debug-exit the kernel falls back to ACPI S5: QEMU must
+    // exit (code 0) instead of the guest halting forever.
+    let mut cfg = Config::new(image("llmos-bios.img"));
+    cfg.memory_mib = 512;
+    cfg.debug_exit = false;
+    let b = boot_with("acpi-poweroff", &cfg, BIOS_TIMEOUT);
+    assert!(
+        matches!(&b.outcome, Outcome::Infrastructure(why) if why.contains("exited 0")),
+        "expected a plain power-off (exit 0), got {:?}\n{}",
+        b.outcome,
+        b.serial
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] acpi: power-off via PM1a_CNT 0x[0-9a-f]+, S5 type \d+");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: no init program, powering off");
+}
+
+#[test]
+fn boots_on_a_cpu_without_avx_xsave_or_rdrand() {
+    // qemu64 has SSE2 but no XSAVE, AVX or RDRAND: the kernel must adapt
+    // and say so rather than fault.
+    let mut cfg = Config::new(image("llmos-bios.img"));
+    cfg.memory_mib = 512;
+    cfg.cpu = Some("qemu64".into());
+    let b = boot_with("qemu64", &cfg, BIOS_TIMEOUT);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] cpu: extended state: XCR0 0x0 \(no xsave\).*");
+    b.expect_line(
+        r"\[\d+\.\d{6}\] random: WARNING: no RDSEED/RDRAND; CSPRNG seeded from timing jitter only",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }
