@@ -43,7 +43,22 @@ pub fn run(name: &str) {
             klog!("test", "recursion returned {v}?!");
         }
         "heap-growth" => heap_growth(),
+        "panic-with-locks-held" => crate::drivers::serial::with_console(|_| {
+            crate::memory::heap::with_lock_held(|| {
+                panic!("deliberate panic with the console and heap locks held")
+            })
+        }),
+        "recursive-panic" => panic!("outer panic: {}", PanicsWhenFormatted),
         other => klog!("test", "unknown scenario `{other}`, ignoring"),
+    }
+}
+
+/// A value whose `Display` panics, to make the panic path recurse.
+struct PanicsWhenFormatted;
+
+impl core::fmt::Display for PanicsWhenFormatted {
+    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        panic!("inner panic while formatting the outer one")
     }
 }
 

@@ -85,3 +85,19 @@ fn heap_grows_on_demand() {
     );
     b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }
+
+#[test]
+fn panic_with_console_and_heap_locks_held_still_prints() {
+    let b = scenario("panic-with-locks-held", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(
+        r"kernel panic: deliberate panic with the console and heap locks held at kernel/src/test_hooks\.rs:\d+",
+    );
+}
+
+#[test]
+fn recursive_panic_ends_without_recursing() {
+    let b = scenario("recursive-panic", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(r"kernel panic: recursive failure while handling a panic");
+}

@@ -103,7 +103,14 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
 
 /// Test scenarios the test-hooks kernel understands (see
 /// `kernel/src/test_hooks.rs`).
-pub const TEST_SCENARIOS: &[&str] = &["panic", "page-fault", "stack-overflow", "heap-growth"];
+pub const TEST_SCENARIOS: &[&str] = &[
+    "panic",
+    "page-fault",
+    "stack-overflow",
+    "heap-growth",
+    "panic-with-locks-held",
+    "recursive-panic",
+];
 
 /// Builds the test-hooks kernel and one image pair per scenario in
 /// `target/images/test/`: `<scenario>-bios.img`, `<scenario>-uefi.img`.

@@ -133,3 +133,11 @@ pub fn stats() -> Stats {
         }
     })
 }
+
+/// Runs `f` while holding the heap lock (test hooks only: proves the panic
+/// path prints without allocating).
+#[cfg(feature = "test-hooks")]
+pub fn with_lock_held<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = HEAP.state.lock();
+    f()
+}
