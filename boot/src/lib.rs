@@ -10,6 +10,8 @@
 //! boot log has exactly one format (`[secs.micros] subsystem: message`); it
 //! still logs to the framebuffer, which is what a person at a screen sees.
 
+pub mod initrd;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,12 @@
-//! llmos RAM filesystem — not built yet.
+//! The llmos filesystem layer.
 //!
-//! This `no_std` + `alloc` crate will hold the inode-based RAM filesystem
-//! (files, directories, symlinks, hard links, device nodes, tmpfs-like POSIX
-//! semantics, capacity limits), path resolution for the `*at` syscalls, and
-//! the cpio newc initrd reader. Read-only files can borrow ramdisk memory so
-//! the model file is never copied.
-//!
-//! It is intentionally empty until the filesystem issue lands.
+//! Today this crate holds the initrd format: [`cpio`], a validating reader
+//! for cpio "newc" archives (what `cargo xtask image` packs and the kernel
+//! unpacks at boot). The inode-based RAM filesystem with tmpfs-like POSIX
+//! semantics, path resolution for the `*at` syscalls and capacity limits
+//! arrives with the filesystem issue; read-only files will borrow ramdisk
+//! memory so the model file is never copied.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod cpio;

@@ -10,10 +10,12 @@
 #![deny(unsafe_code)]
 
 use bootloader_api::BootInfo;
+use bootparams::BootParams;
 use kcore::cpu::{CpuInfo, Feature};
 use spin::Once;
 
 use crate::arch::x86_64::{apic, cpu, gdt, idt};
+use crate::initrd::Initrd;
 use crate::memory::{self, frames, heap, paging, stacks};
 use crate::power::{self, Status};
 use crate::{acpi, klog, random, time};
@@ -178,13 +180,19 @@ extern "C" fn continue_on_main_stack() -> ! {
         Err(e) => klog!("apic", "timer unavailable: {e}"),
     }
 
-    match facts.ramdisk {
-        Some(rd) => klog!("initrd", "{} bytes", rd.len()),
-        None => klog!("initrd", "none"),
-    }
+    let (initrd, params) = match facts.ramdisk {
+        Some(rd) => match Initrd::open(rd).and_then(|i| Ok((i, i.params()?))) {
+            Ok((i, p)) => (Some(i), p),
+            Err(e) => fail("cannot boot", &e),
+        },
+        None => {
+            klog!("initrd", "none");
+            (None, BootParams::default())
+        }
+    };
 
     #[cfg(feature = "test-hooks")]
-    if let Some(name) = crate::test_hooks::scenario(facts.ramdisk) {
+    if let Some(name) = &params.test_hook {
         crate::test_hooks::run(name);
     }
 
@@ -197,8 +205,20 @@ extern "C" fn continue_on_main_stack() -> ! {
         h.mapped / (1024 * 1024)
     );
     klog!("kernel", "ready");
-    klog!("kernel", "no init program, powering off");
-    power::power_off(Status::Success)
+    match (&params.init, initrd) {
+        (None, _) => {
+            klog!("kernel", "no init program, powering off");
+            power::power_off(Status::Success)
+        }
+        (Some(init), _) => {
+            klog!(
+                "kernel",
+                "cannot start {}: running programs is not supported yet",
+                init.path
+            );
+            power::power_off(Status::Failure)
+        }
+    }
 }
 
 fn report_cpu(cpu: &CpuInfo) {

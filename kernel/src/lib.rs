@@ -20,6 +20,7 @@ pub mod memory;
 
 pub mod acpi;
 pub mod init;
+pub mod initrd;
 pub mod log;
 pub mod panic;
 pub mod power;

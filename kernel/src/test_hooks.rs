@@ -1,5 +1,5 @@
-//! Test hooks (feature `test-hooks`): a test image's ramdisk starts with
-//! `llmos-test:<scenario>` and the kernel acts it out during boot, so QEMU
+//! Test hooks (feature `test-hooks`): a test image's boot parameters name a
+//! scenario (`test_hook`) and the kernel acts it out during boot, so QEMU
 //! tests can check the diagnostics of failures that a correct kernel never
 //! has. Normal builds do not contain this module.
 #![deny(unsafe_code)]
@@ -7,18 +7,6 @@
 use alloc::vec::Vec;
 
 use crate::klog;
-
-const PREFIX: &[u8] = b"llmos-test:";
-
-/// The scenario named in the ramdisk, if any.
-pub fn scenario(ramdisk: Option<&[u8]>) -> Option<&str> {
-    let rest = ramdisk?.strip_prefix(PREFIX)?;
-    let end = rest
-        .iter()
-        .position(|b| b.is_ascii_whitespace())
-        .unwrap_or(rest.len());
-    core::str::from_utf8(&rest[..end]).ok()
-}
 
 /// Recurses until the kernel stack's guard page stops it; the 512-byte
 /// frame and `black_box` keep the compiler from turning it into a loop.

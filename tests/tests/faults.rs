@@ -101,3 +101,21 @@ fn recursive_panic_ends_without_recursing() {
     b.expect_outcome(&Outcome::KernelFailure);
     b.expect_line(r"kernel panic: recursive failure while handling a panic");
 }
+
+#[test]
+fn corrupt_initrd_is_refused_with_a_reason() {
+    let b = boot(
+        "corrupt-initrd",
+        image("test/corrupt-initrd-bios.img"),
+        FirmwareKind::Bios,
+        TIMEOUT,
+    );
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] kernel: cannot boot: initrd is corrupt: header at offset \d+: field 0 is not hexadecimal",
+    );
+    assert!(
+        !b.serial.contains("kernel panic"),
+        "a corrupt initrd must not panic the kernel"
+    );
+}

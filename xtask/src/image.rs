@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use bootparams::BootParams;
 use clap::Args;
+use llmos_boot::initrd::Initrd;
 use llmos_boot::{Firmware, ImageSpec, build_image};
 
 use crate::build::{Variant, build_kernel};
@@ -93,12 +95,23 @@ pub fn write_pair(
     Ok(Images { bios, uefi })
 }
 
+/// Writes an initrd holding `params` (and, later, the init program, the
+/// model and `--add` files) to `out`.
+pub fn write_initrd(params: &BootParams, out: &Path) -> Result<()> {
+    let mut rd = Initrd::new();
+    rd.add_bytes(&format!("/{}", bootparams::PATH), params.encode(), 0o644)?;
+    rd.add_dir("/tmp")?;
+    progress::spin(&format!("writing {}", out.display()), || rd.write(out))
+}
+
 /// Builds the kernel and the contract images.
 pub fn build_images(content: &ContentArgs) -> Result<Images> {
     content.check_supported()?;
     let kernel = build_kernel(Variant::Normal)?;
-    progress::header("writing disk images");
-    write_pair(&kernel, None, &paths::images(), "llmos-")
+    progress::header("writing the initrd and disk images");
+    let initrd = paths::images().join("initrd.cpio");
+    write_initrd(&BootParams::default(), &initrd)?;
+    write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
 }
 
 /// Test scenarios the test-hooks kernel understands (see
@@ -113,7 +126,8 @@ pub const TEST_SCENARIOS: &[&str] = &[
 ];
 
 /// Builds the test-hooks kernel and one image pair per scenario in
-/// `target/images/test/`: `<scenario>-bios.img`, `<scenario>-uefi.img`.
+/// `target/images/test/`: `<scenario>-bios.img`, `<scenario>-uefi.img`,
+/// each with an initrd whose boot parameters name the scenario.
 pub fn build_test_images() -> Result<()> {
     let kernel = build_kernel(Variant::TestHooks)?;
     let dir = paths::images().join("test");
@@ -126,10 +140,30 @@ pub fn build_test_images() -> Result<()> {
         {
             bail!("bad scenario name {scenario:?}");
         }
-        let ramdisk = dir.join(format!("{scenario}.ramdisk"));
-        std::fs::write(&ramdisk, format!("llmos-test:{scenario}\n"))?;
-        write_pair(&kernel, Some(&ramdisk), &dir, &format!("{scenario}-"))?;
+        let initrd = dir.join(format!("{scenario}.cpio"));
+        let params = BootParams {
+            test_hook: Some((*scenario).to_owned()),
+            ..BootParams::default()
+        };
+        write_initrd(&params, &initrd)?;
+        write_pair(&kernel, Some(&initrd), &dir, &format!("{scenario}-"))?;
     }
+    // An initrd whose second header is garbage: the kernel must refuse it
+    // with a reason, not panic.
+    let corrupt = dir.join("corrupt.cpio");
+    let mut bytes = std::fs::read(paths::images().join("initrd.cpio")).or_else(|_| {
+        write_initrd(&BootParams::default(), &corrupt)?;
+        std::fs::read(&corrupt).map_err(anyhow::Error::from)
+    })?;
+    let second = bytes
+        .windows(6)
+        .skip(1)
+        .position(|w| w == b"070701")
+        .map(|p| p + 1)
+        .ok_or_else(|| anyhow::anyhow!("initrd has a single entry"))?;
+    bytes[second + 6..second + 14].copy_from_slice(b"zzzzzzzz");
+    std::fs::write(&corrupt, &bytes)?;
+    write_pair(&kernel, Some(&corrupt), &dir, "corrupt-initrd-")?;
     Ok(())
 }
 

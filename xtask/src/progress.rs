@@ -84,6 +84,69 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Like [`run`], but also returns what the command wrote to stdout (which
+/// is still shown as it arrives).
+pub fn run_tee(cmd: &mut Command) -> Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let line = render(cmd);
+    eprintln!("$ {line}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{line}`"))?;
+    let mut captured = String::new();
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        for l in BufReader::new(out).lines() {
+            let l = l.unwrap_or_default();
+            let _ = writeln!(stdout, "{l}");
+            captured.push_str(&l);
+            captured.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{line}` failed ({status})");
+    }
+    Ok(captured)
+}
+
+/// Pass/fail counts summed over `cargo test` output.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+    /// Tests ignored.
+    pub ignored: u64,
+}
+
+impl Totals {
+    /// Adds every `test result:` line of `output`.
+    pub fn add(&mut self, output: &str) {
+        for l in output
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("test result: "))
+        {
+            let count = |what: &str| {
+                l.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(what)
+                    })
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            self.passed += count(" passed");
+            self.failed += count(" failed");
+            self.ignored += count(" ignored");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +159,28 @@ mod tests {
         let mut c = Command::new("echo");
         c.env("FOO", "x y").arg("it's");
         assert_eq!(render(&c), r"FOO='x y' echo 'it'\''s'");
+    }
+
+    #[test]
+    fn totals_sum_cargo_test_lines() {
+        let mut t = Totals::default();
+        t.add("running 2 tests\ntest a ... ok\n\ntest result: ok. 33 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.05s\n");
+        t.add("test result: FAILED. 4 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out\nnoise\n");
+        assert_eq!(
+            t,
+            Totals {
+                passed: 37,
+                failed: 2,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn tee_captures_stdout() {
+        let out = run_tee(Command::new("sh").args(["-c", "echo one; echo two"])).unwrap();
+        assert_eq!(out, "one\ntwo\n");
+        assert!(run_tee(Command::new("sh").args(["-c", "exit 3"])).is_err());
     }
 
     #[test]

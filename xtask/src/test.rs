@@ -12,6 +12,7 @@ use clap::Args;
 
 use crate::build::cargo;
 use crate::deps::{self, Need};
+use crate::progress::Totals;
 use crate::{image, paths, progress};
 
 /// Options of `cargo xtask test`.
@@ -30,6 +31,7 @@ pub struct TestArgs {
 
 /// `cargo xtask test`.
 pub fn test(args: &TestArgs) -> Result<()> {
+    let mut totals = Totals::default();
     if !args.no_lint && !args.qemu_only {
         progress::header("formatting (cargo fmt --check)");
         progress::run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -57,21 +59,39 @@ pub fn test(args: &TestArgs) -> Result<()> {
             "--exclude",
             "llmos-tests",
         ];
-        progress::run(cargo().arg("test").args(host))?;
+        totals.add(&progress::run_tee(cargo().arg("test").args(host))?);
     }
     if args.host_only {
-        return Ok(());
+        return finish(totals);
     }
     deps::ensure(&[Need::Qemu, Need::Ovmf], "QEMU tests")?;
     image::build_images(&image::ContentArgs::default())?;
     image::build_test_images()?;
     progress::header("QEMU boot tests (TCG)");
-    progress::run(cargo().env("LLMOS_IMAGES", paths::images()).args([
+    let qemu_tests = [
         "test",
         "--package",
         "llmos-tests",
         "--",
         "--test-threads",
         "2",
-    ]))
+    ];
+    totals.add(&progress::run_tee(
+        cargo()
+            .env("LLMOS_IMAGES", paths::images())
+            .args(qemu_tests),
+    )?);
+    finish(totals)
+}
+
+/// Prints the overall count as the last line (`N passed, N failed`).
+fn finish(t: Totals) -> Result<()> {
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.ignored
+    );
+    if t.passed == 0 {
+        anyhow::bail!("no test ran");
+    }
+    Ok(())
 }

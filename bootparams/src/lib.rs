@@ -1,0 +1,170 @@
+//! The boot-parameter file.
+//!
+//! `cargo xtask image` writes one [`BootParams`] into the initrd at
+//! [`PATH`]; the kernel reads it at boot to learn which program to start
+//! (path, arguments, environment) and how (syscall tracing, test hooks).
+//! The encoding is postcard behind a magic and a format version, so a
+//! kernel never misreads a file written for another layout: it rejects it
+//! with [`Error::Version`].
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the file lives in the initrd.
+pub const PATH: &str = "boot/params";
+
+/// Leading bytes of the file.
+pub const MAGIC: [u8; 8] = *b"LLMOSBP\0";
+
+/// The layout version this crate reads and writes.
+pub const VERSION: u32 = 1;
+
+/// Largest file the kernel accepts.
+pub const MAX_SIZE: usize = 64 * 1024;
+
+/// The program the kernel starts first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Init {
+    /// Absolute path in the root filesystem, e.g. `/bin/hello`.
+    pub path: String,
+    /// `argv`, including `argv[0]`.
+    pub args: Vec<String>,
+    /// Environment as `KEY=value` strings.
+    pub env: Vec<String>,
+}
+
+/// Everything the kernel is told at boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootParams {
+    /// The first process; `None` boots to `kernel: ready` and powers off.
+    pub init: Option<Init>,
+    /// Log every syscall with decoded arguments and result (strace-like).
+    pub trace_syscalls: bool,
+    /// A test-hooks scenario (only honoured by kernels built with the
+    /// `test-hooks` feature).
+    pub test_hook: Option<String>,
+}
+
+/// Decoding errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Larger than [`MAX_SIZE`].
+    TooLarge(usize),
+    /// The magic is missing: not a boot-parameter file.
+    BadMagic,
+    /// Written for another layout version.
+    Version {
+        /// Version in the file.
+        found: u32,
+    },
+    /// The postcard body is malformed.
+    Malformed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TooLarge(n) => write!(f, "boot parameters are {n} bytes, more than {MAX_SIZE}"),
+            Error::BadMagic => f.write_str("not a boot-parameter file (bad magic)"),
+            Error::Version { found } => write!(
+                f,
+                "boot parameters have layout version {found}, this kernel reads {VERSION}; rebuild the image with the matching xtask"
+            ),
+            Error::Malformed => f.write_str("boot parameters are malformed"),
+        }
+    }
+}
+
+impl BootParams {
+    /// Encodes with magic and version.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::from(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        // Serialising plain owned data into a Vec cannot fail.
+        let body = postcard::to_allocvec(self).unwrap_or_default();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes and validates.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_SIZE {
+            return Err(Error::TooLarge(bytes.len()));
+        }
+        let rest = bytes.strip_prefix(&MAGIC).ok_or(Error::BadMagic)?;
+        let (version, body) = rest.split_at_checked(4).ok_or(Error::Malformed)?;
+        let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
+        if found != VERSION {
+            return Err(Error::Version { found });
+        }
+        match postcard::take_from_bytes::<BootParams>(body) {
+            Ok((p, [])) => Ok(p),
+            _ => Err(Error::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn sample() -> BootParams {
+        BootParams {
+            init: Some(Init {
+                path: "/bin/hello".into(),
+                args: vec!["hello".into(), "a b".into()],
+                env: vec!["PATH=/bin".into(), "HOME=/".into()],
+            }),
+            trace_syscalls: true,
+            test_hook: None,
+        }
+    }
+
+    #[test]
+    fn roundtrip() {
+        let p = sample();
+        assert_eq!(BootParams::decode(&p.encode()), Ok(p));
+        let d = BootParams::default();
+        assert_eq!(BootParams::decode(&d.encode()), Ok(d));
+    }
+
+    #[test]
+    fn rejects_foreign_and_corrupt_input() {
+        let good = sample().encode();
+        assert_eq!(BootParams::decode(b"hello"), Err(Error::BadMagic));
+        let mut v2 = good.clone();
+        v2[8] = 2;
+        assert_eq!(BootParams::decode(&v2), Err(Error::Version { found: 2 }));
+        assert_eq!(
+            BootParams::decode(&good[..good.len() - 1]),
+            Err(Error::Malformed)
+        );
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(BootParams::decode(&trailing), Err(Error::Malformed));
+        assert_eq!(BootParams::decode(&good[..10]), Err(Error::Malformed));
+        assert_eq!(
+            BootParams::decode(&vec![0; MAX_SIZE + 1]),
+            Err(Error::TooLarge(MAX_SIZE + 1))
+        );
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        let mut b = Vec::from(MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        for i in 0..=255u8 {
+            let mut x = b.clone();
+            x.extend(core::iter::repeat_n(i, (i % 17) as usize));
+            let _ = BootParams::decode(&x);
+        }
+    }
+}
