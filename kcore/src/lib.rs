@@ -9,14 +9,24 @@
 //! - [`memmap`]: memory-map summaries and placement of early allocations.
 //! - [`cpu`]: CPUID decoding (vendor, brand, features, XSAVE state components).
 //! - [`time`]: clock arithmetic (TSC and APIC timer calibration against the PIT).
+//! - [`elf`]: validating static and static-pie x86_64 executables.
+//! - [`errno`]: Linux error numbers.
+//! - [`vma`]: the virtual-memory-area map of a user address space.
+//! - [`userstack`]: the initial user stack (argv, envp, auxv) as Linux builds it.
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod acpi;
 pub mod bootlog;
 pub mod cpu;
+pub mod elf;
+pub mod errno;
 pub mod frames;
 pub mod memmap;
 pub mod time;
+pub mod userstack;
+pub mod vma;
