@@ -13,6 +13,8 @@
 //! - [`errno`]: Linux error numbers.
 //! - [`vma`]: the virtual-memory-area map of a user address space.
 //! - [`userstack`]: the initial user stack (argv, envp, auxv) as Linux builds it.
+//! - [`syscalls`]: the syscall table (status of every syscall; source of docs/syscalls.md).
+//! - [`tty`]: the console line discipline (canonical/raw mode, echo, signals).
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
 #![cfg_attr(not(test), no_std)]
@@ -27,6 +29,8 @@ pub mod elf;
 pub mod errno;
 pub mod frames;
 pub mod memmap;
+pub mod syscalls;
 pub mod time;
+pub mod tty;
 pub mod userstack;
 pub mod vma;

@@ -5,6 +5,7 @@
 
 mod build;
 mod deps;
+mod docs;
 mod image;
 mod paths;
 mod progress;
@@ -36,6 +37,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run the whole test suite: formatting, clippy, host unit tests, QEMU boot tests.
     Test(test::TestArgs),
+    /// Regenerate generated documentation (docs/syscalls.md).
+    Docs,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Image(a) => image::image(&a).map(|_| ()),
         Command::Run(a) => run::run(&a),
         Command::Test(a) => test::test(&a),
+        Command::Docs => docs::docs(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

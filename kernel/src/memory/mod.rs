@@ -11,6 +11,8 @@ pub mod mmio;
 pub mod paging;
 pub mod phys;
 pub mod stacks;
+pub mod uaccess;
+pub mod user;
 #[cfg(feature = "test-hooks")]
 pub mod test_support;
 

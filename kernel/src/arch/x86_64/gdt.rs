@@ -35,7 +35,16 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS lives in a cell because RSP0 (the stack for interrupts from
+/// user mode) changes after the GDT references it.
+struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
+
+// SAFETY: written only on the boot CPU (set-up and `set_kernel_stack`, with
+// no concurrent reader but the CPU itself, which reads RSP0 on ring
+// transitions).
+unsafe impl Sync for TssCell {}
+
+static TSS: Once<TssCell> = Once::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 /// Builds and loads the GDT and TSS with the given IST stack tops
@@ -46,15 +55,18 @@ pub fn init(ist_tops: [u64; 3]) -> Selectors {
         tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = VirtAddr::new(ist_tops[0]);
         tss.interrupt_stack_table[usize::from(NMI_IST)] = VirtAddr::new(ist_tops[1]);
         tss.interrupt_stack_table[usize::from(MACHINE_CHECK_IST)] = VirtAddr::new(ist_tops[2]);
-        tss
+        TssCell(core::cell::UnsafeCell::new(tss))
     });
+    let tss_ptr: *const TaskStateSegment = tss.0.get();
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
+        // SAFETY: the TSS lives in a static for the rest of the kernel's
+        // life and has no I/O permission bitmap.
+        let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
         (
             gdt,
             Selectors {
@@ -78,4 +90,14 @@ pub fn init(ist_tops: [u64; 3]) -> Selectors {
         load_tss(selectors.tss);
     }
     *selectors
+}
+
+/// Sets RSP0: the stack the CPU switches to on an interrupt or exception
+/// from ring 3.
+pub fn set_kernel_stack(top: u64) {
+    if let Some(cell) = TSS.get() {
+        // SAFETY: a single aligned 8-byte store into the 'static TSS on the
+        // boot CPU; the CPU reads it only on the next ring transition.
+        unsafe { (*cell.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
+    }
 }

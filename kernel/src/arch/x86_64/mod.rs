@@ -8,7 +8,9 @@ pub mod idt;
 pub mod pit;
 pub mod power;
 pub mod rand;
+pub mod syscall;
 pub mod tsc;
+pub mod usercopy;
 
 /// Continues execution on a new stack: sets RSP to `top` and calls `next`,
 /// which must never return.

@@ -1,0 +1,277 @@
+//! The syscall table: every Linux syscall the kernel knows, with its status.
+//!
+//! This is the single source of truth for what llmos implements. The
+//! kernel's dispatcher handles exactly the numbers listed here with a
+//! status other than [`Status::Enosys`] (a boot-time check enforces it), and
+//! `docs/syscalls.md` is generated from it by `cargo xtask docs` (a host
+//! test fails if the file is stale). Syscalls not listed return ENOSYS and
+//! are logged once per process by name (see [`names`]).
+
+pub mod names;
+
+use alloc::string::String;
+use core::fmt::Write;
+
+/// How completely a syscall is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Linux semantics for every argument a program can pass.
+    Implemented,
+    /// Works for the common cases; the note says what is missing.
+    Partial,
+    /// Accepts the call and returns a fixed or recorded value.
+    Stub,
+    /// Deliberately returns ENOSYS (the note says why).
+    Enosys,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Implemented => "implemented",
+            Status::Partial => "partial",
+            Status::Stub => "stub",
+            Status::Enosys => "ENOSYS",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// The x86_64 syscall number.
+    pub nr: u64,
+    /// Its name.
+    pub name: &'static str,
+    /// Number of arguments (for tracing).
+    pub args: u8,
+    /// Status.
+    pub status: Status,
+    /// What works, what does not.
+    pub note: &'static str,
+}
+
+/// Syscall numbers the kernel dispatches on.
+#[allow(missing_docs)]
+pub mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const CLOSE: u64 = 3;
+    pub const FSTAT: u64 = 5;
+    pub const POLL: u64 = 7;
+    pub const LSEEK: u64 = 8;
+    pub const MMAP: u64 = 9;
+    pub const MPROTECT: u64 = 10;
+    pub const MUNMAP: u64 = 11;
+    pub const BRK: u64 = 12;
+    pub const RT_SIGACTION: u64 = 13;
+    pub const RT_SIGPROCMASK: u64 = 14;
+    pub const IOCTL: u64 = 16;
+    pub const PREAD64: u64 = 17;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const SCHED_YIELD: u64 = 24;
+    pub const MREMAP: u64 = 25;
+    pub const MADVISE: u64 = 28;
+    pub const NANOSLEEP: u64 = 35;
+    pub const GETPID: u64 = 39;
+    pub const CLONE: u64 = 56;
+    pub const FORK: u64 = 57;
+    pub const VFORK: u64 = 58;
+    pub const EXECVE: u64 = 59;
+    pub const EXIT: u64 = 60;
+    pub const KILL: u64 = 62;
+    pub const UNAME: u64 = 63;
+    pub const FCNTL: u64 = 72;
+    pub const GETCWD: u64 = 79;
+    pub const READLINK: u64 = 89;
+    pub const GETTIMEOFDAY: u64 = 96;
+    pub const GETRLIMIT: u64 = 97;
+    pub const SYSINFO: u64 = 99;
+    pub const GETUID: u64 = 102;
+    pub const GETGID: u64 = 104;
+    pub const GETEUID: u64 = 107;
+    pub const GETEGID: u64 = 108;
+    pub const GETPPID: u64 = 110;
+    pub const SIGALTSTACK: u64 = 131;
+    pub const ARCH_PRCTL: u64 = 158;
+    pub const SETRLIMIT: u64 = 160;
+    pub const GETTID: u64 = 186;
+    pub const TIME: u64 = 201;
+    pub const FUTEX: u64 = 202;
+    pub const SCHED_GETAFFINITY: u64 = 204;
+    pub const SET_TID_ADDRESS: u64 = 218;
+    pub const CLOCK_GETTIME: u64 = 228;
+    pub const CLOCK_GETRES: u64 = 229;
+    pub const CLOCK_NANOSLEEP: u64 = 230;
+    pub const EXIT_GROUP: u64 = 231;
+    pub const TGKILL: u64 = 234;
+    pub const OPENAT: u64 = 257;
+    pub const NEWFSTATAT: u64 = 262;
+    pub const READLINKAT: u64 = 267;
+    pub const SET_ROBUST_LIST: u64 = 273;
+    pub const PRLIMIT64: u64 = 302;
+    pub const GETRANDOM: u64 = 318;
+    pub const RSEQ: u64 = 334;
+    pub const CLONE3: u64 = 435;
+}
+
+macro_rules! row {
+    ($nr:expr, $args:literal, $status:ident, $note:literal) => {
+        Info { nr: $nr, name: name_const($nr), args: $args, status: Status::$status, note: $note }
+    };
+}
+
+const fn name_const(nr: u64) -> &'static str {
+    let mut i = 0;
+    while i < names::NAMES.len() {
+        if names::NAMES[i].0 == nr {
+            return names::NAMES[i].1;
+        }
+        i += 1;
+    }
+    "?"
+}
+
+/// The table, in number order.
+pub const TABLE: &[Info] = &[
+    row!(nr::READ, 3, Partial, "console (fds 0–2) with the tty line discipline; files arrive with the filesystem"),
+    row!(nr::WRITE, 3, Partial, "console (fds 0–2), output processing per termios (ONLCR)"),
+    row!(nr::CLOSE, 1, Partial, "console fds; EBADF for others"),
+    row!(nr::FSTAT, 2, Partial, "console fds report a character device"),
+    row!(nr::POLL, 3, Partial, "console fds: POLLIN when input is ready, POLLOUT always; timeouts honoured"),
+    row!(nr::LSEEK, 3, Partial, "ESPIPE on the console"),
+    row!(nr::MMAP, 6, Partial, "anonymous private/shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; file mappings arrive with the filesystem (ENODEV)"),
+    row!(nr::MPROTECT, 3, Implemented, "W+X refused with EACCES"),
+    row!(nr::MUNMAP, 2, Implemented, "partial ranges and holes"),
+    row!(nr::BRK, 1, Implemented, "randomised start after the image"),
+    row!(nr::RT_SIGACTION, 4, Stub, "recorded; signals other than default-terminate are not delivered yet"),
+    row!(nr::RT_SIGPROCMASK, 4, Stub, "recorded"),
+    row!(nr::IOCTL, 3, Partial, "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD; ENOTTY otherwise"),
+    row!(nr::PREAD64, 4, Partial, "ESPIPE on the console"),
+    row!(nr::READV, 3, Partial, "as read"),
+    row!(nr::WRITEV, 3, Partial, "as write"),
+    row!(nr::SCHED_YIELD, 0, Implemented, "single thread: returns at once"),
+    row!(nr::MREMAP, 5, Implemented, "shrink, grow in place, MREMAP_MAYMOVE (pages move without copying), MREMAP_FIXED"),
+    row!(nr::MADVISE, 3, Implemented, "MADV_DONTNEED/FREE zero the range; other advice accepted"),
+    row!(nr::NANOSLEEP, 2, Implemented, "sleeps with interrupts on (timer-tick resolution, 10 ms)"),
+    row!(nr::GETPID, 0, Implemented, "1"),
+    row!(nr::CLONE, 5, Enosys, "threads arrive with the scheduler (Linux ABI part 2)"),
+    row!(nr::FORK, 0, Enosys, "llmos runs one process"),
+    row!(nr::VFORK, 0, Enosys, "llmos runs one process"),
+    row!(nr::EXECVE, 3, Enosys, "llmos runs one process"),
+    row!(nr::EXIT, 1, Partial, "single thread: ends the process"),
+    row!(nr::KILL, 2, Partial, "to itself: default-terminate signals end the process, SIG_IGN ignores; ESRCH for other pids"),
+    row!(nr::UNAME, 1, Implemented, "sysname Linux, release 6.1.0-llmos"),
+    row!(nr::FCNTL, 3, Partial, "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console fds"),
+    row!(nr::GETCWD, 2, Partial, "always /"),
+    row!(nr::READLINK, 3, Partial, "/proc/self/exe; ENOENT otherwise until the filesystem lands"),
+    row!(nr::GETTIMEOFDAY, 2, Implemented, "realtime clock"),
+    row!(nr::GETRLIMIT, 2, Implemented, "as prlimit64"),
+    row!(nr::SYSINFO, 1, Implemented, "uptime, total and free RAM, 1 process"),
+    row!(nr::GETUID, 0, Implemented, "0 (root)"),
+    row!(nr::GETGID, 0, Implemented, "0"),
+    row!(nr::GETEUID, 0, Implemented, "0"),
+    row!(nr::GETEGID, 0, Implemented, "0"),
+    row!(nr::GETPPID, 0, Implemented, "0 (init has no parent)"),
+    row!(nr::SIGALTSTACK, 2, Stub, "recorded and reported back"),
+    row!(nr::ARCH_PRCTL, 2, Implemented, "ARCH_SET_FS/GET_FS/SET_GS/GET_GS; EINVAL for other codes"),
+    row!(nr::SETRLIMIT, 2, Implemented, "as prlimit64"),
+    row!(nr::GETTID, 0, Implemented, "1"),
+    row!(nr::TIME, 1, Implemented, "realtime clock"),
+    row!(nr::FUTEX, 6, Partial, "single thread: WAKE returns 0, WAIT checks the value and sleeps until its timeout"),
+    row!(nr::SCHED_GETAFFINITY, 3, Implemented, "the CPUs the kernel runs on"),
+    row!(nr::SET_TID_ADDRESS, 1, Implemented, "recorded; returns the tid"),
+    row!(nr::CLOCK_GETTIME, 2, Implemented, "REALTIME (CMOS RTC at boot + monotonic), MONOTONIC, BOOTTIME, RAW/COARSE variants, process/thread CPU time"),
+    row!(nr::CLOCK_GETRES, 2, Implemented, "1 ns (coarse clocks: 10 ms)"),
+    row!(nr::CLOCK_NANOSLEEP, 4, Implemented, "relative and TIMER_ABSTIME on MONOTONIC/REALTIME/BOOTTIME"),
+    row!(nr::EXIT_GROUP, 1, Implemented, "ends the process; init's status becomes the machine's"),
+    row!(nr::TGKILL, 3, Partial, "as kill, to the calling thread"),
+    row!(nr::OPENAT, 4, Partial, "no filesystem yet: ENOENT"),
+    row!(nr::NEWFSTATAT, 4, Partial, "AT_EMPTY_PATH on console fds; ENOENT for paths until the filesystem lands"),
+    row!(nr::READLINKAT, 4, Partial, "as readlink"),
+    row!(nr::SET_ROBUST_LIST, 2, Stub, "recorded (used at thread exit once threads exist)"),
+    row!(nr::PRLIMIT64, 4, Implemented, "own process; limits are recorded, RLIMIT_STACK is 8 MiB"),
+    row!(nr::GETRANDOM, 3, Implemented, "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"),
+    row!(nr::RSEQ, 4, Enosys, "glibc falls back without it"),
+    row!(nr::CLONE3, 2, Enosys, "glibc falls back to clone"),
+];
+
+/// The table row for `nr`.
+pub fn info(nr: u64) -> Option<&'static Info> {
+    TABLE.iter().find(|i| i.nr == nr)
+}
+
+/// The Linux name of syscall `nr`, known or not to the kernel.
+pub fn name(nr: u64) -> Option<&'static str> {
+    names::NAMES.binary_search_by_key(&nr, |(n, _)| *n).ok().map(|i| names::NAMES[i].1)
+}
+
+/// Renders `docs/syscalls.md`.
+pub fn markdown() -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Linux syscalls in llmos\n");
+    let _ = writeln!(
+        s,
+        "Generated from `kcore/src/syscalls/mod.rs` by `cargo xtask docs`; do not edit by hand.\n"
+    );
+    let _ = writeln!(
+        s,
+        "Status: **implemented** (Linux semantics), **partial** (the note says what is missing), \
+         **stub** (accepted, fixed or recorded result), **ENOSYS** (refused on purpose). Any other \
+         syscall returns ENOSYS and is logged once per process as \
+         `syscall: <name> (<number>) is not implemented, returning ENOSYS`.\n"
+    );
+    let _ = writeln!(s, "| nr | name | status | notes |");
+    let _ = writeln!(s, "|---:|---|---|---|");
+    for i in TABLE {
+        let _ = writeln!(s, "| {} | `{}` | {} | {} |", i.nr, i.name, i.status.label(), i.note);
+    }
+    let counts = |st: Status| TABLE.iter().filter(|i| i.status == st).count();
+    let _ = writeln!(
+        s,
+        "\n{} syscalls listed: {} implemented, {} partial, {} stubs, {} ENOSYS on purpose.",
+        TABLE.len(),
+        counts(Status::Implemented),
+        counts(Status::Partial),
+        counts(Status::Stub),
+        counts(Status::Enosys)
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_unique_and_named() {
+        for w in TABLE.windows(2) {
+            assert!(w[0].nr < w[1].nr, "{} before {}", w[0].name, w[1].name);
+        }
+        for i in TABLE {
+            assert_ne!(i.name, "?", "syscall {} has no Linux name", i.nr);
+            assert_eq!(name(i.nr), Some(i.name));
+            assert!(i.args <= 6);
+        }
+    }
+
+    #[test]
+    fn names_cover_linux() {
+        assert_eq!(name(0), Some("read"));
+        assert_eq!(name(231), Some("exit_group"));
+        assert_eq!(name(435), Some("clone3"));
+        assert_eq!(name(9999), None);
+        assert!(names::NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn docs_are_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/syscalls.md");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == markdown(),
+            "docs/syscalls.md is out of date: run `cargo xtask docs`"
+        );
+    }
+}

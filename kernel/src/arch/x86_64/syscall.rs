@@ -1,0 +1,248 @@
+//! Entering and leaving ring 3: the SYSCALL entry point, the first jump to
+//! user mode, per-CPU data behind GS, and the FS base for user TLS.
+//!
+//! On SYSCALL the CPU loads CS/SS from STAR and RIP from LSTAR, saves the
+//! user RIP in RCX and RFLAGS in R11, and masks RFLAGS with SFMASK (so
+//! interrupts are off on entry). [`syscall_entry`] then `swapgs`es to reach
+//! the per-CPU block, switches to the kernel stack it names, saves every
+//! register into a [`SyscallFrame`], calls [`dispatch_hook`]'s target, and
+//! returns with SYSRET. All general registers but RAX (the result), RCX and
+//! R11 (clobbered by the architecture) come back unchanged; the kernel is
+//! built soft-float and never touches x87/SSE/AVX state, so the user's
+//! extended state survives syscalls and interrupts untouched.
+
+use core::cell::UnsafeCell;
+
+use ::x86_64::registers::model_specific::{Efer, EferFlags, FsBase, GsBase, KernelGsBase, LStar, SFMask, Star};
+use ::x86_64::registers::rflags::RFlags;
+use ::x86_64::VirtAddr;
+
+use super::gdt::Selectors;
+
+/// Per-CPU data reached through GS in kernel mode. The layout is used by
+/// the entry assembly: keep the offsets in step.
+#[repr(C)]
+pub struct PerCpu {
+    /// Offset 0: this block's own address.
+    self_ptr: u64,
+    /// Offset 8: top of the kernel stack for entries from user mode.
+    kernel_rsp: u64,
+    /// Offset 16: scratch slot for the user RSP during entry.
+    user_rsp: u64,
+}
+
+struct PerCpuCell(UnsafeCell<PerCpu>);
+
+// SAFETY: one CPU for now; the block is written during set-up (before user
+// mode exists) and by the entry code on this CPU only.
+unsafe impl Sync for PerCpuCell {}
+
+static PERCPU: PerCpuCell = PerCpuCell(UnsafeCell::new(PerCpu {
+    self_ptr: 0,
+    kernel_rsp: 0,
+    user_rsp: 0,
+}));
+
+/// Registers saved on entry, lowest address first (the push order in
+/// [`syscall_entry`] reversed).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(missing_docs)]
+pub struct SyscallFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub r10: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    /// The syscall number on entry; the return value on exit.
+    pub rax: u64,
+    /// User RIP (from RCX).
+    pub rip: u64,
+    /// User RFLAGS (from R11).
+    pub rflags: u64,
+    /// User RSP.
+    pub rsp: u64,
+}
+
+impl SyscallFrame {
+    /// The six argument registers in ABI order.
+    pub fn args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+}
+
+unsafe extern "C" {
+    /// The Rust side of the syscall path (`crate::syscall::entry`).
+    fn llmos_syscall_rust(frame: *mut SyscallFrame);
+}
+
+/// The SYSCALL entry point (LSTAR).
+#[unsafe(naked)]
+extern "C" fn syscall_entry() {
+    core::arch::naked_asm!(
+        "swapgs",
+        "mov gs:[16], rsp",
+        "mov rsp, gs:[8]",
+        "push qword ptr gs:[16]",
+        "push r11",
+        "push rcx",
+        "push rax",
+        "push rdi",
+        "push rsi",
+        "push rdx",
+        "push r10",
+        "push r8",
+        "push r9",
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {rust}",
+        "cli",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "pop r9",
+        "pop r8",
+        "pop r10",
+        "pop rdx",
+        "pop rsi",
+        "pop rdi",
+        "pop rax",
+        "pop rcx",
+        "pop r11",
+        "pop rsp",
+        "swapgs",
+        "sysretq",
+        rust = sym llmos_syscall_rust,
+    )
+}
+
+/// Programs the SYSCALL MSRs and the per-CPU block. `kernel_stack_top` is
+/// the stack used for entries from user mode (syscalls and, through
+/// TSS.RSP0, interrupts).
+pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
+    let p = PERCPU.0.get();
+    // SAFETY: set-up runs once on the boot CPU before any user code, so
+    // nothing else accesses the block.
+    unsafe {
+        (*p).self_ptr = p as u64;
+        (*p).kernel_rsp = kernel_stack_top;
+    }
+    GsBase::write(VirtAddr::new(p as u64));
+    KernelGsBase::write(VirtAddr::new(0));
+    super::gdt::set_kernel_stack(kernel_stack_top);
+    // SAFETY: the selectors come from our GDT, laid out as STAR requires
+    // (kernel code, kernel data; user data, user code at +8/+16 of the
+    // base), and `syscall_entry` is a valid entry point; SCE turns on the
+    // SYSCALL instruction itself.
+    unsafe {
+        Star::write(selectors.user_code, selectors.user_data, selectors.kernel_code, selectors.kernel_data)
+            .expect("GDT layout matches STAR");
+        LStar::write(VirtAddr::new(syscall_entry as usize as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK
+                | RFlags::IOPL_HIGH
+                | RFlags::IOPL_LOW,
+        );
+        Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+}
+
+/// Sets the user FS base (TLS pointer).
+pub fn set_fs_base(base: u64) {
+    FsBase::write(VirtAddr::new_truncate(base));
+}
+
+/// Reads the user FS base.
+pub fn fs_base() -> u64 {
+    FsBase::read().as_u64()
+}
+
+/// Resets the x87/SSE/AVX state to its initial values so nothing from boot
+/// reaches user mode.
+fn reset_extended_state(avx: bool) {
+    // SAFETY: FNINIT and LDMXCSR only change FPU/SSE control state, which
+    // belongs to no one yet; VZEROALL is only used when AVX is enabled.
+    unsafe {
+        let mxcsr: u32 = 0x1f80;
+        core::arch::asm!("fninit", "ldmxcsr [{m}]", m = in(reg) &mxcsr, options(nostack));
+        if avx {
+            core::arch::asm!("vzeroall", options(nomem, nostack));
+        } else {
+            core::arch::asm!(
+                "pxor xmm0, xmm0", "pxor xmm1, xmm1", "pxor xmm2, xmm2", "pxor xmm3, xmm3",
+                "pxor xmm4, xmm4", "pxor xmm5, xmm5", "pxor xmm6, xmm6", "pxor xmm7, xmm7",
+                "pxor xmm8, xmm8", "pxor xmm9, xmm9", "pxor xmm10, xmm10", "pxor xmm11, xmm11",
+                "pxor xmm12, xmm12", "pxor xmm13, xmm13", "pxor xmm14, xmm14", "pxor xmm15, xmm15",
+                options(nomem, nostack)
+            );
+        }
+    }
+}
+
+/// Enters ring 3 at `entry` with stack pointer `sp` and all general
+/// registers zero (as Linux's execve leaves them; RDX = 0 means "no
+/// exit handler" to the C runtime).
+///
+/// # Safety
+///
+/// The active page tables must map `entry` as user-executable code and
+/// `sp` as a user stack; [`init`] must have run.
+pub unsafe fn enter_user(entry: u64, sp: u64, selectors: &Selectors, avx: bool) -> ! {
+    reset_extended_state(avx);
+    let cs = u64::from(selectors.user_code.0);
+    let ss = u64::from(selectors.user_data.0);
+    // SAFETY: upheld by the caller; the IRETQ frame is SS, RSP, RFLAGS
+    // (IF set, reserved bit 1), CS, RIP. SWAPGS leaves the kernel's GS base
+    // in KERNEL_GS_BASE for the next entry.
+    unsafe {
+        core::arch::asm!(
+            "push {ss}",
+            "push {sp}",
+            "push 0x202",
+            "push {cs}",
+            "push {entry}",
+            "swapgs",
+            "xor eax, eax",
+            "xor ebx, ebx",
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "xor esi, esi",
+            "xor edi, edi",
+            "xor ebp, ebp",
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            "xor r12d, r12d",
+            "xor r13d, r13d",
+            "xor r14d, r14d",
+            "xor r15d, r15d",
+            "iretq",
+            ss = in(reg) ss,
+            sp = in(reg) sp,
+            cs = in(reg) cs,
+            entry = in(reg) entry,
+            options(noreturn)
+        )
+    }
+}

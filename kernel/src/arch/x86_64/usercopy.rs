@@ -1,0 +1,92 @@
+//! Copying between kernel and user memory with faults turned into errors.
+//!
+//! One assembly routine, `llmos_copy_user`, does every copy with `rep
+//! movsb`. If that instruction faults on a user address the page-fault
+//! handler first tries demand paging (and lets the copy resume); if the
+//! address is not part of the process it moves RIP to the routine's fixup
+//! label, which returns the number of bytes left, and the caller turns that
+//! into EFAULT. With SMAP on, the routine runs between STAC and CLAC, so the
+//! kernel can touch user pages here and nowhere else.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+core::arch::global_asm!(
+    ".global llmos_copy_user",
+    ".global llmos_copy_user_insn",
+    ".global llmos_copy_user_fixup",
+    "llmos_copy_user:",
+    "    mov rcx, rdx",
+    "llmos_copy_user_insn:",
+    "    rep movsb",
+    "    xor eax, eax",
+    "    ret",
+    "llmos_copy_user_fixup:",
+    "    mov rax, rcx",
+    "    ret",
+);
+
+unsafe extern "C" {
+    fn llmos_copy_user(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static llmos_copy_user_insn: u8;
+    static llmos_copy_user_fixup: u8;
+}
+
+static SMAP: AtomicBool = AtomicBool::new(false);
+
+/// Records that CR4.SMAP is on, so copies must bracket themselves with
+/// STAC/CLAC.
+pub fn set_smap(on: bool) {
+    SMAP.store(on, Ordering::Relaxed);
+}
+
+/// The address of the faulting instruction inside the copy routine.
+pub fn copy_insn_ip() -> u64 {
+    // SAFETY: only the symbol's address is taken; it is never read.
+    unsafe { core::ptr::addr_of!(llmos_copy_user_insn) as u64 }
+}
+
+/// Where a failed copy resumes.
+pub fn fixup_ip() -> u64 {
+    // SAFETY: as above.
+    unsafe { core::ptr::addr_of!(llmos_copy_user_fixup) as u64 }
+}
+
+/// A copy touched an address the process has not mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault;
+
+fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+    if len == 0 {
+        return Ok(());
+    }
+    let smap = SMAP.load(Ordering::Relaxed);
+    // SAFETY: callers pass one kernel buffer they own for `len` bytes and
+    // one user range they checked lies entirely below the user-space limit;
+    // faults on the user side are recovered by the page-fault handler
+    // (demand paging or the fixup), so the routine always returns. STAC and
+    // CLAC are only executed when the CPU has SMAP.
+    let left = unsafe {
+        if smap {
+            core::arch::asm!("stac", options(nomem, nostack));
+        }
+        let left = llmos_copy_user(dst, src, len);
+        if smap {
+            core::arch::asm!("clac", options(nomem, nostack));
+        }
+        left
+    };
+    if left == 0 { Ok(()) } else { Err(Fault) }
+}
+
+/// Copies `dst.len()` bytes from user address `src`.
+///
+/// The caller must have checked that `src..src + dst.len()` is a user
+/// range (see `memory::uaccess`).
+pub fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), Fault> {
+    copy(dst.as_mut_ptr(), src as *const u8, dst.len())
+}
+
+/// Copies `src` to user address `dst` (checked by the caller as above).
+pub fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), Fault> {
+    copy(dst as *mut u8, src.as_ptr(), src.len())
+}

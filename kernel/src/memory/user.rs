@@ -1,0 +1,251 @@
+//! User address spaces: page tables for the lower half, backed by the VMA
+//! map (`kcore::vma`).
+//!
+//! Each address space has its own level-4 table whose upper half is shared
+//! with the kernel and whose lower half starts empty (nothing the
+//! bootloader identity-mapped is visible to user code). Pages are
+//! allocated lazily: a VMA only promises memory, and the page-fault handler
+//! maps a zeroed frame on first touch ([`AddressSpace::fault`]). Every user
+//! frame is owned by exactly one page-table entry and is freed when it is
+//! unmapped.
+
+use kcore::elf::PAGE;
+use kcore::vma::{Prot, VmaMap};
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::{TranslateResult, UnmapError};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::VirtAddr;
+
+use super::frames::{self, GlobalFrames};
+use super::paging::{self, MapError};
+
+/// What a fault on a user address means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A page was mapped; retry the access.
+    Resolved,
+    /// The address is in no area.
+    Unmapped,
+    /// The area forbids this access (e.g. a write to read-only memory).
+    Denied(Prot),
+    /// No memory left for the page.
+    OutOfMemory,
+}
+
+/// A user address space.
+pub struct AddressSpace {
+    l4: PhysFrame,
+    /// The areas the process may touch.
+    pub vmas: VmaMap,
+    /// Frames currently mapped.
+    pub resident_pages: u64,
+}
+
+fn pte_flags(prot: Prot) -> PageTableFlags {
+    let mut f = PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE;
+    if prot.write {
+        f |= PageTableFlags::WRITABLE;
+    }
+    if !prot.exec {
+        f |= PageTableFlags::NO_EXECUTE;
+    }
+    f
+}
+
+fn table_flags() -> PageTableFlags {
+    PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE
+}
+
+impl AddressSpace {
+    /// A new address space: kernel half shared, user half empty.
+    pub fn new() -> Result<Self, MapError> {
+        let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        let offset = paging::phys_offset();
+        let (current, _) = Cr3::read();
+        // SAFETY: both tables are reached through the physical-memory
+        // mapping; `frame` is freshly allocated (no other user), and the
+        // current level-4 table is only read.
+        unsafe {
+            let new = &mut *((offset + frame.start_address().as_u64()) as *mut PageTable);
+            let cur = &*((offset + current.start_address().as_u64()) as *const PageTable);
+            new.zero();
+            for i in 256..512 {
+                new[i] = cur[i].clone();
+            }
+        }
+        Ok(Self {
+            l4: frame,
+            vmas: VmaMap::new(),
+            resident_pages: 0,
+        })
+    }
+
+    fn table(&mut self) -> OffsetPageTable<'_> {
+        let offset = paging::phys_offset();
+        // SAFETY: `l4` is this address space's level-4 table, reached
+        // through the physical-memory mapping, and `&mut self` makes this
+        // the only reference to it.
+        unsafe {
+            let l4 = &mut *((offset + self.l4.start_address().as_u64()) as *mut PageTable);
+            OffsetPageTable::new(l4, VirtAddr::new(offset))
+        }
+    }
+
+    /// Makes this the active address space (loads CR3).
+    pub fn activate(&self) {
+        let (_, flags) = Cr3::read();
+        // SAFETY: the table maps the kernel half exactly like the current
+        // one, so the kernel keeps running; the user half is this process's.
+        unsafe { Cr3::write(self.l4, flags) };
+    }
+
+    /// Maps a zeroed frame at `page` with `prot` and returns it.
+    fn map_zeroed(&mut self, page: u64, prot: Prot) -> Result<PhysFrame, MapError> {
+        let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        let offset = paging::phys_offset();
+        // SAFETY: `frame` was just allocated and is reached through the
+        // physical-memory mapping; nothing else refers to it.
+        unsafe { core::ptr::write_bytes((offset + frame.start_address().as_u64()) as *mut u8, 0, PAGE as usize) };
+        let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+        // SAFETY: a fresh frame mapped at a user address that is not mapped
+        // yet (callers check): no aliasing of kernel memory is possible.
+        match unsafe { self.table().map_to_with_table_flags(p, frame, pte_flags(prot), table_flags(), &mut GlobalFrames) } {
+            Ok(flush) => {
+                flush.flush();
+                self.resident_pages += 1;
+                Ok(frame)
+            }
+            Err(e) => {
+                frames::free(frame);
+                Err(match e {
+                    x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => MapError::OutOfFrames,
+                    x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => MapError::AlreadyMapped(page),
+                    x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage => MapError::HugePage(page),
+                })
+            }
+        }
+    }
+
+    /// The frame mapped at `page`, if any.
+    fn frame_at(&mut self, page: u64) -> Option<PhysFrame> {
+        match self.table().translate(VirtAddr::new(page)) {
+            TranslateResult::Mapped { frame, .. } => Some(PhysFrame::containing_address(frame.start_address())),
+            _ => None,
+        }
+    }
+
+    /// Writes `data` at user address `addr`, mapping pages of the area
+    /// that contains it as needed (used by the loader, before the process
+    /// runs; writes go through the physical mapping, so read-only and
+    /// executable pages can be filled).
+    pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MapError> {
+        let offset = paging::phys_offset();
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = addr + done as u64;
+            let page = at & !(PAGE - 1);
+            let frame = match self.frame_at(page) {
+                Some(f) => f,
+                None => {
+                    let prot = self.vmas.find(page).map(|v| v.prot).ok_or(MapError::BadRange)?;
+                    self.map_zeroed(page, prot)?
+                }
+            };
+            let in_page = (at - page) as usize;
+            let n = (PAGE as usize - in_page).min(data.len() - done);
+            // SAFETY: `frame` is this address space's private frame for
+            // `page`; the copy stays inside it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    data[done..].as_ptr(),
+                    (offset + frame.start_address().as_u64() + in_page as u64) as *mut u8,
+                    n,
+                );
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Resolves a fault at `addr` (a user address).
+    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> FaultOutcome {
+        let Some(vma) = self.vmas.find(addr).copied() else {
+            return FaultOutcome::Unmapped;
+        };
+        if !vma.prot.allows(write, exec) {
+            return FaultOutcome::Denied(vma.prot);
+        }
+        let page = addr & !(PAGE - 1);
+        if self.frame_at(page).is_some() {
+            // Present with the right VMA rights but still faulting: the PTE
+            // is stale after an mprotect; refresh it.
+            self.reprotect(page, page + PAGE, vma.prot);
+            return FaultOutcome::Resolved;
+        }
+        match self.map_zeroed(page, vma.prot) {
+            Ok(_) => FaultOutcome::Resolved,
+            Err(_) => FaultOutcome::OutOfMemory,
+        }
+    }
+
+    /// Unmaps every page in `[start, end)` and frees its frame.
+    pub fn unmap_pages(&mut self, start: u64, end: u64) {
+        let mut page = start;
+        while page < end {
+            let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+            match self.table().unmap(p) {
+                Ok((frame, flush)) => {
+                    flush.flush();
+                    frames::free(frame);
+                    self.resident_pages -= 1;
+                }
+                Err(UnmapError::PageNotMapped) | Err(UnmapError::ParentEntryHugePage) | Err(UnmapError::InvalidFrameAddress(_)) => {}
+            }
+            page += PAGE;
+        }
+    }
+
+    /// Applies `prot` to the pages mapped in `[start, end)`.
+    pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
+        let mut page = start;
+        while page < end {
+            let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+            if self.frame_at(page).is_some() {
+                // SAFETY: only the flags of an existing user mapping change;
+                // the frame stays owned by this entry.
+                if let Ok(flush) = unsafe { self.table().update_flags(p, pte_flags(prot)) } {
+                    flush.flush();
+                }
+            }
+            page += PAGE;
+        }
+    }
+
+    /// Moves the pages mapped in `[from, from + len)` to `to` (mremap),
+    /// without copying their contents.
+    pub fn move_pages(&mut self, from: u64, len: u64, to: u64, prot: Prot) -> Result<(), MapError> {
+        let mut off = 0;
+        while off < len {
+            let src = Page::<Size4KiB>::containing_address(VirtAddr::new(from + off));
+            if let Ok((frame, flush)) = self.table().unmap(src) {
+                flush.flush();
+                let dst = Page::<Size4KiB>::containing_address(VirtAddr::new(to + off));
+                // SAFETY: the frame was just unmapped from `src`, so this
+                // entry becomes its only owner; `dst` is free (the VMA map
+                // checked the destination range).
+                match unsafe { self.table().map_to_with_table_flags(dst, frame, pte_flags(prot), table_flags(), &mut GlobalFrames) } {
+                    Ok(f) => f.flush(),
+                    Err(_) => {
+                        frames::free(frame);
+                        self.resident_pages -= 1;
+                        return Err(MapError::OutOfFrames);
+                    }
+                }
+            }
+            off += PAGE;
+        }
+        Ok(())
+    }
+}
