@@ -82,10 +82,15 @@ impl fmt::Display for ElfError {
             ElfError::NotElf => f.write_str("not an ELF file (no \\x7fELF magic)"),
             ElfError::WrongClass => f.write_str("not a 64-bit little-endian ELF file"),
             ElfError::WrongMachine(m) => write!(f, "built for machine {m}, not x86_64 (62)"),
-            ElfError::WrongType(t) => write!(f, "ELF type {t} is not an executable (need ET_EXEC or static-pie ET_DYN)"),
+            ElfError::WrongType(t) => write!(
+                f,
+                "ELF type {t} is not an executable (need ET_EXEC or static-pie ET_DYN)"
+            ),
             ElfError::WrongAbi(a) => write!(f, "OS ABI {a} is not System V/Linux"),
             ElfError::BadHeader(w) => write!(f, "malformed ELF header: {w}"),
-            ElfError::BadPhdrTable => f.write_str("program header table is outside the file or too large"),
+            ElfError::BadPhdrTable => {
+                f.write_str("program header table is outside the file or too large")
+            }
             ElfError::Dynamic(interp) => write!(
                 f,
                 "dynamically linked (interpreter {interp}); llmos runs static executables only: \
@@ -93,14 +98,22 @@ impl fmt::Display for ElfError {
             ),
             ElfError::BadSegment(i, w) => write!(f, "program header {i}: {w}"),
             ElfError::WritableAndExecutable(i) => {
-                write!(f, "program header {i} is writable and executable; llmos never maps W+X")
+                write!(
+                    f,
+                    "program header {i} is writable and executable; llmos never maps W+X"
+                )
             }
-            ElfError::ExecutableStack => {
-                f.write_str("the program asks for an executable stack (PT_GNU_STACK with PF_X); not supported")
-            }
-            ElfError::Overlap(i) => write!(f, "loadable segment {i} overlaps or precedes the one before it"),
+            ElfError::ExecutableStack => f.write_str(
+                "the program asks for an executable stack (PT_GNU_STACK with PF_X); not supported",
+            ),
+            ElfError::Overlap(i) => write!(
+                f,
+                "loadable segment {i} overlaps or precedes the one before it"
+            ),
             ElfError::NoSegments => f.write_str("no loadable segments"),
-            ElfError::BadEntry(e) => write!(f, "entry point {e:#x} is not in an executable segment"),
+            ElfError::BadEntry(e) => {
+                write!(f, "entry point {e:#x} is not in an executable segment")
+            }
         }
     }
 }
@@ -128,7 +141,13 @@ pub struct Perms {
 impl fmt::Display for Perms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |b: bool, ch: char| if b { ch } else { '-' };
-        write!(f, "{}{}{}", c(self.read, 'r'), c(self.write, 'w'), c(self.exec, 'x'))
+        write!(
+            f,
+            "{}{}{}",
+            c(self.read, 'r'),
+            c(self.write, 'w'),
+            c(self.exec, 'x')
+        )
     }
 }
 
@@ -278,10 +297,14 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
     }
     let table_len = phnum * 56;
     let table_start = usize::try_from(phoff).map_err(|_| ElfError::BadPhdrTable)?;
-    let table_end = table_start.checked_add(table_len).ok_or(ElfError::BadPhdrTable)?;
-    let table = data.get(table_start..table_end).ok_or(ElfError::BadPhdrTable)?;
+    let table_end = table_start
+        .checked_add(table_len)
+        .ok_or(ElfError::BadPhdrTable)?;
+    let table = data
+        .get(table_start..table_end)
+        .ok_or(ElfError::BadPhdrTable)?;
 
-    let phdrs = table.chunks_exact(56).map(|p| Phdr {
+    let phdrs = table.as_chunks::<56>().0.iter().map(|p| Phdr {
         kind: u32_at(p, 0),
         flags: u32_at(p, 4),
         offset: u64_at(p, 8),
@@ -300,7 +323,10 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
         Kind::StaticPie => MAX_PIE_SPAN,
     };
     for (i, ph) in phdrs.enumerate() {
-        let in_file = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= data.len() as u64);
+        let in_file = |off: u64, len: u64| {
+            off.checked_add(len)
+                .is_some_and(|end| end <= data.len() as u64)
+        };
         let in_space = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|end| end <= limit);
         match ph.kind {
             PT_LOAD => {
@@ -320,7 +346,10 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
                     return Err(ElfError::BadSegment(i, "alignment is not a power of two"));
                 }
                 if ph.vaddr % PAGE != ph.offset % PAGE {
-                    return Err(ElfError::BadSegment(i, "address and file offset differ modulo the page size"));
+                    return Err(ElfError::BadSegment(
+                        i,
+                        "address and file offset differ modulo the page size",
+                    ));
                 }
                 let perms = Perms {
                     read: ph.flags & PF_R != 0,
@@ -343,7 +372,10 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
                     return Err(ElfError::Overlap(i));
                 }
                 if kind == Kind::Exec && seg.page_start() < MIN_ADDR {
-                    return Err(ElfError::BadSegment(i, "maps the first 64 KiB (NULL guard)"));
+                    return Err(ElfError::BadSegment(
+                        i,
+                        "maps the first 64 KiB (NULL guard)",
+                    ));
                 }
                 segments.push(seg);
             }
@@ -362,11 +394,17 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
             }
             PT_PHDR => phdr_vaddr = Some(ph.vaddr),
             PT_TLS => {
-                if ph.filesz > ph.memsz || !in_file(ph.offset, ph.filesz) || !in_space(ph.vaddr, ph.memsz) {
+                if ph.filesz > ph.memsz
+                    || !in_file(ph.offset, ph.filesz)
+                    || !in_space(ph.vaddr, ph.memsz)
+                {
                     return Err(ElfError::BadSegment(i, "malformed PT_TLS"));
                 }
                 if ph.align > 1 && !ph.align.is_power_of_two() {
-                    return Err(ElfError::BadSegment(i, "PT_TLS alignment is not a power of two"));
+                    return Err(ElfError::BadSegment(
+                        i,
+                        "PT_TLS alignment is not a power of two",
+                    ));
                 }
                 tls = Some(Tls {
                     vaddr: ph.vaddr,
@@ -400,15 +438,21 @@ pub fn parse(data: &[u8]) -> Result<Program, ElfError> {
         return Err(ElfError::BadEntry(entry));
     }
     let covered = |addr: u64, len: u64| {
-        segments
-            .iter()
-            .any(|s| addr >= s.vaddr && addr.checked_add(len).is_some_and(|e| e <= s.vaddr + s.memsz))
+        segments.iter().any(|s| {
+            addr >= s.vaddr
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|e| e <= s.vaddr + s.memsz)
+        })
     };
     if let Some(t) = tls
         && t.memsz > 0
         && !covered(t.vaddr, t.filesz)
     {
-        return Err(ElfError::BadSegment(0, "PT_TLS image is not inside a loadable segment"));
+        return Err(ElfError::BadSegment(
+            0,
+            "PT_TLS image is not inside a loadable segment",
+        ));
     }
     // AT_PHDR: PT_PHDR if present, else the loaded copy of the table.
     let phdr_vaddr = match phdr_vaddr {
@@ -496,17 +540,41 @@ mod tests {
 
     #[test]
     fn fixed_executables_keep_the_null_guard() {
-        let bad = build(2, 0x1000, &[(PT_LOAD, PF_R | PF_X, 0, 0x1000, 0x100, 0x100)]);
-        assert_eq!(parse(&bad), Err(ElfError::BadSegment(0, "maps the first 64 KiB (NULL guard)")));
-        let good = build(2, 0x401000, &[(PT_LOAD, PF_R | PF_X, 0, 0x400000, 0x2000, 0x2000)]);
+        let bad = build(
+            2,
+            0x1000,
+            &[(PT_LOAD, PF_R | PF_X, 0, 0x1000, 0x100, 0x100)],
+        );
+        assert_eq!(
+            parse(&bad),
+            Err(ElfError::BadSegment(
+                0,
+                "maps the first 64 KiB (NULL guard)"
+            ))
+        );
+        let good = build(
+            2,
+            0x401000,
+            &[(PT_LOAD, PF_R | PF_X, 0, 0x400000, 0x2000, 0x2000)],
+        );
         let p = parse(&good).unwrap();
         assert_eq!(p.kind, Kind::Exec);
-        assert_eq!(p.phdr_vaddr, 0x400040, "AT_PHDR from the segment that holds the table");
+        assert_eq!(
+            p.phdr_vaddr, 0x400040,
+            "AT_PHDR from the segment that holds the table"
+        );
     }
 
     #[test]
     fn dynamic_executables_name_their_interpreter() {
-        let mut f = build(3, 0x1010, &[(PT_INTERP, PF_R, 0x200, 0x200, 28, 28), (PT_LOAD, PF_R | PF_X, 0, 0, 0x2000, 0x2000)]);
+        let mut f = build(
+            3,
+            0x1010,
+            &[
+                (PT_INTERP, PF_R, 0x200, 0x200, 28, 28),
+                (PT_LOAD, PF_R | PF_X, 0, 0, 0x2000, 0x2000),
+            ],
+        );
         f[0x200..0x200 + 28].copy_from_slice(b"/lib64/ld-linux-x86-64.so.2\0");
         let e = parse(&f).unwrap_err();
         assert_eq!(e, ElfError::Dynamic("/lib64/ld-linux-x86-64.so.2".into()));
@@ -517,12 +585,22 @@ mod tests {
     fn rejects_wx_exec_stack_overlap_and_bad_entry() {
         let wx = build(3, 0, &[(PT_LOAD, PF_R | PF_W | PF_X, 0, 0, 0x100, 0x100)]);
         assert_eq!(parse(&wx), Err(ElfError::WritableAndExecutable(0)));
-        let stack = build(3, 0, &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x100, 0x100), (PT_GNU_STACK, PF_R | PF_W | PF_X, 0, 0, 0, 0)]);
+        let stack = build(
+            3,
+            0,
+            &[
+                (PT_LOAD, PF_R | PF_X, 0, 0, 0x100, 0x100),
+                (PT_GNU_STACK, PF_R | PF_W | PF_X, 0, 0, 0, 0),
+            ],
+        );
         assert_eq!(parse(&stack), Err(ElfError::ExecutableStack));
         let overlap = build(
             3,
             0,
-            &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x1800, 0x1800), (PT_LOAD, PF_R | PF_W, 0x1800, 0x1800, 0x100, 0x100)],
+            &[
+                (PT_LOAD, PF_R | PF_X, 0, 0, 0x1800, 0x1800),
+                (PT_LOAD, PF_R | PF_W, 0x1800, 0x1800, 0x100, 0x100),
+            ],
         );
         assert_eq!(parse(&overlap), Err(ElfError::Overlap(1)));
         let entry = build(3, 0x5000, &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x100, 0x100)]);
@@ -534,17 +612,44 @@ mod tests {
     #[test]
     fn rejects_out_of_file_and_overflowing_segments() {
         let past = build(3, 0, &[(PT_LOAD, PF_R | PF_X, 0x2000, 0, 0x2000, 0x2000)]);
-        assert_eq!(parse(&past), Err(ElfError::BadSegment(0, "file bytes lie outside the file")));
-        let wrap = build(3, 0, &[(PT_LOAD, PF_R | PF_X, 0, u64::MAX - 10, 0x10, 0x100)]);
+        assert_eq!(
+            parse(&past),
+            Err(ElfError::BadSegment(0, "file bytes lie outside the file"))
+        );
+        let wrap = build(
+            3,
+            0,
+            &[(PT_LOAD, PF_R | PF_X, 0, u64::MAX - 10, 0x10, 0x100)],
+        );
         assert!(matches!(parse(&wrap), Err(ElfError::BadSegment(0, _))));
-        let kernel_half = build(2, 0xffff_8000_0000_0000, &[(PT_LOAD, PF_R | PF_X, 0, 0xffff_8000_0000_0000, 0x10, 0x10)]);
-        assert_eq!(parse(&kernel_half), Err(ElfError::BadSegment(0, "addresses lie outside user space")));
-        let big = build(3, 0, &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x10, 0x100), (PT_LOAD, PF_R, 0x1000, 0x1000, 0x10, 0x20)]);
+        let kernel_half = build(
+            2,
+            0xffff_8000_0000_0000,
+            &[(PT_LOAD, PF_R | PF_X, 0, 0xffff_8000_0000_0000, 0x10, 0x10)],
+        );
+        assert_eq!(
+            parse(&kernel_half),
+            Err(ElfError::BadSegment(0, "addresses lie outside user space"))
+        );
+        let big = build(
+            3,
+            0,
+            &[
+                (PT_LOAD, PF_R | PF_X, 0, 0, 0x10, 0x100),
+                (PT_LOAD, PF_R, 0x1000, 0x1000, 0x10, 0x20),
+            ],
+        );
         let mut bad_size = big.clone();
         bad_size[64 + 56 + 32..64 + 56 + 40].copy_from_slice(&0x30u64.to_le_bytes());
-        assert_eq!(parse(&bad_size), Err(ElfError::BadSegment(1, "file size exceeds memory size")));
+        assert_eq!(
+            parse(&bad_size),
+            Err(ElfError::BadSegment(1, "file size exceeds memory size"))
+        );
         let congruence = build(3, 0, &[(PT_LOAD, PF_R | PF_X, 0x10, 0, 0x10, 0x10)]);
-        assert!(matches!(parse(&congruence), Err(ElfError::BadSegment(0, _))));
+        assert!(matches!(
+            parse(&congruence),
+            Err(ElfError::BadSegment(0, _))
+        ));
     }
 
     #[test]

@@ -86,7 +86,11 @@ impl fmt::Display for Errno {
 /// Decodes a raw syscall return: `Err` for -4095..=-1.
 pub fn decode_ret(ret: u64) -> Result<u64, i32> {
     let signed = ret as i64;
-    if (-4095..0).contains(&signed) { Err(-signed as i32) } else { Ok(ret) }
+    if (-4095..0).contains(&signed) {
+        Err(-signed as i32)
+    } else {
+        Ok(ret)
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +113,10 @@ mod tests {
     fn return_decoding() {
         assert_eq!(decode_ret(5), Ok(5));
         assert_eq!(decode_ret(Errno::EINVAL.to_ret()), Err(22));
-        assert_eq!(decode_ret((-4096i64) as u64), Ok((-4096i64) as u64), "addresses near the top are values");
+        assert_eq!(
+            decode_ret((-4096i64) as u64),
+            Ok((-4096i64) as u64),
+            "addresses near the top are values"
+        );
     }
 }

@@ -86,6 +86,59 @@ pub fn apic_initial_count(hz: u64, period_ns: u64) -> Option<u32> {
     }
 }
 
+/// Seconds since 1970-01-01 00:00:00 UTC for a civil date and time (the
+/// proleptic Gregorian calendar; Howard Hinnant's days-from-civil method).
+/// `None` for out-of-range fields.
+pub fn unix_time(year: u32, month: u32, day: u32, hour: u32, min: u32, sec: u32) -> Option<u64> {
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec);
+    u64::try_from(secs).ok()
+}
+
+/// The civil date and time `(year, month, day, hour, min, sec)` of a Unix
+/// time (inverse of [`unix_time`]).
+pub fn civil(unix: u64) -> (u64, u32, u32, u32, u32, u32) {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u64;
+    (
+        year,
+        month,
+        day,
+        (rem / 3600) as u32,
+        ((rem / 60) % 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Decodes a BCD byte (as the CMOS RTC reports by default).
+pub fn from_bcd(b: u8) -> u32 {
+    u32::from(b & 0x0f) + u32::from(b >> 4) * 10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +183,21 @@ mod tests {
             assert!(n >= last);
             last = n;
         }
+    }
+
+    #[test]
+    fn civil_to_unix() {
+        assert_eq!(unix_time(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_time(2000, 3, 1, 0, 0, 0), Some(951_868_800));
+        assert_eq!(unix_time(2026, 11, 26, 8, 30, 5), Some(1_795_681_805));
+        assert_eq!(unix_time(2024, 2, 29, 23, 59, 59), Some(1_709_251_199));
+        assert_eq!(unix_time(1969, 12, 31, 0, 0, 0), None);
+        assert_eq!(unix_time(2026, 13, 1, 0, 0, 0), None);
+        assert_eq!(civil(1_795_681_805), (2026, 11, 26, 8, 30, 5));
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil(1_709_251_199), (2024, 2, 29, 23, 59, 59));
+        assert_eq!(from_bcd(0x59), 59);
+        assert_eq!(from_bcd(0x12), 12);
     }
 
     #[test]

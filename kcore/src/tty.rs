@@ -107,7 +107,14 @@ impl Termios {
         let w = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let mut cc = [0u8; 19];
         cc.copy_from_slice(&b[17..36]);
-        Self { iflag: w(0), oflag: w(4), cflag: w(8), lflag: w(12), line: b[16], cc }
+        Self {
+            iflag: w(0),
+            oflag: w(4),
+            cflag: w(8),
+            lflag: w(12),
+            line: b[16],
+            cc,
+        }
     }
 
     fn has_l(&self, f: u32) -> bool {
@@ -153,7 +160,10 @@ pub struct Tty {
 impl Tty {
     /// A terminal with default settings and a 24x80 window.
     pub fn new() -> Self {
-        Self { winsize: (24, 80), ..Self::default() }
+        Self {
+            winsize: (24, 80),
+            ..Self::default()
+        }
     }
 
     /// Bytes a read could take now (FIONREAD, poll).
@@ -163,7 +173,9 @@ impl Tty {
 
     /// Whether a read would return without waiting.
     pub fn can_read(&self) -> bool {
-        !self.ready.is_empty() || self.eof > 0 || (!self.termios.has_l(flags::ICANON) && self.termios.cc[cc::VMIN] == 0)
+        !self.ready.is_empty()
+            || self.eof > 0
+            || (!self.termios.has_l(flags::ICANON) && self.termios.cc[cc::VMIN] == 0)
     }
 
     fn echo_char(&self, b: u8, echo: &mut Vec<u8>) {
@@ -183,7 +195,11 @@ impl Tty {
         match self.line.pop() {
             Some(b) => {
                 if self.termios.has_l(flags::ECHO) && self.termios.has_l(flags::ECHOE) {
-                    let width = if b < 0x20 && self.termios.has_l(flags::ECHOCTL) { 2 } else { 1 };
+                    let width = if b < 0x20 && self.termios.has_l(flags::ECHOCTL) {
+                        2
+                    } else {
+                        1
+                    };
                     for _ in 0..width {
                         echo.extend_from_slice(b"\x08 \x08");
                     }
@@ -269,7 +285,9 @@ impl Tty {
         }
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(b) = self.ready.pop_front() else { break };
+            let Some(b) = self.ready.pop_front() else {
+                break;
+            };
             out.push(b);
             if b == b'\n' && self.termios.has_l(flags::ICANON) {
                 break;

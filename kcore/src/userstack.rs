@@ -93,13 +93,19 @@ pub fn build(top: u64, spec: &Spec<'_>) -> Result<Built, StackError> {
     if top % 16 != 0 || top < 4 * 4096 {
         return Err(StackError::BadTop);
     }
-    let strings = spec.args.iter().chain(spec.env.iter()).chain([&spec.execfn, &spec.platform]);
+    let strings = spec
+        .args
+        .iter()
+        .chain(spec.env.iter())
+        .chain([&spec.execfn, &spec.platform]);
     let mut string_bytes = 0usize;
     for s in strings {
         if s.contains(&0) {
             return Err(StackError::InteriorNul);
         }
-        string_bytes = string_bytes.checked_add(s.len() + 1).ok_or(StackError::TooLarge)?;
+        string_bytes = string_bytes
+            .checked_add(s.len() + 1)
+            .ok_or(StackError::TooLarge)?;
     }
     let pointers = 1 + spec.args.len() + 1 + spec.env.len() + 1 + 2 * (spec.aux.len() + 4);
     if string_bytes + 8 * pointers + 64 > MAX_STACK_DATA {
@@ -113,8 +119,24 @@ pub fn build(top: u64, spec: &Spec<'_>) -> Result<Built, StackError> {
         *cursor
     };
     let execfn_at = place(spec.execfn, &mut cursor);
-    let env_at: Vec<u64> = spec.env.iter().rev().map(|s| place(s, &mut cursor)).collect::<Vec<_>>().into_iter().rev().collect();
-    let args_at: Vec<u64> = spec.args.iter().rev().map(|s| place(s, &mut cursor)).collect::<Vec<_>>().into_iter().rev().collect();
+    let env_at: Vec<u64> = spec
+        .env
+        .iter()
+        .rev()
+        .map(|s| place(s, &mut cursor))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let args_at: Vec<u64> = spec
+        .args
+        .iter()
+        .rev()
+        .map(|s| place(s, &mut cursor))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let platform_at = place(spec.platform, &mut cursor);
     cursor &= !0xf;
     cursor -= 16;
@@ -130,7 +152,16 @@ pub fn build(top: u64, spec: &Spec<'_>) -> Result<Built, StackError> {
     for &(k, v) in spec.aux {
         words.extend([k, v]);
     }
-    words.extend([at::RANDOM, random_at, at::PLATFORM, platform_at, at::EXECFN, execfn_at, at::NULL, 0]);
+    words.extend([
+        at::RANDOM,
+        random_at,
+        at::PLATFORM,
+        platform_at,
+        at::EXECFN,
+        execfn_at,
+        at::NULL,
+        0,
+    ]);
     let mut sp = cursor - 8 * words.len() as u64;
     sp &= !0xf;
 
@@ -190,7 +221,9 @@ mod tests {
         assert_eq!(b.sp % 16, 0);
         assert_eq!(b.sp + b.bytes.len() as u64, top);
         assert_eq!(word(&b, b.sp), 3, "argc");
-        let argv: Vec<Vec<u8>> = (0..3).map(|i| cstr(&b, word(&b, b.sp + 8 + 8 * i))).collect();
+        let argv: Vec<Vec<u8>> = (0..3)
+            .map(|i| cstr(&b, word(&b, b.sp + 8 + 8 * i)))
+            .collect();
         assert_eq!(argv, [b"hello".to_vec(), b"a b".to_vec(), b"".to_vec()]);
         assert_eq!(word(&b, b.sp + 8 * 4), 0, "argv terminator");
         let envp = b.sp + 8 * 5;
@@ -221,14 +254,30 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        let base = Spec { args: &[b"x"], env: &[], aux: &[], random: [0; 16], platform: b"x86_64", execfn: b"/x" };
+        let base = Spec {
+            args: &[b"x"],
+            env: &[],
+            aux: &[],
+            random: [0; 16],
+            platform: b"x86_64",
+            execfn: b"/x",
+        };
         assert_eq!(build(0x7000_0000_0008, &base), Err(StackError::BadTop));
-        let nul = Spec { args: &[b"a\0b"], ..base.clone() };
+        let nul = Spec {
+            args: &[b"a\0b"],
+            ..base.clone()
+        };
         assert_eq!(build(0x7000_0000_0000, &nul), Err(StackError::InteriorNul));
         let big = vec![b'a'; MAX_STACK_DATA];
         let args: [&[u8]; 1] = [&big];
-        let large = Spec { args: &args, ..base.clone() };
+        let large = Spec {
+            args: &args,
+            ..base.clone()
+        };
         assert_eq!(build(0x7000_0000_0000, &large), Err(StackError::TooLarge));
-        assert!(build(0x7000_0000_0000, &Spec { args: &[], ..base }).is_ok(), "argc 0 is allowed");
+        assert!(
+            build(0x7000_0000_0000, &Spec { args: &[], ..base }).is_ok(),
+            "argc 0 is allowed"
+        );
     }
 }

@@ -26,13 +26,29 @@ pub struct Prot {
 
 impl Prot {
     /// PROT_NONE.
-    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+        exec: false,
+    };
     /// Read-only.
-    pub const R: Prot = Prot { read: true, write: false, exec: false };
+    pub const R: Prot = Prot {
+        read: true,
+        write: false,
+        exec: false,
+    };
     /// Read-write.
-    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+        exec: false,
+    };
     /// Read-execute.
-    pub const RX: Prot = Prot { read: true, write: false, exec: true };
+    pub const RX: Prot = Prot {
+        read: true,
+        write: false,
+        exec: true,
+    };
 
     /// From the `PROT_*` bits of mmap/mprotect; `None` if unknown bits
     /// are set.
@@ -40,7 +56,11 @@ impl Prot {
         if bits & !0x7 != 0 {
             return None;
         }
-        Some(Self { read: bits & 1 != 0, write: bits & 2 != 0, exec: bits & 4 != 0 })
+        Some(Self {
+            read: bits & 1 != 0,
+            write: bits & 2 != 0,
+            exec: bits & 4 != 0,
+        })
     }
 
     /// Whether an access is allowed.
@@ -58,7 +78,13 @@ impl Prot {
 impl fmt::Display for Prot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |b: bool, ch: char| if b { ch } else { '-' };
-        write!(f, "{}{}{}", c(self.read, 'r'), c(self.write, 'w'), c(self.exec, 'x'))
+        write!(
+            f,
+            "{}{}{}",
+            c(self.read, 'r'),
+            c(self.write, 'w'),
+            c(self.exec, 'x')
+        )
     }
 }
 
@@ -117,7 +143,7 @@ pub struct VmaMap {
 }
 
 fn check(start: u64, end: u64) -> Result<(), VmaError> {
-    if start >= end || start % PAGE != 0 || end % PAGE != 0 {
+    if start >= end || !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) {
         return Err(VmaError::BadRange);
     }
     Ok(())
@@ -131,7 +157,11 @@ impl VmaMap {
 
     /// The area containing `addr`.
     pub fn find(&self, addr: u64) -> Option<&Vma> {
-        self.areas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+        self.areas
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| addr < v.end)
     }
 
     /// All areas in address order.
@@ -141,8 +171,15 @@ impl VmaMap {
 
     /// Areas intersecting `[start, end)`.
     fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
-        let first = self.areas.range(..start).next_back().map(|(_, v)| v).filter(|v| v.end > start);
-        first.into_iter().chain(self.areas.range(start..end).map(|(_, v)| v))
+        let first = self
+            .areas
+            .range(..start)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > start);
+        first
+            .into_iter()
+            .chain(self.areas.range(start..end).map(|(_, v)| v))
     }
 
     /// Whether `[start, end)` is entirely unmapped.
@@ -162,7 +199,9 @@ impl VmaMap {
 
     /// Splits areas so that `at` is a boundary.
     fn split_at(&mut self, at: u64) {
-        let Some(v) = self.find(at).copied() else { return };
+        let Some(v) = self.find(at).copied() else {
+            return;
+        };
         if v.start == at {
             return;
         }
@@ -188,7 +227,12 @@ impl VmaMap {
 
     /// Changes the protection of `[start, end)`, which must be fully
     /// mapped. Returns the sub-ranges changed with their old protection.
-    pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> Result<Vec<(u64, u64, Prot)>, VmaError> {
+    pub fn protect(
+        &mut self,
+        start: u64,
+        end: u64,
+        prot: Prot,
+    ) -> Result<Vec<(u64, u64, Prot)>, VmaError> {
         check(start, end)?;
         let mut cursor = start;
         for v in self.overlapping(start, end) {
@@ -214,11 +258,18 @@ impl VmaMap {
     /// Merges neighbours with identical protection and kind around
     /// `[start, end)` so repeated mprotects do not fragment the map.
     fn merge_around(&mut self, start: u64, end: u64) {
-        let first = self.areas.range(..start).next_back().map(|(k, _)| *k).unwrap_or(start);
+        let first = self
+            .areas
+            .range(..start)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(start);
         let keys: Vec<u64> = self.areas.range(first..=end).map(|(k, _)| *k).collect();
         let mut prev: Option<u64> = None;
         for k in keys {
-            let Some(cur) = self.areas.get(&k).copied() else { continue };
+            let Some(cur) = self.areas.get(&k).copied() else {
+                continue;
+            };
             if let Some(pk) = prev
                 && let Some(p) = self.areas.get(&pk).copied()
                 && p.end == cur.start
@@ -236,7 +287,7 @@ impl VmaMap {
     /// The highest free, page-aligned range of `len` bytes inside
     /// `[low, high)` (mmap's top-down placement).
     pub fn find_free(&self, len: u64, low: u64, high: u64) -> Option<u64> {
-        if len == 0 || len % PAGE != 0 || high <= low {
+        if len == 0 || !len.is_multiple_of(PAGE) || high <= low {
             return None;
         }
         let mut top = high & !(PAGE - 1);
@@ -256,7 +307,11 @@ impl VmaMap {
     /// it is free (brk and mremap growth).
     pub fn grow(&mut self, old_end: u64, new_end: u64) -> Result<(), VmaError> {
         check(old_end, new_end)?;
-        let v = self.find(old_end - 1).copied().filter(|v| v.end == old_end).ok_or(VmaError::Hole)?;
+        let v = self
+            .find(old_end - 1)
+            .copied()
+            .filter(|v| v.end == old_end)
+            .ok_or(VmaError::Hole)?;
         if !self.is_free(old_end, new_end) {
             return Err(VmaError::Overlap);
         }
@@ -273,7 +328,12 @@ mod tests {
     const P: u64 = PAGE;
 
     fn anon(start: u64, end: u64) -> Vma {
-        Vma { start, end, prot: Prot::RW, kind: Kind::Anon }
+        Vma {
+            start,
+            end,
+            prot: Prot::RW,
+            kind: Kind::Anon,
+        }
     }
 
     #[test]
@@ -283,7 +343,10 @@ mod tests {
         assert_eq!(m.insert(anon(0x1f * P, 0x30 * P)), Err(VmaError::Overlap));
         assert_eq!(m.insert(anon(0x5 * P, 0x11 * P)), Err(VmaError::Overlap));
         assert_eq!(m.insert(anon(0x5 * P, 0x5 * P)), Err(VmaError::BadRange));
-        assert_eq!(m.insert(anon(0x5 * P + 1, 0x6 * P)), Err(VmaError::BadRange));
+        assert_eq!(
+            m.insert(anon(0x5 * P + 1, 0x6 * P)),
+            Err(VmaError::BadRange)
+        );
         m.insert(anon(0x20 * P, 0x21 * P)).unwrap();
         assert_eq!(m.find(0x10 * P).unwrap().start, 0x10 * P);
         assert_eq!(m.find(0x20 * P - 1).unwrap().start, 0x10 * P);
@@ -336,7 +399,13 @@ mod tests {
     #[test]
     fn grow_in_place() {
         let mut m = VmaMap::new();
-        m.insert(Vma { start: 0x10 * P, end: 0x11 * P, prot: Prot::RW, kind: Kind::Heap }).unwrap();
+        m.insert(Vma {
+            start: 0x10 * P,
+            end: 0x11 * P,
+            prot: Prot::RW,
+            kind: Kind::Heap,
+        })
+        .unwrap();
         m.insert(anon(0x20 * P, 0x21 * P)).unwrap();
         m.grow(0x11 * P, 0x18 * P).unwrap();
         assert_eq!(m.find(0x17 * P).unwrap().kind, Kind::Heap);

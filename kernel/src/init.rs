@@ -14,22 +14,26 @@ use bootparams::BootParams;
 use kcore::cpu::{CpuInfo, Feature};
 use spin::Once;
 
-use crate::arch::x86_64::{apic, cpu, gdt, idt};
+use crate::arch::x86_64::syscall as arch_syscall;
+use crate::arch::x86_64::{apic, cpu, gdt, idt, rtc};
 use crate::initrd::Initrd;
 use crate::memory::{self, frames, heap, paging, stacks};
 use crate::power::{self, Status};
-use crate::{acpi, klog, random, time};
+use crate::{acpi, klog, process, random, time};
 
 /// Size of the main kernel stack.
 pub const MAIN_STACK: u64 = 1024 * 1024;
 /// Size of each IST stack (double fault, NMI, machine check).
 pub const IST_STACK: u64 = 64 * 1024;
+/// Size of the stack syscalls and interrupts from user mode run on.
+pub const SYSCALL_STACK: u64 = 256 * 1024;
 
 /// What survives the switch to the kernel's own stack.
 struct BootFacts {
     rsdp: Option<u64>,
     ramdisk: Option<&'static [u8]>,
     cpu: CpuInfo,
+    avx: bool,
 }
 
 static FACTS: Once<BootFacts> = Once::new();
@@ -113,6 +117,7 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         rsdp: boot_info.rsdp_addr.into_option(),
         ramdisk: memory::ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len),
         cpu,
+        avx: enabled.xcr0 & kcore::cpu::xstate::AVX != 0,
     });
 
     let main = match stacks::allocate("main", MAIN_STACK) {
@@ -141,11 +146,34 @@ extern "C" fn continue_on_main_stack() -> ! {
             Err(e) => fail("stacks", &e),
         }
     }
-    gdt::init(ist);
+    let selectors = gdt::init(ist);
     idt::init();
-    klog!("cpu", "GDT, TSS with IST stacks and IDT loaded");
+    let entry_stack = match stacks::allocate("syscall", SYSCALL_STACK) {
+        Ok(s) => s,
+        Err(e) => fail("stacks", &e),
+    };
+    arch_syscall::init(&selectors, entry_stack.top);
+    process::set_cpu_state(selectors, facts.avx);
+    klog!(
+        "cpu",
+        "GDT, TSS with IST stacks, IDT and SYSCALL entry loaded"
+    );
 
     let acpi = acpi::init(facts.rsdp);
+    match rtc::read_unix_time(acpi.century) {
+        Some(t) => {
+            time::set_realtime_at_boot(t);
+            let (y, mo, d, h, mi, se) = kcore::time::civil(t);
+            klog!(
+                "time",
+                "wall clock {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{se:02} UTC (CMOS RTC)"
+            );
+        }
+        None => klog!(
+            "time",
+            "the CMOS RTC gave no valid time; wall clock starts at 1970-01-01"
+        ),
+    }
     klog!(
         "cpu",
         "{} CPU(s) described by firmware; using 1 (SMP arrives with the scheduler)",
@@ -204,21 +232,26 @@ extern "C" fn continue_on_main_stack() -> ! {
         h.used / 1024,
         h.mapped / (1024 * 1024)
     );
-    klog!("kernel", "ready");
-    match (&params.init, initrd) {
-        (None, _) => {
-            klog!("kernel", "no init program, powering off");
-            power::power_off(Status::Success)
-        }
-        (Some(init), _) => {
-            klog!(
-                "kernel",
-                "cannot start {}: running programs is not supported yet",
-                init.path
-            );
-            power::power_off(Status::Failure)
-        }
+    if !crate::syscall::check_table() {
+        fail("syscall", &"the syscall table and the dispatcher disagree");
     }
+    klog!("kernel", "ready");
+    let Some(init) = &params.init else {
+        klog!("kernel", "no init program, powering off");
+        power::power_off(Status::Success)
+    };
+    let file = initrd.and_then(|i| i.file(&init.path));
+    let Some(file) = file else {
+        fail(
+            "cannot start init",
+            &format_args!("{} is not in the initrd", init.path),
+        );
+    };
+    let hwcap = u64::from(core::arch::x86_64::__cpuid(1).edx);
+    if let Err(e) = process::start(init, file, params.trace_syscalls, hwcap) {
+        fail("cannot start init", &format_args!("{}: {e}", init.path));
+    }
+    power::power_off(Status::Failure)
 }
 
 fn report_cpu(cpu: &CpuInfo) {

@@ -19,15 +19,23 @@ pub mod drivers;
 pub mod memory;
 
 pub mod acpi;
+pub mod console;
 pub mod init;
 pub mod initrd;
 pub mod log;
 pub mod panic;
 pub mod power;
+pub mod process;
 pub mod random;
+pub mod syscall;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod time;
+
+/// CPUs the kernel runs programs on (SMP arrives with the scheduler).
+pub fn cpus_in_use() -> usize {
+    1
+}
 
 use bootloader_api::BootloaderConfig;
 use bootloader_api::config::Mapping;

@@ -74,6 +74,32 @@ pub fn now_nanos() -> u64 {
     }
 }
 
+static BOOT_UNIX_NANOS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Sets the wall-clock time that corresponds to monotonic time zero.
+pub fn set_realtime_at_boot(unix_secs: u64) {
+    let boot = (unix_secs * 1_000_000_000).saturating_sub(now_nanos());
+    BOOT_UNIX_NANOS.store(boot, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Nanoseconds since the Unix epoch (RTC at boot + monotonic time).
+pub fn realtime_nanos() -> u64 {
+    BOOT_UNIX_NANOS.load(core::sync::atomic::Ordering::Relaxed) + now_nanos()
+}
+
+/// Waits until monotonic time `deadline` with interrupts on, halting the
+/// CPU between timer ticks (it never spins). Returns early if `stop`
+/// becomes true (checked after each interrupt).
+pub fn sleep_until(deadline: u64, mut stop: impl FnMut() -> bool) -> bool {
+    while now_nanos() < deadline {
+        if stop() {
+            return false;
+        }
+        crate::arch::x86_64::halt_until_interrupt();
+    }
+    true
+}
+
 /// Busy-waits for `nanos` (boot-time use only, before the scheduler).
 pub fn spin_for(nanos: u64) {
     let end = now_nanos().saturating_add(nanos);

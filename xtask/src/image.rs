@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use bootparams::BootParams;
 use clap::Args;
 use llmos_boot::initrd::Initrd;
@@ -30,16 +30,16 @@ pub struct ContentArgs {
     /// Build the image without a model.
     #[arg(long)]
     pub no_model: bool,
+    /// Log every syscall of the init program (strace-like) on the console.
+    #[arg(long)]
+    pub strace: bool,
 }
 
 impl ContentArgs {
     /// Rejects options whose machinery has not landed yet.
     pub fn check_supported(&self) -> Result<()> {
-        if self.init.is_some() || !self.init_args.is_empty() {
-            return not_yet(
-                "--init",
-                "running Linux programs arrives with the Linux ABI work",
-            );
+        if self.init.is_none() && !self.init_args.is_empty() {
+            bail!("arguments after `--` are for the --init program, but no --init was given");
         }
         if !self.add.is_empty() {
             return not_yet(
@@ -95,10 +95,54 @@ pub fn write_pair(
     Ok(Images { bios, uefi })
 }
 
-/// Writes an initrd holding `params` (and, later, the init program, the
-/// model and `--add` files) to `out`.
-pub fn write_initrd(params: &BootParams, out: &Path) -> Result<()> {
+/// The environment every init program gets.
+pub fn default_env() -> Vec<String> {
+    ["PATH=/bin", "HOME=/", "TERM=xterm-256color"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Checks that `path` is a static x86_64 Linux executable llmos can run,
+/// with the same validation the kernel applies.
+pub fn check_program(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading --init program {}", path.display()))?;
+    kcore::elf::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} cannot run on llmos: {e}", path.display()))?;
+    Ok(())
+}
+
+/// An init program and where it goes.
+#[derive(Debug, Clone)]
+pub struct InitProgram {
+    /// The ELF on the host.
+    pub source: PathBuf,
+    /// Arguments after argv[0].
+    pub args: Vec<String>,
+}
+
+/// Writes an initrd holding `params` and, if given, the init program (at
+/// `/bin/<file name>`, which becomes `params.init`) to `out`.
+pub fn write_initrd(params: &BootParams, init: Option<&InitProgram>, out: &Path) -> Result<()> {
     let mut rd = Initrd::new();
+    let mut params = params.clone();
+    if let Some(p) = init {
+        check_program(&p.source)?;
+        let name = p
+            .source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", p.source.display()))?;
+        let dest = format!("/bin/{name}");
+        rd.add_file(&dest, &p.source, 0o755)?;
+        let mut args = vec![dest.clone()];
+        args.extend(p.args.iter().cloned());
+        params.init = Some(bootparams::Init {
+            path: dest,
+            args,
+            env: default_env(),
+        });
+    }
     rd.add_bytes(&format!("/{}", bootparams::PATH), params.encode(), 0o644)?;
     rd.add_dir("/tmp")?;
     progress::spin(&format!("writing {}", out.display()), || rd.write(out))
@@ -110,7 +154,15 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
     let kernel = build_kernel(Variant::Normal)?;
     progress::header("writing the initrd and disk images");
     let initrd = paths::images().join("initrd.cpio");
-    write_initrd(&BootParams::default(), &initrd)?;
+    let params = BootParams {
+        trace_syscalls: content.strace,
+        ..BootParams::default()
+    };
+    let init = content.init.as_ref().map(|source| InitProgram {
+        source: source.clone(),
+        args: content.init_args.clone(),
+    });
+    write_initrd(&params, init.as_ref(), &initrd)?;
     write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
 }
 
@@ -145,14 +197,14 @@ pub fn build_test_images() -> Result<()> {
             test_hook: Some((*scenario).to_owned()),
             ..BootParams::default()
         };
-        write_initrd(&params, &initrd)?;
+        write_initrd(&params, None, &initrd)?;
         write_pair(&kernel, Some(&initrd), &dir, &format!("{scenario}-"))?;
     }
     // An initrd whose second header is garbage: the kernel must refuse it
     // with a reason, not panic.
     let corrupt = dir.join("corrupt.cpio");
     let mut bytes = std::fs::read(paths::images().join("initrd.cpio")).or_else(|_| {
-        write_initrd(&BootParams::default(), &corrupt)?;
+        write_initrd(&BootParams::default(), None, &corrupt)?;
         std::fs::read(&corrupt).map_err(anyhow::Error::from)
     })?;
     let second = bytes
@@ -219,5 +271,21 @@ mod tests {
             ..Default::default()
         };
         assert!(c.check_supported().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod program_checks {
+    use super::*;
+
+    #[test]
+    fn dynamic_programs_are_refused_before_imaging() {
+        // The host's own /bin/sh is dynamically linked.
+        let err = check_program(Path::new("/bin/sh")).unwrap_err().to_string();
+        assert!(err.contains("dynamically linked"), "{err}");
+        let err = check_program(Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reading --init program"), "{err}");
     }
 }

@@ -118,7 +118,13 @@ pub mod nr {
 
 macro_rules! row {
     ($nr:expr, $args:literal, $status:ident, $note:literal) => {
-        Info { nr: $nr, name: name_const($nr), args: $args, status: Status::$status, note: $note }
+        Info {
+            nr: $nr,
+            name: name_const($nr),
+            args: $args,
+            status: Status::$status,
+            note: $note,
+        }
     };
 }
 
@@ -135,64 +141,209 @@ const fn name_const(nr: u64) -> &'static str {
 
 /// The table, in number order.
 pub const TABLE: &[Info] = &[
-    row!(nr::READ, 3, Partial, "console (fds 0–2) with the tty line discipline; files arrive with the filesystem"),
-    row!(nr::WRITE, 3, Partial, "console (fds 0–2), output processing per termios (ONLCR)"),
+    row!(
+        nr::READ,
+        3,
+        Partial,
+        "console (fds 0–2) with the tty line discipline; files arrive with the filesystem"
+    ),
+    row!(
+        nr::WRITE,
+        3,
+        Partial,
+        "console (fds 0–2), output processing per termios (ONLCR)"
+    ),
     row!(nr::CLOSE, 1, Partial, "console fds; EBADF for others"),
-    row!(nr::FSTAT, 2, Partial, "console fds report a character device"),
-    row!(nr::POLL, 3, Partial, "console fds: POLLIN when input is ready, POLLOUT always; timeouts honoured"),
+    row!(
+        nr::FSTAT,
+        2,
+        Partial,
+        "console fds report a character device"
+    ),
+    row!(
+        nr::POLL,
+        3,
+        Partial,
+        "console fds: POLLIN when input is ready, POLLOUT always; timeouts honoured"
+    ),
     row!(nr::LSEEK, 3, Partial, "ESPIPE on the console"),
-    row!(nr::MMAP, 6, Partial, "anonymous private/shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; file mappings arrive with the filesystem (ENODEV)"),
+    row!(
+        nr::MMAP,
+        6,
+        Partial,
+        "anonymous private/shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; file mappings arrive with the filesystem (ENODEV)"
+    ),
     row!(nr::MPROTECT, 3, Implemented, "W+X refused with EACCES"),
     row!(nr::MUNMAP, 2, Implemented, "partial ranges and holes"),
     row!(nr::BRK, 1, Implemented, "randomised start after the image"),
-    row!(nr::RT_SIGACTION, 4, Stub, "recorded; signals other than default-terminate are not delivered yet"),
+    row!(
+        nr::RT_SIGACTION,
+        4,
+        Stub,
+        "recorded; signals other than default-terminate are not delivered yet"
+    ),
     row!(nr::RT_SIGPROCMASK, 4, Stub, "recorded"),
-    row!(nr::IOCTL, 3, Partial, "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD; ENOTTY otherwise"),
+    row!(
+        nr::IOCTL,
+        3,
+        Partial,
+        "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD; ENOTTY otherwise"
+    ),
     row!(nr::PREAD64, 4, Partial, "ESPIPE on the console"),
     row!(nr::READV, 3, Partial, "as read"),
     row!(nr::WRITEV, 3, Partial, "as write"),
-    row!(nr::SCHED_YIELD, 0, Implemented, "single thread: returns at once"),
-    row!(nr::MREMAP, 5, Implemented, "shrink, grow in place, MREMAP_MAYMOVE (pages move without copying), MREMAP_FIXED"),
-    row!(nr::MADVISE, 3, Implemented, "MADV_DONTNEED/FREE zero the range; other advice accepted"),
-    row!(nr::NANOSLEEP, 2, Implemented, "sleeps with interrupts on (timer-tick resolution, 10 ms)"),
+    row!(
+        nr::SCHED_YIELD,
+        0,
+        Implemented,
+        "single thread: returns at once"
+    ),
+    row!(
+        nr::MREMAP,
+        5,
+        Implemented,
+        "shrink, grow in place, MREMAP_MAYMOVE (pages move without copying), MREMAP_FIXED"
+    ),
+    row!(
+        nr::MADVISE,
+        3,
+        Implemented,
+        "MADV_DONTNEED/FREE zero the range; other advice accepted"
+    ),
+    row!(
+        nr::NANOSLEEP,
+        2,
+        Implemented,
+        "sleeps with interrupts on (timer-tick resolution, 10 ms)"
+    ),
     row!(nr::GETPID, 0, Implemented, "1"),
-    row!(nr::CLONE, 5, Enosys, "threads arrive with the scheduler (Linux ABI part 2)"),
+    row!(
+        nr::CLONE,
+        5,
+        Enosys,
+        "threads arrive with the scheduler (Linux ABI part 2)"
+    ),
     row!(nr::FORK, 0, Enosys, "llmos runs one process"),
     row!(nr::VFORK, 0, Enosys, "llmos runs one process"),
     row!(nr::EXECVE, 3, Enosys, "llmos runs one process"),
     row!(nr::EXIT, 1, Partial, "single thread: ends the process"),
-    row!(nr::KILL, 2, Partial, "to itself: default-terminate signals end the process, SIG_IGN ignores; ESRCH for other pids"),
-    row!(nr::UNAME, 1, Implemented, "sysname Linux, release 6.1.0-llmos"),
-    row!(nr::FCNTL, 3, Partial, "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console fds"),
+    row!(
+        nr::KILL,
+        2,
+        Partial,
+        "to itself: default-terminate signals end the process, SIG_IGN ignores; ESRCH for other pids"
+    ),
+    row!(
+        nr::UNAME,
+        1,
+        Implemented,
+        "sysname Linux, release 6.1.0-llmos"
+    ),
+    row!(
+        nr::FCNTL,
+        3,
+        Partial,
+        "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console fds"
+    ),
     row!(nr::GETCWD, 2, Partial, "always /"),
-    row!(nr::READLINK, 3, Partial, "/proc/self/exe; ENOENT otherwise until the filesystem lands"),
+    row!(
+        nr::READLINK,
+        3,
+        Partial,
+        "/proc/self/exe; ENOENT otherwise until the filesystem lands"
+    ),
     row!(nr::GETTIMEOFDAY, 2, Implemented, "realtime clock"),
     row!(nr::GETRLIMIT, 2, Implemented, "as prlimit64"),
-    row!(nr::SYSINFO, 1, Implemented, "uptime, total and free RAM, 1 process"),
+    row!(
+        nr::SYSINFO,
+        1,
+        Implemented,
+        "uptime, total and free RAM, 1 process"
+    ),
     row!(nr::GETUID, 0, Implemented, "0 (root)"),
     row!(nr::GETGID, 0, Implemented, "0"),
     row!(nr::GETEUID, 0, Implemented, "0"),
     row!(nr::GETEGID, 0, Implemented, "0"),
     row!(nr::GETPPID, 0, Implemented, "0 (init has no parent)"),
     row!(nr::SIGALTSTACK, 2, Stub, "recorded and reported back"),
-    row!(nr::ARCH_PRCTL, 2, Implemented, "ARCH_SET_FS/GET_FS/SET_GS/GET_GS; EINVAL for other codes"),
+    row!(
+        nr::ARCH_PRCTL,
+        2,
+        Implemented,
+        "ARCH_SET_FS/GET_FS/SET_GS/GET_GS; EINVAL for other codes"
+    ),
     row!(nr::SETRLIMIT, 2, Implemented, "as prlimit64"),
     row!(nr::GETTID, 0, Implemented, "1"),
     row!(nr::TIME, 1, Implemented, "realtime clock"),
-    row!(nr::FUTEX, 6, Partial, "single thread: WAKE returns 0, WAIT checks the value and sleeps until its timeout"),
-    row!(nr::SCHED_GETAFFINITY, 3, Implemented, "the CPUs the kernel runs on"),
-    row!(nr::SET_TID_ADDRESS, 1, Implemented, "recorded; returns the tid"),
-    row!(nr::CLOCK_GETTIME, 2, Implemented, "REALTIME (CMOS RTC at boot + monotonic), MONOTONIC, BOOTTIME, RAW/COARSE variants, process/thread CPU time"),
-    row!(nr::CLOCK_GETRES, 2, Implemented, "1 ns (coarse clocks: 10 ms)"),
-    row!(nr::CLOCK_NANOSLEEP, 4, Implemented, "relative and TIMER_ABSTIME on MONOTONIC/REALTIME/BOOTTIME"),
-    row!(nr::EXIT_GROUP, 1, Implemented, "ends the process; init's status becomes the machine's"),
+    row!(
+        nr::FUTEX,
+        6,
+        Partial,
+        "single thread: WAKE returns 0, WAIT checks the value and sleeps until its timeout"
+    ),
+    row!(
+        nr::SCHED_GETAFFINITY,
+        3,
+        Implemented,
+        "the CPUs the kernel runs on"
+    ),
+    row!(
+        nr::SET_TID_ADDRESS,
+        1,
+        Implemented,
+        "recorded; returns the tid"
+    ),
+    row!(
+        nr::CLOCK_GETTIME,
+        2,
+        Implemented,
+        "REALTIME (CMOS RTC at boot + monotonic), MONOTONIC, BOOTTIME, RAW/COARSE variants, process/thread CPU time"
+    ),
+    row!(
+        nr::CLOCK_GETRES,
+        2,
+        Implemented,
+        "1 ns (coarse clocks: 10 ms)"
+    ),
+    row!(
+        nr::CLOCK_NANOSLEEP,
+        4,
+        Implemented,
+        "relative and TIMER_ABSTIME on MONOTONIC/REALTIME/BOOTTIME"
+    ),
+    row!(
+        nr::EXIT_GROUP,
+        1,
+        Implemented,
+        "ends the process; init's status becomes the machine's"
+    ),
     row!(nr::TGKILL, 3, Partial, "as kill, to the calling thread"),
     row!(nr::OPENAT, 4, Partial, "no filesystem yet: ENOENT"),
-    row!(nr::NEWFSTATAT, 4, Partial, "AT_EMPTY_PATH on console fds; ENOENT for paths until the filesystem lands"),
+    row!(
+        nr::NEWFSTATAT,
+        4,
+        Partial,
+        "AT_EMPTY_PATH on console fds; ENOENT for paths until the filesystem lands"
+    ),
     row!(nr::READLINKAT, 4, Partial, "as readlink"),
-    row!(nr::SET_ROBUST_LIST, 2, Stub, "recorded (used at thread exit once threads exist)"),
-    row!(nr::PRLIMIT64, 4, Implemented, "own process; limits are recorded, RLIMIT_STACK is 8 MiB"),
-    row!(nr::GETRANDOM, 3, Implemented, "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"),
+    row!(
+        nr::SET_ROBUST_LIST,
+        2,
+        Stub,
+        "recorded (used at thread exit once threads exist)"
+    ),
+    row!(
+        nr::PRLIMIT64,
+        4,
+        Implemented,
+        "own process; limits are recorded, RLIMIT_STACK is 8 MiB"
+    ),
+    row!(
+        nr::GETRANDOM,
+        3,
+        Implemented,
+        "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"
+    ),
     row!(nr::RSEQ, 4, Enosys, "glibc falls back without it"),
     row!(nr::CLONE3, 2, Enosys, "glibc falls back to clone"),
 ];
@@ -204,7 +355,10 @@ pub fn info(nr: u64) -> Option<&'static Info> {
 
 /// The Linux name of syscall `nr`, known or not to the kernel.
 pub fn name(nr: u64) -> Option<&'static str> {
-    names::NAMES.binary_search_by_key(&nr, |(n, _)| *n).ok().map(|i| names::NAMES[i].1)
+    names::NAMES
+        .binary_search_by_key(&nr, |(n, _)| *n)
+        .ok()
+        .map(|i| names::NAMES[i].1)
 }
 
 /// Renders `docs/syscalls.md`.
@@ -225,7 +379,14 @@ pub fn markdown() -> String {
     let _ = writeln!(s, "| nr | name | status | notes |");
     let _ = writeln!(s, "|---:|---|---|---|");
     for i in TABLE {
-        let _ = writeln!(s, "| {} | `{}` | {} | {} |", i.nr, i.name, i.status.label(), i.note);
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} |",
+            i.nr,
+            i.name,
+            i.status.label(),
+            i.note
+        );
     }
     let counts = |st: Status| TABLE.iter().filter(|i| i.status == st).count();
     let _ = writeln!(

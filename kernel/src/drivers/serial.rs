@@ -78,6 +78,14 @@ impl Uart16550 {
         self.present
     }
 
+    /// A received byte, if one is waiting (line status: data ready).
+    pub fn try_read_byte(&mut self) -> Option<u8> {
+        if !self.present || self.inb(5) & 1 == 0 {
+            return None;
+        }
+        Some(self.inb(0))
+    }
+
     fn write_byte(&mut self, byte: u8) {
         if !self.present {
             return;

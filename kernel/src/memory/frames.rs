@@ -61,6 +61,10 @@ pub fn init(regions: &[MemoryRegion], phys_offset: u64) -> Result<Report, InitEr
     bitmap.reserve_range(0, LOW_RESERVED);
     bitmap.reserve_range(at, at + bytes);
     let free_frames = bitmap.free_frames();
+    TOTAL_USABLE.store(
+        (summary.usable + summary.bootloader) / FRAME_SIZE,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     *FRAMES.lock() = Some(bitmap);
     Ok(Report {
         summary,
@@ -84,6 +88,14 @@ pub fn free(frame: PhysFrame) {
         panic!("frame allocator: {e}");
     }
 }
+
+/// Usable frames tracked (free or allocated), excluding what firmware
+/// reserves.
+pub fn total_frames() -> u64 {
+    TOTAL_USABLE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+static TOTAL_USABLE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Free frames right now.
 pub fn free_frames() -> u64 {

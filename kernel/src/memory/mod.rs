@@ -11,10 +11,10 @@ pub mod mmio;
 pub mod paging;
 pub mod phys;
 pub mod stacks;
-pub mod uaccess;
-pub mod user;
 #[cfg(feature = "test-hooks")]
 pub mod test_support;
+pub mod uaccess;
+pub mod user;
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use kcore::memmap::{Region, RegionKind};

@@ -48,7 +48,8 @@ impl UserSlice {
     /// Copies the whole range into `buf` (whose length must match).
     pub fn read_into(&self, buf: &mut [u8]) -> Result<(), Errno> {
         debug_assert_eq!(buf.len(), self.len);
-        copy_from_user(&mut buf[..self.len.min(buf.len())], self.addr).map_err(|_| Errno::EFAULT)
+        let n = self.len.min(buf.len());
+        copy_from_user(&mut buf[..n], self.addr).map_err(|_| Errno::EFAULT)
     }
 
     /// Copies the range into a new vector.

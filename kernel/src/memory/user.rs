@@ -11,12 +11,12 @@
 
 use kcore::elf::PAGE;
 use kcore::vma::{Prot, VmaMap};
+use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{TranslateResult, UnmapError};
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
 };
-use x86_64::VirtAddr;
 
 use super::frames::{self, GlobalFrames};
 use super::paging::{self, MapError};
@@ -44,6 +44,11 @@ pub struct AddressSpace {
 }
 
 fn pte_flags(prot: Prot) -> PageTableFlags {
+    if prot == Prot::NONE {
+        // Keep the frame (its contents survive mprotect back), but deny
+        // every user access.
+        return PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE;
+    }
     let mut f = PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE;
     if prot.write {
         f |= PageTableFlags::WRITABLE;
@@ -107,11 +112,25 @@ impl AddressSpace {
         let offset = paging::phys_offset();
         // SAFETY: `frame` was just allocated and is reached through the
         // physical-memory mapping; nothing else refers to it.
-        unsafe { core::ptr::write_bytes((offset + frame.start_address().as_u64()) as *mut u8, 0, PAGE as usize) };
+        unsafe {
+            core::ptr::write_bytes(
+                (offset + frame.start_address().as_u64()) as *mut u8,
+                0,
+                PAGE as usize,
+            )
+        };
         let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
         // SAFETY: a fresh frame mapped at a user address that is not mapped
         // yet (callers check): no aliasing of kernel memory is possible.
-        match unsafe { self.table().map_to_with_table_flags(p, frame, pte_flags(prot), table_flags(), &mut GlobalFrames) } {
+        match unsafe {
+            self.table().map_to_with_table_flags(
+                p,
+                frame,
+                pte_flags(prot),
+                table_flags(),
+                &mut GlobalFrames,
+            )
+        } {
             Ok(flush) => {
                 flush.flush();
                 self.resident_pages += 1;
@@ -120,9 +139,15 @@ impl AddressSpace {
             Err(e) => {
                 frames::free(frame);
                 Err(match e {
-                    x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => MapError::OutOfFrames,
-                    x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => MapError::AlreadyMapped(page),
-                    x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage => MapError::HugePage(page),
+                    x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
+                        MapError::OutOfFrames
+                    }
+                    x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => {
+                        MapError::AlreadyMapped(page)
+                    }
+                    x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage => {
+                        MapError::HugePage(page)
+                    }
                 })
             }
         }
@@ -131,7 +156,9 @@ impl AddressSpace {
     /// The frame mapped at `page`, if any.
     fn frame_at(&mut self, page: u64) -> Option<PhysFrame> {
         match self.table().translate(VirtAddr::new(page)) {
-            TranslateResult::Mapped { frame, .. } => Some(PhysFrame::containing_address(frame.start_address())),
+            TranslateResult::Mapped { frame, .. } => {
+                Some(PhysFrame::containing_address(frame.start_address()))
+            }
             _ => None,
         }
     }
@@ -149,7 +176,11 @@ impl AddressSpace {
             let frame = match self.frame_at(page) {
                 Some(f) => f,
                 None => {
-                    let prot = self.vmas.find(page).map(|v| v.prot).ok_or(MapError::BadRange)?;
+                    let prot = self
+                        .vmas
+                        .find(page)
+                        .map(|v| v.prot)
+                        .ok_or(MapError::BadRange)?;
                     self.map_zeroed(page, prot)?
                 }
             };
@@ -201,7 +232,9 @@ impl AddressSpace {
                     frames::free(frame);
                     self.resident_pages -= 1;
                 }
-                Err(UnmapError::PageNotMapped) | Err(UnmapError::ParentEntryHugePage) | Err(UnmapError::InvalidFrameAddress(_)) => {}
+                Err(UnmapError::PageNotMapped)
+                | Err(UnmapError::ParentEntryHugePage)
+                | Err(UnmapError::InvalidFrameAddress(_)) => {}
             }
             page += PAGE;
         }
@@ -235,7 +268,15 @@ impl AddressSpace {
                 // SAFETY: the frame was just unmapped from `src`, so this
                 // entry becomes its only owner; `dst` is free (the VMA map
                 // checked the destination range).
-                match unsafe { self.table().map_to_with_table_flags(dst, frame, pte_flags(prot), table_flags(), &mut GlobalFrames) } {
+                match unsafe {
+                    self.table().map_to_with_table_flags(
+                        dst,
+                        frame,
+                        pte_flags(prot),
+                        table_flags(),
+                        &mut GlobalFrames,
+                    )
+                } {
                     Ok(f) => f.flush(),
                     Err(_) => {
                         frames::free(frame);

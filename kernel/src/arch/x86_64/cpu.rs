@@ -38,6 +38,10 @@ pub struct Enabled {
     pub nx: bool,
     /// Whether an AVX instruction executed after enabling.
     pub avx_verified: bool,
+    /// Supervisor-mode execution prevention is on.
+    pub smep: bool,
+    /// Supervisor-mode access prevention is on.
+    pub smap: bool,
 }
 
 /// Enables FPU/SSE/AVX/AVX-512 state, NX and write protection.
@@ -57,8 +61,20 @@ pub fn enable(info: &CpuInfo) -> Enabled {
     if f.has(Feature::Xsave) {
         cr4_set |= Cr4Flags::OSXSAVE;
     }
+    // The kernel never executes user pages, and touches them only inside
+    // the STAC/CLAC-bracketed copy routine (`usercopy`).
+    let smep = f.has(Feature::Smep);
+    let smap = f.has(Feature::Smap);
+    if smep {
+        cr4_set |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    }
+    if smap {
+        cr4_set |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+    }
+    super::usercopy::set_smap(smap);
     // SAFETY: OSFXSR/OSXMMEXCPT require SSE (every x86_64 CPU has it);
-    // OSXSAVE is only set when CPUID reports XSAVE.
+    // OSXSAVE, SMEP and SMAP are only set when CPUID reports them, and no
+    // user pages exist yet.
     unsafe { Cr4::update(|cr4| cr4.insert(cr4_set)) };
 
     let mut xcr0 = 0;
@@ -97,6 +113,8 @@ pub fn enable(info: &CpuInfo) -> Enabled {
         xsave_area,
         nx,
         avx_verified,
+        smep,
+        smap,
     }
 }
 

@@ -121,11 +121,35 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
     die(18, "machine check (#MC)", None, &frame, format_args!(""))
 }
 
-extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = Cr2::read_raw();
-    let access = if code.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
+    let write = code.contains(PageFaultErrorCode::CAUSED_BY_WRITE);
+    let exec = code.contains(PageFaultErrorCode::INSTRUCTION_FETCH);
+    let from_user = frame.code_segment.rpl() as u8 == 3;
+    let rip = frame.instruction_pointer.as_u64();
+    let in_copy = !from_user && rip == super::usercopy::copy_insn_ip();
+    if cr2 < kcore::elf::USER_END && (from_user || in_copy) {
+        let outcome = crate::process::handle_user_fault(cr2, write, exec);
+        if outcome == crate::memory::user::FaultOutcome::Resolved {
+            return;
+        }
+        if from_user {
+            crate::process::kill_for_fault(cr2, rip, write, exec, outcome);
+        }
+        // A kernel copy touched memory the process does not have: resume
+        // at the copy routine's fixup, which reports EFAULT.
+        // SAFETY: the fixup label belongs to the same routine, expects the
+        // same stack and registers, and returns the bytes left in RCX.
+        unsafe {
+            frame.as_mut().update(|f| {
+                f.instruction_pointer = ::x86_64::VirtAddr::new(super::usercopy::fixup_ip())
+            });
+        }
+        return;
+    }
+    let access = if exec {
         "instruction fetch from"
-    } else if code.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
+    } else if write {
         "write to"
     } else {
         "read from"
@@ -155,9 +179,18 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     )
 }
 
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn timer(frame: InterruptStackFrame) {
     TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
+    // Pull console input so Ctrl-C reaches a program that is computing;
+    // from user mode the signal takes effect at once, otherwise at the end
+    // of the current syscall.
+    crate::console::poll_input();
+    if frame.code_segment.rpl() as u8 == 3
+        && let Some(sig) = crate::console::take_signal()
+    {
+        let _ = crate::syscall::deliver_signal_from_interrupt(sig);
+    }
 }
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
@@ -215,6 +248,25 @@ fn die(
     frame: &InterruptStackFrame,
     detail: fmt::Arguments<'_>,
 ) -> ! {
+    if frame.code_segment.rpl() as u8 == 3 {
+        // A user program's exception ends the program, never the kernel.
+        use crate::process::sig;
+        let signal = match vector {
+            0 | 16 | 19 => sig::FPE,
+            1 | 3 => sig::TRAP,
+            6 => sig::ILL,
+            17 => sig::BUS,
+            _ => sig::SEGV,
+        };
+        crate::process::kill(
+            signal,
+            format_args!(
+                "{name} at RIP {:#x}, error code {}",
+                frame.instruction_pointer.as_u64(),
+                ErrorCode(code)
+            ),
+        )
+    }
     let mode = if frame.code_segment.rpl() as u8 == 0 {
         "kernel"
     } else {

@@ -8,9 +8,22 @@ pub mod idt;
 pub mod pit;
 pub mod power;
 pub mod rand;
+pub mod rtc;
 pub mod syscall;
 pub mod tsc;
 pub mod usercopy;
+
+/// Enables interrupts and halts until the next one arrives, then disables
+/// interrupts again (the caller's state on entry to a syscall).
+pub fn halt_until_interrupt() {
+    ::x86_64::instructions::interrupts::enable_and_hlt();
+    ::x86_64::instructions::interrupts::disable();
+}
+
+/// Drops to ring 3 at `entry` with stack `sp` (see `syscall::enter_user`).
+pub fn enter_user_mode(entry: u64, sp: u64, selectors: &gdt::Selectors, avx: bool) -> ! {
+    syscall::enter_user(entry, sp, selectors, avx)
+}
 
 /// Continues execution on a new stack: sets RSP to `top` and calls `next`,
 /// which must never return.

@@ -13,9 +13,11 @@
 
 use core::cell::UnsafeCell;
 
-use ::x86_64::registers::model_specific::{Efer, EferFlags, FsBase, GsBase, KernelGsBase, LStar, SFMask, Star};
-use ::x86_64::registers::rflags::RFlags;
 use ::x86_64::VirtAddr;
+use ::x86_64::registers::model_specific::{
+    Efer, EferFlags, FsBase, GsBase, KernelGsBase, LStar, SFMask, Star,
+};
+use ::x86_64::registers::rflags::RFlags;
 
 use super::gdt::Selectors;
 
@@ -78,9 +80,14 @@ impl SyscallFrame {
     }
 }
 
-unsafe extern "C" {
-    /// The Rust side of the syscall path (`crate::syscall::entry`).
-    fn llmos_syscall_rust(frame: *mut SyscallFrame);
+/// The Rust side of the syscall path: hands the saved registers to
+/// `crate::syscall::entry`.
+extern "C" fn syscall_rust(frame: *mut SyscallFrame) {
+    // SAFETY: `syscall_entry` passes a pointer to the frame it just pushed
+    // on this CPU's kernel stack; it stays valid and unaliased until this
+    // function returns.
+    let frame = unsafe { &mut *frame };
+    crate::syscall::entry(frame);
 }
 
 /// The SYSCALL entry point (LSTAR).
@@ -128,7 +135,7 @@ extern "C" fn syscall_entry() {
         "pop rsp",
         "swapgs",
         "sysretq",
-        rust = sym llmos_syscall_rust,
+        rust = sym syscall_rust,
     )
 }
 
@@ -151,9 +158,14 @@ pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
     // base), and `syscall_entry` is a valid entry point; SCE turns on the
     // SYSCALL instruction itself.
     unsafe {
-        Star::write(selectors.user_code, selectors.user_data, selectors.kernel_code, selectors.kernel_data)
-            .expect("GDT layout matches STAR");
-        LStar::write(VirtAddr::new(syscall_entry as usize as u64));
+        Star::write(
+            selectors.user_code,
+            selectors.user_data,
+            selectors.kernel_code,
+            selectors.kernel_data,
+        )
+        .expect("GDT layout matches STAR");
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG
@@ -177,6 +189,17 @@ pub fn fs_base() -> u64 {
     FsBase::read().as_u64()
 }
 
+/// Sets the user GS base (kept in KERNEL_GS_BASE while in the kernel,
+/// swapped in on return to user mode).
+pub fn set_user_gs_base(base: u64) {
+    KernelGsBase::write(VirtAddr::new_truncate(base));
+}
+
+/// Reads the user GS base.
+pub fn user_gs_base() -> u64 {
+    KernelGsBase::read().as_u64()
+}
+
 /// Resets the x87/SSE/AVX state to its initial values so nothing from boot
 /// reaches user mode.
 fn reset_extended_state(avx: bool) {
@@ -189,10 +212,22 @@ fn reset_extended_state(avx: bool) {
             core::arch::asm!("vzeroall", options(nomem, nostack));
         } else {
             core::arch::asm!(
-                "pxor xmm0, xmm0", "pxor xmm1, xmm1", "pxor xmm2, xmm2", "pxor xmm3, xmm3",
-                "pxor xmm4, xmm4", "pxor xmm5, xmm5", "pxor xmm6, xmm6", "pxor xmm7, xmm7",
-                "pxor xmm8, xmm8", "pxor xmm9, xmm9", "pxor xmm10, xmm10", "pxor xmm11, xmm11",
-                "pxor xmm12, xmm12", "pxor xmm13, xmm13", "pxor xmm14, xmm14", "pxor xmm15, xmm15",
+                "pxor xmm0, xmm0",
+                "pxor xmm1, xmm1",
+                "pxor xmm2, xmm2",
+                "pxor xmm3, xmm3",
+                "pxor xmm4, xmm4",
+                "pxor xmm5, xmm5",
+                "pxor xmm6, xmm6",
+                "pxor xmm7, xmm7",
+                "pxor xmm8, xmm8",
+                "pxor xmm9, xmm9",
+                "pxor xmm10, xmm10",
+                "pxor xmm11, xmm11",
+                "pxor xmm12, xmm12",
+                "pxor xmm13, xmm13",
+                "pxor xmm14, xmm14",
+                "pxor xmm15, xmm15",
                 options(nomem, nostack)
             );
         }
@@ -203,17 +238,17 @@ fn reset_extended_state(avx: bool) {
 /// registers zero (as Linux's execve leaves them; RDX = 0 means "no
 /// exit handler" to the C runtime).
 ///
-/// # Safety
-///
-/// The active page tables must map `entry` as user-executable code and
-/// `sp` as a user stack; [`init`] must have run.
-pub unsafe fn enter_user(entry: u64, sp: u64, selectors: &Selectors, avx: bool) -> ! {
+/// This is safe for the kernel whatever `entry` and `sp` are: ring 3 cannot
+/// touch kernel memory, and a bad address only faults the process. [`init`]
+/// must have run (the caller's boot order guarantees it).
+pub fn enter_user(entry: u64, sp: u64, selectors: &Selectors, avx: bool) -> ! {
     reset_extended_state(avx);
     let cs = u64::from(selectors.user_code.0);
     let ss = u64::from(selectors.user_data.0);
-    // SAFETY: upheld by the caller; the IRETQ frame is SS, RSP, RFLAGS
-    // (IF set, reserved bit 1), CS, RIP. SWAPGS leaves the kernel's GS base
-    // in KERNEL_GS_BASE for the next entry.
+    // SAFETY: the IRETQ frame is SS, RSP, RFLAGS (IF set, reserved bit 1),
+    // CS, RIP with ring-3 selectors from our GDT, so the CPU drops to ring 3
+    // where only user pages are accessible. SWAPGS leaves the kernel's GS
+    // base in KERNEL_GS_BASE for the next entry.
     unsafe {
         core::arch::asm!(
             "push {ss}",

@@ -41,14 +41,12 @@ pub fn set_smap(on: bool) {
 
 /// The address of the faulting instruction inside the copy routine.
 pub fn copy_insn_ip() -> u64 {
-    // SAFETY: only the symbol's address is taken; it is never read.
-    unsafe { core::ptr::addr_of!(llmos_copy_user_insn) as u64 }
+    core::ptr::addr_of!(llmos_copy_user_insn) as u64
 }
 
 /// Where a failed copy resumes.
 pub fn fixup_ip() -> u64 {
-    // SAFETY: as above.
-    unsafe { core::ptr::addr_of!(llmos_copy_user_fixup) as u64 }
+    core::ptr::addr_of!(llmos_copy_user_fixup) as u64
 }
 
 /// A copy touched an address the process has not mapped.

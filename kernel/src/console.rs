@@ -1,0 +1,94 @@
+//! The console device behind file descriptors 0–2: the serial port with
+//! the `kcore::tty` line discipline.
+//!
+//! Input is pulled from the UART when a reader waits and on every timer
+//! tick, so Ctrl-C reaches a program that is busy computing. A read blocks
+//! by halting the CPU until the next interrupt.
+#![deny(unsafe_code)]
+
+use alloc::vec::Vec;
+
+use kcore::tty::{Read, Signal, Tty};
+use spin::Mutex;
+
+use crate::drivers::serial;
+
+static TTY: Mutex<Option<Tty>> = Mutex::new(None);
+static PENDING_SIGNAL: Mutex<Option<Signal>> = Mutex::new(None);
+
+/// Sets up the terminal state (called when the first program starts).
+pub fn init() {
+    *TTY.lock() = Some(Tty::new());
+}
+
+/// Runs `f` on the terminal state.
+pub fn with_tty<R>(f: impl FnOnce(&mut Tty) -> R) -> Option<R> {
+    TTY.lock().as_mut().map(f)
+}
+
+/// Moves received bytes from the UART into the line discipline and echoes
+/// them. Safe to call from the timer interrupt: it gives up if the
+/// terminal is busy.
+pub fn poll_input() {
+    let Some(mut guard) = TTY.try_lock() else {
+        return;
+    };
+    let Some(tty) = guard.as_mut() else { return };
+    let mut echo = Vec::new();
+    let mut signal = None;
+    while let Some(b) = serial::with_console(|u| u.try_read_byte()) {
+        let (e, s) = tty.input(b);
+        let mut out = Vec::new();
+        tty.output(&e, &mut out);
+        echo.extend(out);
+        if s.is_some() {
+            signal = s;
+        }
+    }
+    drop(guard);
+    if !echo.is_empty() {
+        serial::with_console(|u| {
+            let _ = embedded_io::Write::write_all(u, &echo);
+        });
+    }
+    if let Some(s) = signal {
+        *PENDING_SIGNAL.lock() = Some(s);
+    }
+}
+
+/// A signal Ctrl-C/Ctrl-\ raised, if any (taking it).
+pub fn take_signal() -> Option<Signal> {
+    PENDING_SIGNAL.try_lock().and_then(|mut s| s.take())
+}
+
+/// Writes program output through the terminal's output processing.
+pub fn write(data: &[u8]) {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    if with_tty(|t| t.output(data, &mut out)).is_none() {
+        out.extend_from_slice(data);
+    }
+    serial::with_console(|u| {
+        let _ = embedded_io::Write::write_all(u, &out);
+    });
+}
+
+/// Reads for a program, waiting for input. `Err` carries a signal that
+/// arrived while waiting.
+pub fn read(max: usize, nonblocking: bool) -> Result<Read, Signal> {
+    loop {
+        poll_input();
+        if let Some(s) = take_signal() {
+            return Err(s);
+        }
+        match with_tty(|t| t.read(max)).unwrap_or(Read::Eof) {
+            Read::WouldBlock if !nonblocking => crate::arch::x86_64::halt_until_interrupt(),
+            r => return Ok(r),
+        }
+    }
+}
+
+/// Whether a read would return at once.
+pub fn readable() -> bool {
+    poll_input();
+    with_tty(|t| t.can_read()).unwrap_or(true)
+}

@@ -1,0 +1,428 @@
+//! The process: loading the init program, its state, and how it ends.
+//!
+//! llmos runs one Linux process, the init program named in the boot
+//! parameters (the LLM runtime, or any static program given with
+//! `cargo xtask run --init`). [`start`] validates and loads its ELF into a
+//! fresh address space, builds the initial stack and enters ring 3. When it
+//! exits, or is killed by a fault or a signal, the kernel prints
+//! `kernel: init exited with status S` and powers off with that status.
+#![deny(unsafe_code)]
+
+use alloc::collections::BTreeSet;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use bootparams::Init;
+use kcore::elf::{self, Kind as ElfKind, PAGE, USER_END};
+use kcore::userstack::{self, at};
+use kcore::vma::{Kind, Prot, Vma};
+use spin::Mutex;
+
+use crate::arch::x86_64::gdt::Selectors;
+use crate::klog;
+use crate::memory::user::{AddressSpace, FaultOutcome};
+use crate::power::{self, Status};
+
+/// The documented default stack size (RLIMIT_STACK).
+pub const STACK_SIZE: u64 = 8 * 1024 * 1024;
+/// Gap kept free below the stack so a mapping never abuts it (Linux's
+/// stack_guard_gap).
+pub const STACK_GUARD_GAP: u64 = 1024 * 1024;
+/// Lowest address `mmap` hands out (the first 64 KiB stay unmapped).
+pub const MMAP_MIN: u64 = elf::MIN_ADDR;
+/// Where static-pie images are loaded, plus a random page offset.
+pub const PIE_BASE: u64 = 0x5555_0000_0000;
+/// Random bits (in pages) of the static-pie base: up to 1 TiB.
+pub const PIE_RANDOM_PAGES: u64 = 1 << 28;
+/// Random bits (in pages) of the stack top: up to 1 GiB below USER_END.
+pub const STACK_RANDOM_PAGES: u64 = 1 << 18;
+/// Random bits (in pages) of the brk start: up to 32 MiB after the image.
+pub const BRK_RANDOM_PAGES: u64 = 1 << 13;
+
+/// Memory-management state of the process.
+pub struct Mm {
+    /// Page tables and areas.
+    pub aspace: AddressSpace,
+    /// Where the brk heap starts.
+    pub brk_start: u64,
+    /// The current break.
+    pub brk: u64,
+    /// mmap hands out addresses in `[MMAP_MIN, mmap_top)`.
+    pub mmap_top: u64,
+    /// The stack area.
+    pub stack: (u64, u64),
+}
+
+/// A resource limit pair.
+pub type Rlimit = (u64, u64);
+
+/// Everything else about the process.
+pub struct Process {
+    /// The path it was started as.
+    pub exe: String,
+    /// Log every syscall.
+    pub trace: bool,
+    /// Syscalls already reported as unknown (logged once each).
+    pub warned: BTreeSet<u64>,
+    /// set_tid_address.
+    pub clear_child_tid: u64,
+    /// set_robust_list (head, len).
+    pub robust_list: (u64, u64),
+    /// Raw `struct sigaction` per signal (handler, flags, restorer, mask).
+    pub sigactions: [[u64; 4]; 65],
+    /// Blocked signals.
+    pub sigmask: u64,
+    /// sigaltstack (sp, flags, size).
+    pub altstack: (u64, u32, u64),
+    /// Resource limits by RLIMIT_* number.
+    pub rlimits: [Rlimit; 16],
+    /// File-descriptor flags (FD_CLOEXEC) and status flags of fds 0–2,
+    /// `None` once closed.
+    pub console_fds: [Option<(u32, u32)>; 3],
+    /// Monotonic time when it started.
+    pub started: u64,
+}
+
+/// The memory state; separate from [`PROCESS`] so the page-fault handler
+/// can take it while a syscall holds the other.
+pub static MM: Mutex<Option<Mm>> = Mutex::new(None);
+/// The process state.
+pub static PROCESS: Mutex<Option<Process>> = Mutex::new(None);
+
+static SELECTORS: spin::Once<(Selectors, bool)> = spin::Once::new();
+
+/// Why the init program could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// No such file in the initrd.
+    NotFound(String),
+    /// The ELF is unusable.
+    Elf(elf::ElfError),
+    /// Arguments or environment are unusable.
+    Stack(userstack::StackError),
+    /// Out of memory while loading.
+    Memory(crate::memory::paging::MapError),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::NotFound(p) => write!(f, "{p} is not in the initrd"),
+            StartError::Elf(e) => write!(f, "{e}"),
+            StartError::Stack(e) => write!(f, "{e}"),
+            StartError::Memory(e) => write!(f, "loading failed: {e}"),
+        }
+    }
+}
+
+fn random_pages(range: u64) -> u64 {
+    (crate::random::u64() % range) * PAGE
+}
+
+fn prot_of(p: elf::Perms) -> Prot {
+    Prot {
+        read: p.read,
+        write: p.write,
+        exec: p.exec,
+    }
+}
+
+/// Default resource limits.
+fn default_rlimits() -> [Rlimit; 16] {
+    const INF: u64 = u64::MAX;
+    let mut r = [(INF, INF); 16];
+    r[3] = (STACK_SIZE, INF); // RLIMIT_STACK
+    r[4] = (0, INF); // RLIMIT_CORE
+    r[7] = (1024, 4096); // RLIMIT_NOFILE
+    r[8] = (8 * 1024 * 1024, 8 * 1024 * 1024); // RLIMIT_MEMLOCK
+    r
+}
+
+/// Records what entering user mode needs (from boot).
+pub fn set_cpu_state(selectors: Selectors, avx: bool) {
+    SELECTORS.call_once(|| (selectors, avx));
+}
+
+/// Loads `init` from `file` and runs it. Returns only on failure.
+pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), StartError> {
+    let prog = elf::parse(file).map_err(StartError::Elf)?;
+    let bias = match prog.kind {
+        ElfKind::Exec => 0,
+        ElfKind::StaticPie => PIE_BASE + random_pages(PIE_RANDOM_PAGES),
+    };
+    let mut aspace = AddressSpace::new().map_err(StartError::Memory)?;
+
+    for seg in &prog.segments {
+        let start = bias + seg.page_start();
+        let end = bias + seg.page_end();
+        aspace
+            .vmas
+            .insert(Vma {
+                start,
+                end,
+                prot: prot_of(seg.perms),
+                kind: Kind::Image,
+            })
+            .map_err(|_| StartError::Elf(elf::ElfError::Overlap(0)))?;
+        let from = seg.offset as usize;
+        let bytes = &file[from..from + seg.filesz as usize];
+        aspace
+            .write(bias + seg.vaddr, bytes)
+            .map_err(StartError::Memory)?;
+        // Map the zero-filled tail too, so .bss exists before the program
+        // runs (it would be demand-paged anyway; this makes `brk` checks
+        // exact).
+        let _ = start;
+    }
+    let image_end = bias + prog.span_end();
+
+    // Stack: 8 MiB area at a random top, demand-paged.
+    let stack_top = (USER_END - PAGE - random_pages(STACK_RANDOM_PAGES)) & !0xf;
+    let stack_top = stack_top & !(PAGE - 1);
+    let stack_bottom = stack_top - STACK_SIZE;
+    aspace
+        .vmas
+        .insert(Vma {
+            start: stack_bottom,
+            end: stack_top,
+            prot: Prot::RW,
+            kind: Kind::Stack,
+        })
+        .map_err(|_| StartError::Memory(crate::memory::paging::MapError::BadRange))?;
+
+    let mut random = [0u8; 16];
+    crate::random::fill(&mut random);
+    let args: Vec<&[u8]> = init.args.iter().map(|s| s.as_bytes()).collect();
+    let env: Vec<&[u8]> = init.env.iter().map(|s| s.as_bytes()).collect();
+    let aux = [
+        (at::PHDR, bias + prog.phdr_vaddr),
+        (at::PHENT, prog.phent),
+        (at::PHNUM, prog.phnum),
+        (at::PAGESZ, PAGE),
+        (at::BASE, 0),
+        (at::FLAGS, 0),
+        (at::ENTRY, bias + prog.entry),
+        (at::UID, 0),
+        (at::EUID, 0),
+        (at::GID, 0),
+        (at::EGID, 0),
+        (at::SECURE, 0),
+        (at::HWCAP, hwcap),
+        (at::HWCAP2, 0),
+        (at::CLKTCK, 100),
+        (at::MINSIGSTKSZ, 2048),
+    ];
+    let built = userstack::build(
+        stack_top,
+        &userstack::Spec {
+            args: &args,
+            env: &env,
+            aux: &aux,
+            random,
+            platform: b"x86_64",
+            execfn: init.path.as_bytes(),
+        },
+    )
+    .map_err(StartError::Stack)?;
+    aspace
+        .write(built.sp, &built.bytes)
+        .map_err(StartError::Memory)?;
+
+    let brk_start = image_end + random_pages(BRK_RANDOM_PAGES);
+    let entry = bias + prog.entry;
+    klog!(
+        "process",
+        "{}: {} at {:#x}, entry {:#x}, {} segments ({}), stack top {:#x}, brk {:#x}",
+        init.path,
+        match prog.kind {
+            ElfKind::Exec => "static executable",
+            ElfKind::StaticPie => "static-pie",
+        },
+        bias,
+        entry,
+        prog.segments.len(),
+        SegList(&prog.segments),
+        stack_top,
+        brk_start
+    );
+    aspace.activate();
+    *MM.lock() = Some(Mm {
+        aspace,
+        brk_start,
+        brk: brk_start,
+        mmap_top: stack_bottom - STACK_GUARD_GAP,
+        stack: (stack_bottom, stack_top),
+    });
+    *PROCESS.lock() = Some(Process {
+        exe: init.path.clone(),
+        trace,
+        warned: BTreeSet::new(),
+        clear_child_tid: 0,
+        robust_list: (0, 0),
+        sigactions: [[0; 4]; 65],
+        sigmask: 0,
+        altstack: (0, 2, 0), // SS_DISABLE
+        rlimits: default_rlimits(),
+        console_fds: [Some((0, 2)), Some((0, 2)), Some((0, 2))], // O_RDWR
+        started: crate::time::now_nanos(),
+    });
+    crate::console::init();
+    let Some((selectors, avx)) = SELECTORS.get() else {
+        return Err(StartError::Memory(
+            crate::memory::paging::MapError::NotReady,
+        ));
+    };
+    klog!(
+        "kernel",
+        "starting {} with {} argument(s)",
+        init.path,
+        init.args.len()
+    );
+    crate::arch::x86_64::enter_user_mode(entry, built.sp, selectors, *avx)
+}
+
+struct SegList<'a>(&'a [elf::Segment]);
+
+impl core::fmt::Display for SegList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}", s.perms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Ends the process with `status` (exit/exit_group) and powers off.
+pub fn exit(status: i32) -> ! {
+    let status = status & 0xff;
+    klog!("kernel", "init exited with status {status}");
+    power::power_off(if status == 0 {
+        Status::Success
+    } else {
+        Status::Failure
+    })
+}
+
+/// Signal numbers used in reports.
+pub mod sig {
+    /// SIGINT.
+    pub const INT: i32 = 2;
+    /// SIGQUIT.
+    pub const QUIT: i32 = 3;
+    /// SIGILL.
+    pub const ILL: i32 = 4;
+    /// SIGTRAP.
+    pub const TRAP: i32 = 5;
+    /// SIGABRT.
+    pub const ABRT: i32 = 6;
+    /// SIGBUS.
+    pub const BUS: i32 = 7;
+    /// SIGFPE.
+    pub const FPE: i32 = 8;
+    /// SIGKILL.
+    pub const KILL: i32 = 9;
+    /// SIGSEGV.
+    pub const SEGV: i32 = 11;
+
+    /// The name of a signal.
+    pub fn name(s: i32) -> &'static str {
+        match s {
+            1 => "SIGHUP",
+            INT => "SIGINT",
+            QUIT => "SIGQUIT",
+            ILL => "SIGILL",
+            TRAP => "SIGTRAP",
+            ABRT => "SIGABRT",
+            BUS => "SIGBUS",
+            FPE => "SIGFPE",
+            KILL => "SIGKILL",
+            10 => "SIGUSR1",
+            SEGV => "SIGSEGV",
+            12 => "SIGUSR2",
+            13 => "SIGPIPE",
+            14 => "SIGALRM",
+            15 => "SIGTERM",
+            _ => "signal",
+        }
+    }
+}
+
+/// Ends the process as killed by `signal` (status 128 + signal), after
+/// printing `why`.
+pub fn kill(signal: i32, why: core::fmt::Arguments<'_>) -> ! {
+    klog!(
+        "kernel",
+        "init killed by {} ({signal}): {why}",
+        sig::name(signal)
+    );
+    exit(128 + signal)
+}
+
+/// Resolves a page fault on a user address (from user mode, or from a
+/// kernel copy routine). Never blocks: if the memory state is locked the
+/// fault is reported as unresolvable.
+pub fn handle_user_fault(addr: u64, write: bool, exec: bool) -> FaultOutcome {
+    match MM.try_lock() {
+        Some(mut g) => match g.as_mut() {
+            Some(mm) => mm.aspace.fault(addr, write, exec),
+            None => FaultOutcome::Unmapped,
+        },
+        None => FaultOutcome::Unmapped,
+    }
+}
+
+/// Kills the process for a fault it cannot survive, with a report of the
+/// areas around the address.
+pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: FaultOutcome) -> ! {
+    let access = if exec {
+        "instruction fetch from"
+    } else if write {
+        "write to"
+    } else {
+        "read from"
+    };
+    let why = match outcome {
+        FaultOutcome::Denied(p) => {
+            let mut s = String::new();
+            let _ = write!(s, "the area is {p}");
+            s
+        }
+        FaultOutcome::OutOfMemory => String::from("out of memory"),
+        _ => String::from("no mapping there"),
+    };
+    let mut map = String::new();
+    if let Some(g) = MM.try_lock()
+        && let Some(mm) = g.as_ref()
+    {
+        let areas: Vec<&Vma> = mm.aspace.vmas.iter().collect();
+        let idx = areas
+            .iter()
+            .position(|v| v.end > addr)
+            .unwrap_or(areas.len());
+        let lo = idx.saturating_sub(2);
+        let hi = (idx + 2).min(areas.len());
+        for v in &areas[lo..hi] {
+            let _ = write!(
+                map,
+                "\n  {:#014x}-{:#014x} {} {}",
+                v.start, v.end, v.prot, v.kind
+            );
+            if addr >= v.start && addr < v.end {
+                map.push_str("  <- fault");
+            }
+        }
+        if mm.stack.0 > addr && mm.stack.0 - addr <= STACK_GUARD_GAP {
+            map.push_str("\n  (just below the stack: stack overflow?)");
+        }
+    }
+    kill(
+        sig::SEGV,
+        format_args!(
+            "segmentation fault: {access} {addr:#x} ({why}) at RIP {rip:#x}; areas near it:{map}"
+        ),
+    )
+}

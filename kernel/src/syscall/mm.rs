@@ -1,0 +1,337 @@
+//! Memory syscalls: mmap, munmap, mprotect, brk, mremap, madvise.
+//!
+//! The VMA map decides what is legal; page tables follow. Anonymous memory
+//! is demand-paged (zeroed on first touch), except with MAP_POPULATE.
+
+use kcore::elf::{PAGE, USER_END};
+use kcore::errno::Errno;
+use kcore::vma::{Kind, Prot, Vma, VmaError};
+
+use super::SysResult;
+use crate::process::{MM, MMAP_MIN, Mm, STACK_GUARD_GAP};
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_POPULATE: u64 = 0x8000;
+const MAP_HUGETLB: u64 = 0x40000;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+
+fn page_up(len: u64) -> Result<u64, Errno> {
+    len.checked_add(PAGE - 1)
+        .map(|v| v & !(PAGE - 1))
+        .ok_or(Errno::ENOMEM)
+}
+
+fn with_mm<R>(f: impl FnOnce(&mut Mm) -> Result<R, Errno>) -> Result<R, Errno> {
+    let mut g = MM.lock();
+    let mm = g.as_mut().ok_or(Errno::ENOMEM)?;
+    f(mm)
+}
+
+fn prot_arg(bits: u64) -> Result<Prot, Errno> {
+    // PROT_GROWSDOWN/GROWSUP (0x0100_0000/0x0200_0000) are accepted and
+    // ignored, as for a non-growing area.
+    let prot = Prot::from_bits(bits & !0x0300_0000).ok_or(Errno::EINVAL)?;
+    if prot.write && prot.exec {
+        // Policy: no page is ever writable and executable.
+        return Err(Errno::EACCES);
+    }
+    Ok(prot)
+}
+
+fn user_range(addr: u64, len: u64) -> Result<u64, Errno> {
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end > USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(end)
+}
+
+/// Places `len` bytes: the hint if it is free, else the highest free range.
+fn place(mm: &Mm, hint: u64, len: u64) -> Result<u64, Errno> {
+    if hint != 0 {
+        let hint = hint & !(PAGE - 1);
+        if hint >= MMAP_MIN
+            && let Some(end) = hint.checked_add(len)
+            && end <= mm.mmap_top
+            && mm.aspace.vmas.is_free(hint, end)
+        {
+            return Ok(hint);
+        }
+    }
+    mm.aspace
+        .vmas
+        .find_free(len, MMAP_MIN, mm.mmap_top)
+        .ok_or(Errno::ENOMEM)
+}
+
+/// mmap(2).
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, _fd: u64, off: u64) -> SysResult {
+    if len == 0 || !off.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len)?;
+    if len > USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    match flags & MAP_TYPE {
+        MAP_SHARED | MAP_PRIVATE | 0x03 => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MAP_ANONYMOUS == 0 {
+        // File mappings arrive with the filesystem.
+        return Err(Errno::ENODEV);
+    }
+    let prot = prot_arg(prot)?;
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    with_mm(|mm| {
+        let start = if fixed {
+            if !addr.is_multiple_of(PAGE) {
+                return Err(Errno::EINVAL);
+            }
+            if addr < MMAP_MIN {
+                return Err(Errno::EPERM);
+            }
+            let end = user_range(addr, len)?;
+            if !mm.aspace.vmas.is_free(addr, end) {
+                if flags & MAP_FIXED_NOREPLACE != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                for (s, e) in mm.aspace.vmas.unmap(addr, end).map_err(|_| Errno::EINVAL)? {
+                    mm.aspace.unmap_pages(s, e);
+                }
+            }
+            addr
+        } else {
+            place(mm, addr, len)?
+        };
+        mm.aspace
+            .vmas
+            .insert(Vma {
+                start,
+                end: start + len,
+                prot,
+                kind: Kind::Anon,
+            })
+            .map_err(|_| Errno::ENOMEM)?;
+        if flags & MAP_POPULATE != 0 && prot != Prot::NONE {
+            let mut p = start;
+            while p < start + len {
+                mm.aspace.fault(p, false, false);
+                p += PAGE;
+            }
+        }
+        Ok(start)
+    })
+}
+
+/// munmap(2).
+pub fn munmap(addr: u64, len: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len)?;
+    let end = user_range(addr, len).map_err(|_| Errno::EINVAL)?;
+    with_mm(|mm| {
+        for (s, e) in mm.aspace.vmas.unmap(addr, end).map_err(|_| Errno::EINVAL)? {
+            mm.aspace.unmap_pages(s, e);
+        }
+        Ok(0)
+    })
+}
+
+/// mprotect(2).
+pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let prot = prot_arg(prot)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_up(len)?;
+    let end = user_range(addr, len)?;
+    with_mm(|mm| {
+        match mm.aspace.vmas.protect(addr, end, prot) {
+            Ok(_) => {}
+            Err(VmaError::Hole) => return Err(Errno::ENOMEM),
+            Err(_) => return Err(Errno::EINVAL),
+        }
+        mm.aspace.reprotect(addr, end, prot);
+        Ok(0)
+    })
+}
+
+/// brk(2): returns the new break, or the old one if it cannot move.
+pub fn brk(addr: u64) -> SysResult {
+    with_mm(|mm| {
+        if addr < mm.brk_start {
+            return Ok(mm.brk);
+        }
+        let old_end = page_up(mm.brk)?;
+        let new_end = page_up(addr)?;
+        if new_end > old_end {
+            if new_end > mm.stack.0.saturating_sub(STACK_GUARD_GAP) {
+                return Ok(mm.brk);
+            }
+            let ok = if old_end == mm.brk_start {
+                mm.aspace
+                    .vmas
+                    .insert(Vma {
+                        start: old_end,
+                        end: new_end,
+                        prot: Prot::RW,
+                        kind: Kind::Heap,
+                    })
+                    .is_ok()
+            } else {
+                mm.aspace.vmas.grow(old_end, new_end).is_ok()
+            };
+            if !ok {
+                return Ok(mm.brk);
+            }
+        } else if new_end < old_end
+            && let Ok(removed) = mm.aspace.vmas.unmap(new_end, old_end)
+        {
+            for (s, e) in removed {
+                mm.aspace.unmap_pages(s, e);
+            }
+        }
+        mm.brk = addr;
+        Ok(addr)
+    })
+}
+
+/// mremap(2).
+pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    if !old.is_multiple_of(PAGE)
+        || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0
+        || new_len == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & 4 != 0 {
+        // MREMAP_DONTUNMAP
+        return Err(Errno::EINVAL);
+    }
+    let old_len = page_up(old_len)?;
+    let new_len = page_up(new_len)?;
+    if old_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_end = user_range(old, old_len).map_err(|_| Errno::EFAULT)?;
+    with_mm(|mm| {
+        let vma = *mm.aspace.vmas.find(old).ok_or(Errno::EFAULT)?;
+        if old_end > vma.end {
+            return Err(Errno::EFAULT);
+        }
+        if new_len <= old_len && flags & MREMAP_FIXED == 0 {
+            if new_len < old_len {
+                for (s, e) in mm
+                    .aspace
+                    .vmas
+                    .unmap(old + new_len, old_end)
+                    .map_err(|_| Errno::EINVAL)?
+                {
+                    mm.aspace.unmap_pages(s, e);
+                }
+            }
+            return Ok(old);
+        }
+        let new_end_in_place = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+        if flags & MREMAP_FIXED == 0
+            && old_end == vma.end
+            && new_end_in_place <= mm.mmap_top.max(vma.end)
+            && mm.aspace.vmas.grow(old_end, new_end_in_place).is_ok()
+        {
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if flags & MREMAP_FIXED != 0 {
+            if !new_addr.is_multiple_of(PAGE) {
+                return Err(Errno::EINVAL);
+            }
+            let dest_end = user_range(new_addr, new_len)?;
+            if new_addr < old_end && old < dest_end {
+                return Err(Errno::EINVAL);
+            }
+            for (s, e) in mm
+                .aspace
+                .vmas
+                .unmap(new_addr, dest_end)
+                .map_err(|_| Errno::EINVAL)?
+            {
+                mm.aspace.unmap_pages(s, e);
+            }
+            new_addr
+        } else {
+            place(mm, 0, new_len)?
+        };
+        mm.aspace
+            .vmas
+            .insert(Vma {
+                start: dest,
+                end: dest + new_len,
+                prot: vma.prot,
+                kind: vma.kind,
+            })
+            .map_err(|_| Errno::ENOMEM)?;
+        let moved = old_len.min(new_len);
+        mm.aspace
+            .move_pages(old, moved, dest, vma.prot)
+            .map_err(|_| Errno::ENOMEM)?;
+        for (s, e) in mm
+            .aspace
+            .vmas
+            .unmap(old, old_end)
+            .map_err(|_| Errno::EINVAL)?
+        {
+            mm.aspace.unmap_pages(s, e);
+        }
+        Ok(dest)
+    })
+}
+
+/// madvise(2).
+pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len)?;
+    let end = user_range(addr, len).map_err(|_| Errno::EINVAL)?;
+    const KNOWN: &[u64] = &[
+        0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    ];
+    if !KNOWN.contains(&advice) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    with_mm(|mm| {
+        let mut p = addr;
+        while p < end {
+            let v = mm.aspace.vmas.find(p).ok_or(Errno::ENOMEM)?;
+            p = v.end;
+        }
+        // MADV_DONTNEED (4) and MADV_FREE (8): the next touch sees zeros.
+        if advice == 4 || advice == 8 {
+            mm.aspace.unmap_pages(addr, end);
+        }
+        Ok(0)
+    })
+}

@@ -1,0 +1,182 @@
+//! The Linux syscall layer: decoding, dispatch, tracing.
+//!
+//! `arch::x86_64::syscall` saves the registers and calls [`entry`]. The
+//! number selects a handler (the set matches `kcore::syscalls::TABLE`,
+//! which documents each one); handlers take raw `u64` arguments, decode and
+//! check them, touch user memory only through `memory::uaccess`, and return
+//! `Result<u64, Errno>`. Unknown numbers are logged once per process and
+//! return ENOSYS. With `trace_syscalls` in the boot parameters every call
+//! is logged as `strace: name(args) = result`.
+#![deny(unsafe_code)]
+
+mod info;
+mod io;
+mod mm;
+mod signal;
+mod time;
+
+use kcore::errno::Errno;
+use kcore::syscalls::{self, nr};
+
+use crate::arch::x86_64::syscall::SyscallFrame;
+use crate::klog;
+use crate::process::{self, PROCESS};
+
+/// A handler's result.
+pub type SysResult = Result<u64, Errno>;
+
+/// Handles one syscall; called by the entry code with the saved registers.
+pub fn entry(frame: &mut SyscallFrame) {
+    let n = frame.rax;
+    let a = frame.args();
+    let result = dispatch(n, a);
+    let ret = match result {
+        Ok(v) => v,
+        Err(e) => e.to_ret(),
+    };
+    let trace = PROCESS.lock().as_ref().is_some_and(|p| p.trace);
+    if trace {
+        trace_call(n, &a, result);
+    }
+    frame.rax = ret;
+    after_syscall();
+}
+
+/// Applies a terminal signal noticed by the timer interrupt while user code
+/// ran.
+pub fn deliver_signal_from_interrupt(sig: kcore::tty::Signal) -> SysResult {
+    signal::deliver_tty_signal(sig)
+}
+
+/// Work due before returning to user mode: a pending Ctrl-C ends the
+/// process (signal delivery to handlers comes later).
+fn after_syscall() {
+    if let Some(s) = crate::console::take_signal() {
+        let _ = signal::deliver_tty_signal(s);
+    }
+}
+
+fn trace_call(n: u64, a: &[u64; 6], r: SysResult) {
+    let (name, nargs) = match syscalls::info(n) {
+        Some(i) => (i.name, usize::from(i.args)),
+        None => (syscalls::name(n).unwrap_or("unknown"), 6),
+    };
+    let mut args = alloc::string::String::new();
+    for (i, v) in a.iter().take(nargs).enumerate() {
+        if i > 0 {
+            args.push_str(", ");
+        }
+        let _ = core::fmt::write(&mut args, format_args!("{v:#x}"));
+    }
+    match r {
+        Ok(v) => klog!("strace", "{name}({args}) = {v:#x}"),
+        Err(e) => klog!("strace", "{name}({args}) = -1 {}", e.name()),
+    }
+}
+
+/// Logs an unknown syscall the first time a process makes it.
+fn unknown(n: u64) -> SysResult {
+    let first = PROCESS.lock().as_mut().is_some_and(|p| p.warned.insert(n));
+    if first {
+        match syscalls::info(n) {
+            Some(i) => klog!(
+                "syscall",
+                "{} ({n}) is not supported: {}; returning ENOSYS",
+                i.name,
+                i.note
+            ),
+            None => klog!(
+                "syscall",
+                "{} ({n}) is not implemented, returning ENOSYS",
+                syscalls::name(n).unwrap_or("unknown syscall")
+            ),
+        }
+    }
+    Err(Errno::ENOSYS)
+}
+
+type Handler = fn([u64; 6]) -> SysResult;
+
+/// The handler for syscall `n`, if the kernel implements it.
+fn handler(n: u64) -> Option<Handler> {
+    Some(match n {
+        nr::READ => |a| io::read(a[0], a[1], a[2]),
+        nr::WRITE => |a| io::write(a[0], a[1], a[2]),
+        nr::CLOSE => |a| io::close(a[0]),
+        nr::FSTAT => |a| io::fstat(a[0], a[1]),
+        nr::POLL => |a| io::poll(a[0], a[1], a[2]),
+        nr::LSEEK => |a| io::lseek(a[0]),
+        nr::MMAP => |a| mm::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
+        nr::MPROTECT => |a| mm::mprotect(a[0], a[1], a[2]),
+        nr::MUNMAP => |a| mm::munmap(a[0], a[1]),
+        nr::BRK => |a| mm::brk(a[0]),
+        nr::RT_SIGACTION => |a| signal::rt_sigaction(a[0], a[1], a[2], a[3]),
+        nr::RT_SIGPROCMASK => |a| signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        nr::IOCTL => |a| io::ioctl(a[0], a[1], a[2]),
+        nr::PREAD64 => |a| io::pread64(a[0]),
+        nr::READV => |a| io::readv(a[0], a[1], a[2]),
+        nr::WRITEV => |a| io::writev(a[0], a[1], a[2]),
+        nr::SCHED_YIELD => |_| Ok(0),
+        nr::MREMAP => |a| mm::mremap(a[0], a[1], a[2], a[3], a[4]),
+        nr::MADVISE => |a| mm::madvise(a[0], a[1], a[2]),
+        nr::NANOSLEEP => |a| time::nanosleep(a[0], a[1]),
+        nr::GETPID | nr::GETTID => |_| Ok(1),
+        nr::EXIT | nr::EXIT_GROUP => |a| process::exit(a[0] as i32),
+        nr::KILL => |a| signal::kill(a[0], a[1]),
+        nr::TGKILL => |a| signal::tgkill(a[0], a[1], a[2]),
+        nr::UNAME => |a| info::uname(a[0]),
+        nr::FCNTL => |a| io::fcntl(a[0], a[1], a[2]),
+        nr::GETCWD => |a| info::getcwd(a[0], a[1]),
+        nr::READLINK => |a| info::readlink(a[0], a[1], a[2]),
+        nr::READLINKAT => |a| info::readlinkat(a[0], a[1], a[2], a[3]),
+        nr::GETTIMEOFDAY => |a| time::gettimeofday(a[0]),
+        nr::GETRLIMIT => |a| info::prlimit64(0, a[0], 0, a[1]),
+        nr::SETRLIMIT => |a| info::prlimit64(0, a[0], a[1], 0),
+        nr::PRLIMIT64 => |a| info::prlimit64(a[0], a[1], a[2], a[3]),
+        nr::SYSINFO => |a| info::sysinfo(a[0]),
+        nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID | nr::GETPPID => |_| Ok(0),
+        nr::SIGALTSTACK => |a| signal::sigaltstack(a[0], a[1]),
+        nr::ARCH_PRCTL => |a| info::arch_prctl(a[0], a[1]),
+        nr::TIME => |a| time::time(a[0]),
+        nr::FUTEX => |a| time::futex(a[0], a[1], a[2], a[3]),
+        nr::SCHED_GETAFFINITY => |a| info::sched_getaffinity(a[0], a[1], a[2]),
+        nr::SET_TID_ADDRESS => |a| info::set_tid_address(a[0]),
+        nr::CLOCK_GETTIME => |a| time::clock_gettime(a[0], a[1]),
+        nr::CLOCK_GETRES => |a| time::clock_getres(a[0], a[1]),
+        nr::CLOCK_NANOSLEEP => |a| time::clock_nanosleep(a[0], a[1], a[2], a[3]),
+        nr::OPENAT => |a| io::openat(a[1]),
+        nr::NEWFSTATAT => |a| io::newfstatat(a[0], a[1], a[2], a[3]),
+        nr::SET_ROBUST_LIST => |a| info::set_robust_list(a[0], a[1]),
+        nr::GETRANDOM => |a| info::getrandom(a[0], a[1], a[2]),
+        _ => return None,
+    })
+}
+
+fn dispatch(n: u64, a: [u64; 6]) -> SysResult {
+    match handler(n) {
+        Some(h) => h(a),
+        None => unknown(n),
+    }
+}
+
+/// Checks that the documented table and the dispatcher agree; logs any
+/// difference (a kernel bug the QEMU tests catch).
+pub fn check_table() -> bool {
+    let mut ok = true;
+    for i in syscalls::TABLE {
+        let documented = i.status != syscalls::Status::Enosys;
+        let handles = handler(i.nr).is_some();
+        if documented != handles {
+            klog!(
+                "syscall",
+                "table mismatch: {} ({}) is documented as {:?} but the dispatcher {}",
+                i.name,
+                i.nr,
+                i.status,
+                if handles { "handles it" } else { "does not" }
+            );
+            ok = false;
+        }
+    }
+    ok
+}
