@@ -40,6 +40,14 @@ pub struct Init {
     pub env: Vec<String>,
 }
 
+/// The environment `cargo xtask` gives every init program.
+pub fn default_env() -> Vec<String> {
+    ["PATH=/bin", "HOME=/", "TERM=xterm-256color"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
 /// Everything the kernel is told at boot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootParams {

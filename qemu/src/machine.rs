@@ -109,6 +109,17 @@ impl Machine {
     /// must be [`SerialMode::Captured`]); the serial output is also written
     /// to `serial_log` if given.
     pub fn spawn(cfg: &Config, serial_log: Option<&Path>) -> Result<Self> {
+        Self::spawn_with_input(cfg, serial_log, None)
+    }
+
+    /// Like [`Machine::spawn`], and types `input.1` on the serial console
+    /// once the serial output contains `input.0` (bytes sent before the
+    /// guest sets up its UART would be lost, as on real hardware).
+    pub fn spawn_with_input(
+        cfg: &Config,
+        serial_log: Option<&Path>,
+        input: Option<(String, Vec<u8>)>,
+    ) -> Result<Self> {
         anyhow::ensure!(
             cfg.serial == SerialMode::Captured,
             "Machine::spawn needs captured serial"
@@ -119,16 +130,29 @@ impl Machine {
             .map_err(anyhow::Error::msg)?;
         let mut cmd = Command::new(qemu_binary());
         cmd.args(&args);
-        let mut m = Self::spawn_command(cmd, serial_log)?;
+        let mut m = Self::spawn_command_with_input(cmd, serial_log, input)?;
         m._vars = vars;
         Ok(m)
     }
 
     /// Runs any command whose stdout is treated as the serial console (the
     /// harness's own tests use a shell here).
-    pub fn spawn_command(mut cmd: Command, serial_log: Option<&Path>) -> Result<Self> {
+    pub fn spawn_command(cmd: Command, serial_log: Option<&Path>) -> Result<Self> {
+        Self::spawn_command_with_input(cmd, serial_log, None)
+    }
+
+    fn spawn_command_with_input(
+        mut cmd: Command,
+        serial_log: Option<&Path>,
+        input: Option<(String, Vec<u8>)>,
+    ) -> Result<Self> {
         let command_line = format!("{cmd:?}");
-        cmd.stdin(Stdio::null())
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| {
@@ -148,6 +172,22 @@ impl Machine {
             pump(out, serial.clone(), log),
             pump(err, stderr.clone(), None),
         ];
+        if let (Some((trigger, bytes)), Some(mut pipe)) = (input, child.stdin.take()) {
+            // From a thread, so neither the wait nor a full pipe blocks the
+            // caller; the pipe closes (EOF for QEMU) after the bytes.
+            let serial = serial.clone();
+            std::thread::spawn(move || {
+                let mut st = serial.state.lock().unwrap_or_else(|e| e.into_inner());
+                while !String::from_utf8_lossy(&st.bytes).contains(&trigger) {
+                    if st.closed {
+                        return;
+                    }
+                    st = serial.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(st);
+                let _ = pipe.write_all(&bytes);
+            });
+        }
         Ok(Self {
             child,
             serial,
@@ -333,6 +373,16 @@ mod tests {
         let mut m = sh("sleep 30");
         let err = m.wait_exit(Duration::from_millis(200)).unwrap_err();
         assert!(err.reason.contains("did not exit"), "{err}");
+    }
+
+    #[test]
+    fn input_reaches_the_child() {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg("echo ready; read line; echo \"got $line\"");
+        let input = Some(("ready".to_owned(), b"typed\n".to_vec()));
+        let mut m = Machine::spawn_command_with_input(c, None, input).unwrap();
+        m.wait_exit(Duration::from_secs(10)).unwrap();
+        assert_eq!(m.serial(), "ready\ngot typed\n");
     }
 
     #[test]

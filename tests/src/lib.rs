@@ -5,6 +5,8 @@
 //! under TCG with a hard timeout, keeps the serial log in
 //! `target/images/logs/<name>.log`, and attaches the log to any failure.
 
+pub mod cases;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,9 +96,39 @@ pub fn boot(name: &str, image: PathBuf, firmware: FirmwareKind, timeout: Duratio
 
 /// Boots with a custom configuration and waits for QEMU to exit.
 pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
+    boot_with_input(name, cfg, timeout, None)
+}
+
+/// Boots the BIOS image of test-program case `name` (see [`cases`]),
+/// typing `input` once the program has started. The serial log goes to
+/// `logs/prog-<name>.log` (with a hash of the input when there is one).
+pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
+    cases::find(name);
+    let mut cfg = Config::new(image(&format!("prog/{name}-bios.img")));
+    cfg.memory_mib = 512;
+    let log = match input {
+        None => format!("prog-{name}"),
+        Some(i) => {
+            let h = i.iter().fold(0x811c_9dc5u32, |h, &b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            format!("prog-{name}-{h:08x}")
+        }
+    };
+    let input = input.map(|i| ("kernel: starting".to_owned(), i.to_vec()));
+    boot_with_input(&log, &cfg, Duration::from_secs(180), input)
+}
+
+/// Boots with input typed on the serial console.
+pub fn boot_with_input(
+    name: &str,
+    cfg: &Config,
+    timeout: Duration,
+    input: Option<(String, Vec<u8>)>,
+) -> Boot {
     let logs = images_dir().join("logs");
     std::fs::create_dir_all(&logs).expect("creating the log directory");
-    let mut m = Machine::spawn(cfg, Some(&logs.join(format!("{name}.log"))))
+    let mut m = Machine::spawn_with_input(cfg, Some(&logs.join(format!("{name}.log"))), input)
         .unwrap_or_else(|e| panic!("starting QEMU: {e:#}"));
     match m.wait_exit(timeout) {
         Ok(outcome) => Boot {
@@ -105,4 +137,66 @@ pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
         },
         Err(e) => panic!("{e}"),
     }
+}
+
+impl Boot {
+    /// What the init program printed: the serial lines between
+    /// `kernel: starting …` and `kernel: init exited …`, without the
+    /// kernel's own log lines and with the console's CRs removed.
+    pub fn program_output(&self) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for line in self.serial.split_inclusive('\n') {
+            let bare = line.trim_end_matches(['\n', '\r']);
+            if let Some(p) = kcore::bootlog::parse_line(bare) {
+                if p.subsystem == "kernel" && p.message.starts_with("starting ") {
+                    inside = true;
+                } else if p.subsystem == "kernel"
+                    && (p.message.starts_with("init exited")
+                        || p.message.starts_with("init killed"))
+                {
+                    inside = false;
+                }
+                continue;
+            }
+            if inside {
+                out.push_str(&line.replace("\r\n", "\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Runs case `name`'s program on the host with the same argv and
+/// environment as in the image, and returns its stdout and exit code.
+pub fn host_run(name: &str) -> (String, i32) {
+    use std::os::unix::process::CommandExt;
+    let case = cases::find(name);
+    let dir = match std::env::var_os("LLMOS_USERLAND") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            cases::userland_bin_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        }
+    };
+    let exe = dir.join(case.program);
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg0(format!("/bin/{}", case.program))
+        .args(case.args)
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for kv in bootparams::default_env() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "running {} on the host: {e} (build it with `cargo xtask test`)",
+            exe.display()
+        )
+    });
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
 }

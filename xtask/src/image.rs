@@ -95,13 +95,6 @@ pub fn write_pair(
     Ok(Images { bios, uefi })
 }
 
-/// The environment every init program gets.
-pub fn default_env() -> Vec<String> {
-    ["PATH=/bin", "HOME=/", "TERM=xterm-256color"]
-        .map(String::from)
-        .to_vec()
-}
-
 /// Checks that `path` is a static x86_64 Linux executable llmos can run,
 /// with the same validation the kernel applies.
 pub fn check_program(path: &Path) -> Result<()> {
@@ -140,7 +133,7 @@ pub fn write_initrd(params: &BootParams, init: Option<&InitProgram>, out: &Path)
         params.init = Some(bootparams::Init {
             path: dest,
             args,
-            env: default_env(),
+            env: bootparams::default_env(),
         });
     }
     rd.add_bytes(&format!("/{}", bootparams::PATH), params.encode(), 0o644)?;
@@ -164,6 +157,37 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
     });
     write_initrd(&params, init.as_ref(), &initrd)?;
     write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
+}
+
+/// Builds the test programs and one BIOS image per case of
+/// `llmos_tests::cases::CASES` in `target/images/prog/<case>-bios.img`.
+pub fn build_program_images() -> Result<()> {
+    let bin = crate::userland::build()?;
+    let kernel = build_kernel(Variant::Normal)?;
+    let dir = paths::images().join("prog");
+    std::fs::create_dir_all(&dir)?;
+    progress::header("writing test-program images");
+    for case in llmos_tests::cases::CASES {
+        let initrd = dir.join(format!("{}.cpio", case.name));
+        let params = BootParams {
+            trace_syscalls: case.strace,
+            ..BootParams::default()
+        };
+        let init = InitProgram {
+            source: bin.join(case.program),
+            args: case.args.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        write_initrd(&params, Some(&init), &initrd)?;
+        let spec = ImageSpec {
+            kernel: kernel.clone(),
+            ramdisk: Some(initrd),
+        };
+        let out = dir.join(format!("{}-bios.img", case.name));
+        progress::spin(&format!("writing {}", out.display()), || {
+            build_image(&spec, Firmware::Bios, &out)
+        })?;
+    }
+    Ok(())
 }
 
 /// Test scenarios the test-hooks kernel understands (see
@@ -237,15 +261,16 @@ mod tests {
     #[test]
     fn later_options_are_refused_loudly() {
         let c = ContentArgs {
+            init_args: vec!["x".into()],
+            ..Default::default()
+        };
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("no --init was given"), "{err}");
+        let c = ContentArgs {
             init: Some("/bin/true".into()),
             ..Default::default()
         };
-        assert!(
-            c.check_supported()
-                .unwrap_err()
-                .to_string()
-                .starts_with("not yet supported: --init")
-        );
+        assert!(c.check_supported().is_ok());
         let c = ContentArgs {
             add: vec!["a:b".into()],
             ..Default::default()

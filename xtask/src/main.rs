@@ -12,6 +12,7 @@ mod progress;
 mod run;
 mod test;
 mod unsupported;
+mod userland;
 
 use std::process::ExitCode;
 

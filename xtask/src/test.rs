@@ -67,6 +67,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
     deps::ensure(&[Need::Qemu, Need::Ovmf], "QEMU tests")?;
     image::build_images(&image::ContentArgs::default())?;
     image::build_test_images()?;
+    image::build_program_images()?;
     progress::header("QEMU boot tests (TCG)");
     let qemu_tests = [
         "test",

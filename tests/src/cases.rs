@@ -1,0 +1,115 @@
+//! The programs the QEMU tests run as init, in one table shared by `xtask`
+//! (which builds an image per case) and the tests (which boot them and,
+//! for deterministic programs, run the same binary on the host to compare
+//! output byte for byte).
+
+use std::path::{Path, PathBuf};
+
+/// How a test program is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// A binary of the `userland` crate (Rust std, `+crt-static`).
+    Rust,
+    /// `userland/c/<name>.c` built with `gcc -static-pie`.
+    C,
+}
+
+/// One test program run.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Image name: `target/images/prog/<name>-bios.img`.
+    pub name: &'static str,
+    /// The program (binary name).
+    pub program: &'static str,
+    /// How it is built.
+    pub lang: Lang,
+    /// Arguments after argv[0].
+    pub args: &'static [&'static str],
+    /// Turn on syscall tracing.
+    pub strace: bool,
+}
+
+const fn case(
+    name: &'static str,
+    program: &'static str,
+    lang: Lang,
+    args: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        program,
+        lang,
+        args,
+        strace: false,
+    }
+}
+
+/// Every case.
+pub const CASES: &[Case] = &[
+    case("hello", "hello", Lang::Rust, &["a", "b c"]),
+    case("hello-c", "hello-c", Lang::C, &["x", "y z"]),
+    case("exit-0", "exit-with", Lang::Rust, &["0"]),
+    case("exit-3", "exit-with", Lang::Rust, &["3"]),
+    case("heap", "heap", Lang::Rust, &[]),
+    case("memory", "memory", Lang::Rust, &[]),
+    case("memory-write-ro", "memory", Lang::Rust, &["write-ro"]),
+    case("clocks", "clocks", Lang::Rust, &[]),
+    case("random", "random", Lang::Rust, &[]),
+    case("enosys", "enosys", Lang::Rust, &[]),
+    case("echo-lines", "echo-lines", Lang::Rust, &[]),
+    Case {
+        name: "hello-strace",
+        program: "hello",
+        lang: Lang::Rust,
+        args: &[],
+        strace: true,
+    },
+];
+
+/// Rust test programs.
+pub const RUST_PROGRAMS: &[&str] = &[
+    "hello",
+    "exit-with",
+    "heap",
+    "memory",
+    "clocks",
+    "random",
+    "enosys",
+    "echo-lines",
+];
+/// C test programs (`userland/c/<name minus -c>.c`).
+pub const C_PROGRAMS: &[&str] = &["hello-c"];
+
+/// Where the built programs are: `<target>/userland/bin`.
+pub fn userland_bin_dir(target: &Path) -> PathBuf {
+    target.join("userland").join("bin")
+}
+
+/// The case called `name`.
+pub fn find(name: &str) -> &'static Case {
+    CASES
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no test case {name:?} in tests/src/cases.rs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_programs_known() {
+        for (i, c) in CASES.iter().enumerate() {
+            assert!(
+                CASES[i + 1..].iter().all(|d| d.name != c.name),
+                "{} twice",
+                c.name
+            );
+            let list = match c.lang {
+                Lang::Rust => RUST_PROGRAMS,
+                Lang::C => C_PROGRAMS,
+            };
+            assert!(list.contains(&c.program), "{} is not built", c.program);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Linux programs as init: static-pie Rust and C programs run unmodified,
+//! print the same bytes as on the host, get their exit status to QEMU,
+//! are killed (not the kernel) when they fault, and use the console, time,
+//! randomness and memory syscalls. Cases are in `tests/src/cases.rs`.
+
+use llmos_qemu::Outcome;
+use llmos_tests::{boot_case, host_run};
+
+/// Boots case `name`, checks it exited 0, and compares its output with the
+/// same binary run on the host.
+fn matches_host(name: &str) -> llmos_tests::Boot {
+    let b = boot_case(name, None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 0");
+    let (host, code) = host_run(name);
+    assert_eq!(code, 0, "the host run failed:\n{host}");
+    let guest = b.program_output();
+    assert!(
+        guest == host,
+        "output differs from the host run\n--- host ---\n{host}\n--- llmos ---\n{guest}\n--- serial ---\n{}",
+        b.serial
+    );
+    b
+}
+
+#[test]
+fn rust_hello_prints_args_and_env_like_linux() {
+    let b = matches_host("hello");
+    assert!(b.program_output().contains("argv[2] = \"b c\""));
+    b.expect_line(r"\[\d+\.\d{6}\] process: /bin/hello: static-pie at 0x[0-9a-f]+, entry 0x[0-9a-f]+, \d+ segments \(.*r-x.*\), stack top 0x[0-9a-f]+, brk 0x[0-9a-f]+");
+}
+
+#[test]
+fn c_hello_built_with_gcc_static_pie_matches_linux() {
+    matches_host("hello-c");
+}
+
+#[test]
+fn heap_heavy_program_verifies_200_mib() {
+    let b = matches_host("heap");
+    assert!(b.program_output().contains("all contents verified"));
+}
+
+#[test]
+fn memory_syscall_edge_cases_match_linux() {
+    let b = matches_host("memory");
+    assert!(b.program_output().contains("all memory checks passed"));
+}
+
+#[test]
+fn unknown_syscalls_return_enosys_and_are_logged_once() {
+    let b = matches_host("enosys");
+    for nr in [900, 1000, 4095, 65535] {
+        let line = format!("syscall: unknown syscall ({nr}) is not implemented, returning ENOSYS");
+        assert_eq!(
+            b.serial.matches(&line).count(),
+            1,
+            "{line} should be logged exactly once\n{}",
+            b.serial
+        );
+    }
+}
+
+#[test]
+fn exit_0_powers_off_with_33() {
+    let b = boot_case("exit-0", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 0");
+}
+
+#[test]
+fn exit_3_powers_off_with_35_and_reports_the_status() {
+    let b = boot_case("exit-3", None);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line("exiting with status 3");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 3");
+    assert!(!b.serial.contains("kernel panic"));
+}
+
+#[test]
+fn write_to_read_only_page_kills_the_program_not_the_kernel() {
+    let b = boot_case("memory-write-ro", None);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line("writing to a read-only page now");
+    b.expect_line(
+        r"\[\d+\.\d{6}\] kernel: init killed by SIGSEGV \(11\): segmentation fault: write to 0x[0-9a-f]+ \(the area is r--\) at RIP 0x[0-9a-f]+; areas near it:",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] kernel:   0x[0-9a-f]+-0x[0-9a-f]+ r-- \[anon\]  <- fault");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 139");
+    assert!(!b.serial.contains("the write did not fault"));
+    assert!(!b.serial.contains("kernel panic"));
+}
+
+#[test]
+fn monotonic_time_and_sleep() {
+    let b = boot_case("clocks", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("monotonic: 100000 reads, 0 went backwards");
+    let line = b.expect_line(r"sleep\(100 ms\) took \d+ ms");
+    let ms: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|s| s.parse().ok())
+        .expect("ms");
+    assert!((100..=150).contains(&ms), "sleep(100 ms) took {ms} ms");
+    b.expect_line(r"wall clock: \d+ s since the epoch \(after 2020\)");
+}
+
+#[test]
+fn getrandom_differs_between_boots() {
+    let first = boot_case("random", None);
+    let second = boot_case("random", None);
+    let pick = |b: &llmos_tests::Boot| {
+        b.expect_outcome(&Outcome::Success);
+        b.expect_line("getrandom with unknown flags: EINVAL");
+        b.expect_line("random: [0-9a-f]{64}")
+    };
+    let (a, c) = (pick(&first), pick(&second));
+    assert_ne!(a, c, "two boots produced the same random bytes");
+    assert_ne!(a, format!("random: {}", "0".repeat(64)));
+}
+
+#[test]
+fn console_line_editing_and_eof() {
+    // "second" with one DEL becomes "secon", then "ND" is typed; Ctrl-D at
+    // the start of a line is end of file.
+    let b = boot_case("echo-lines", Some(b"first line\rsecond\x7fND\r\x04"));
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("got: FIRST LINE");
+    b.expect_line("got: SECONND");
+    b.expect_line("eof after 2 lines");
+}
+
+#[test]
+fn ctrl_c_terminates_the_program_with_sigint() {
+    let b = boot_case("echo-lines", Some(b"partial\x03"));
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init killed by SIGINT \(2\): default action");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 130");
+}
+
+#[test]
+fn strace_logs_decoded_syscalls() {
+    let b = boot_case("hello-strace", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] strace: arch_prctl\(0x1002, 0x[0-9a-f]+\) = 0x0");
+    b.expect_line(r"\[\d+\.\d{6}\] strace: write\(0x1, 0x[0-9a-f]+, 0x1a\) = 0x1a");
+    b.expect_line(r"\[\d+\.\d{6}\] strace: rseq\(.*\) = -1 ENOSYS");
+}
