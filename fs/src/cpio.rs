@@ -423,6 +423,24 @@ mod tests {
         assert_eq!(normalize(".."), None);
     }
 
+    /// Replays the cargo-fuzz corpus (`fuzz/corpus/cpio`).
+    #[test]
+    fn fuzz_corpus_replays_cleanly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/cpio");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).expect("fuzz/corpus/cpio exists") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            for e in Reader::new(&data) {
+                match e {
+                    Ok(e) => assert!(e.data_offset + e.data.len() <= data.len()),
+                    Err(_) => break,
+                }
+            }
+            n += 1;
+        }
+        assert!(n >= 1);
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {

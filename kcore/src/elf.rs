@@ -681,6 +681,25 @@ mod tests {
         assert_eq!(parse(&f), Err(ElfError::WrongAbi(9)));
     }
 
+    /// Replays the cargo-fuzz corpus (`fuzz/corpus/elf`), so every input
+    /// the fuzzer found interesting stays covered by `cargo test`.
+    #[test]
+    fn fuzz_corpus_replays_cleanly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/elf");
+        let mut n = 0;
+        let mut accepted = 0;
+        for entry in std::fs::read_dir(dir).expect("fuzz/corpus/elf exists") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(p) = parse(&data) {
+                accepted += 1;
+                assert!(p.segments.iter().all(|s| !(s.perms.write && s.perms.exec)));
+            }
+            n += 1;
+        }
+        assert!(n >= 4, "corpus has only {n} files");
+        assert!(accepted >= 2, "the seeds include valid executables");
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_on_mutations(pos in 0usize..400, val in proptest::num::u8::ANY, pos2 in 0usize..400, val2 in proptest::num::u8::ANY) {

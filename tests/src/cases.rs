@@ -57,6 +57,7 @@ pub const CASES: &[Case] = &[
     case("random", "random", Lang::Rust, &[]),
     case("enosys", "enosys", Lang::Rust, &[]),
     case("echo-lines", "echo-lines", Lang::Rust, &[]),
+    case("regs", "regs", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -76,6 +77,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "random",
     "enosys",
     "echo-lines",
+    "regs",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

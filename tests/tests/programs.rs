@@ -147,3 +147,13 @@ fn strace_logs_decoded_syscalls() {
     b.expect_line(r"\[\d+\.\d{6}\] strace: write\(0x1, 0x[0-9a-f]+, 0x1a\) = 0x1a");
     b.expect_line(r"\[\d+\.\d{6}\] strace: rseq\(.*\) = -1 ENOSYS");
 }
+
+#[test]
+fn registers_survive_syscalls_and_interrupts() {
+    let b = matches_host("regs");
+    assert!(
+        b.program_output()
+            .contains("vector registers 8-15 preserved: yes")
+    );
+    assert!(b.program_output().contains("r12-r15 preserved: yes"));
+}
