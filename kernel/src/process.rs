@@ -362,6 +362,29 @@ pub fn kill(signal: i32, why: core::fmt::Arguments<'_>) -> ! {
     exit(128 + signal)
 }
 
+/// Whether every byte of `[addr, addr + len)` lies in areas that allow the
+/// access (reads, or writes with `write`). User copies check this first,
+/// so a `PROT_NONE` or unmapped range is EFAULT as on Linux, even where a
+/// page is still present for the kernel.
+pub fn range_allows(addr: u64, len: u64, write: bool) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let g = MM.lock();
+    let Some(mm) = g.as_ref() else { return false };
+    let mut at = addr;
+    while at < end {
+        match mm.aspace.vmas.find(at) {
+            Some(v) if v.prot.allows(write, false) => at = v.end,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Resolves a page fault on a user address (from user mode, or from a
 /// kernel copy routine). Never blocks: if the memory state is locked the
 /// fault is reported as unresolvable.

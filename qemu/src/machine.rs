@@ -238,6 +238,11 @@ impl Machine {
             if st.closed {
                 drop(st);
                 let status = self.child.wait().ok().map(Outcome::from_status);
+                // QEMU has exited: let the readers finish so stderr is
+                // complete in the report.
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
                 return Err(self.error(format!(
                     "QEMU exited before the serial log matched /{re}/ ({})",
                     status.map_or("unknown status".into(), |s| s.to_string())

@@ -348,6 +348,66 @@ pub const TABLE: &[Info] = &[
     row!(nr::CLONE3, 2, Enosys, "glibc falls back to clone"),
 ];
 
+/// How the tracer shows an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// Hexadecimal (pointers, flags).
+    Hex,
+    /// Signed decimal (counts, file descriptors, statuses).
+    Int,
+    /// A NUL-terminated path in user memory.
+    Path,
+    /// A buffer whose length is the argument with this index (for reads,
+    /// the result); shown as an escaped string.
+    Buf(u8),
+}
+
+/// How the tracer decodes syscall `nr`'s arguments.
+pub fn arg_kinds(nr: u64) -> [Arg; 6] {
+    use Arg::*;
+    match nr {
+        nr::READ | nr::WRITE | nr::PREAD64 => [Int, Buf(2), Int, Int, Hex, Hex],
+        nr::OPENAT => [Int, Path, Hex, Hex, Hex, Hex],
+        nr::NEWFSTATAT => [Int, Path, Hex, Hex, Hex, Hex],
+        nr::READLINK => [Path, Hex, Int, Hex, Hex, Hex],
+        nr::READLINKAT => [Int, Path, Hex, Int, Hex, Hex],
+        nr::CLOSE | nr::FSTAT | nr::IOCTL | nr::FCNTL | nr::LSEEK | nr::READV | nr::WRITEV => {
+            [Int, Hex, Hex, Hex, Hex, Hex]
+        }
+        nr::MMAP => [Hex, Int, Hex, Hex, Int, Hex],
+        nr::MUNMAP | nr::MPROTECT | nr::MADVISE => [Hex, Int, Hex, Hex, Hex, Hex],
+        nr::EXIT | nr::EXIT_GROUP => [Int, Hex, Hex, Hex, Hex, Hex],
+        nr::KILL | nr::TGKILL => [Int, Int, Int, Hex, Hex, Hex],
+        nr::GETRANDOM => [Hex, Int, Hex, Hex, Hex, Hex],
+        _ => [Hex; 6],
+    }
+}
+
+/// Escapes bytes for a trace line the way strace does: printable ASCII as
+/// is, `\n`, `\t`, `\r`, `\\`, `\"`, other bytes as `\xHH`; at most
+/// `max` bytes, then `...`.
+pub fn escape(bytes: &[u8], max: usize) -> String {
+    let mut s = String::from("\"");
+    for &b in bytes.iter().take(max) {
+        match b {
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s.push('"');
+    if bytes.len() > max {
+        s.push_str("...");
+    }
+    s
+}
+
 /// The table row for `nr`.
 pub fn info(nr: u64) -> Option<&'static Info> {
     TABLE.iter().find(|i| i.nr == nr)
@@ -415,6 +475,21 @@ mod tests {
             assert_eq!(name(i.nr), Some(i.name));
             assert!(i.args <= 6);
         }
+    }
+
+    #[test]
+    fn escaping_like_strace() {
+        assert_eq!(escape(b"hi\n", 32), "\"hi\\n\"");
+        assert_eq!(escape(b"a\"b\\c\x01", 32), "\"a\\\"b\\\\c\\x01\"");
+        assert_eq!(escape(b"abcdef", 3), "\"abc\"...");
+        assert_eq!(escape(b"", 3), "\"\"");
+    }
+
+    #[test]
+    fn arg_kinds_for_io() {
+        assert_eq!(arg_kinds(nr::WRITE)[1], Arg::Buf(2));
+        assert_eq!(arg_kinds(nr::OPENAT)[1], Arg::Path);
+        assert_eq!(arg_kinds(9999), [Arg::Hex; 6]);
     }
 
     #[test]

@@ -49,6 +49,9 @@ impl UserSlice {
     pub fn read_into(&self, buf: &mut [u8]) -> Result<(), Errno> {
         debug_assert_eq!(buf.len(), self.len);
         let n = self.len.min(buf.len());
+        if !crate::process::range_allows(self.addr, n as u64, false) {
+            return Err(Errno::EFAULT);
+        }
         copy_from_user(&mut buf[..n], self.addr).map_err(|_| Errno::EFAULT)
     }
 
@@ -62,6 +65,9 @@ impl UserSlice {
     /// Writes `data` (at most the range's length) to the start of the range.
     pub fn write(&self, data: &[u8]) -> Result<(), Errno> {
         let n = data.len().min(self.len);
+        if !crate::process::range_allows(self.addr, n as u64, true) {
+            return Err(Errno::EFAULT);
+        }
         copy_to_user(self.addr, &data[..n]).map_err(|_| Errno::EFAULT)
     }
 }

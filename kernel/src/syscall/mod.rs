@@ -57,20 +57,50 @@ fn after_syscall() {
 }
 
 fn trace_call(n: u64, a: &[u64; 6], r: SysResult) {
+    use kcore::syscalls::{Arg, arg_kinds, escape};
     let (name, nargs) = match syscalls::info(n) {
         Some(i) => (i.name, usize::from(i.args)),
         None => (syscalls::name(n).unwrap_or("unknown"), 6),
     };
+    let kinds = arg_kinds(n);
     let mut args = alloc::string::String::new();
-    for (i, v) in a.iter().take(nargs).enumerate() {
+    for (i, (&v, kind)) in a.iter().zip(kinds).take(nargs).enumerate() {
         if i > 0 {
             args.push_str(", ");
         }
-        let _ = core::fmt::write(&mut args, format_args!("{v:#x}"));
+        let decoded = match kind {
+            Arg::Int => Some(alloc::format!("{}", v as i64)),
+            Arg::Path => crate::memory::uaccess::read_cstr(v, 256)
+                .ok()
+                .map(|p| escape(&p, 256)),
+            Arg::Buf(len_arg) => {
+                // For reads the interesting bytes are the ones returned.
+                let len = match (n, r) {
+                    (nr::READ | nr::PREAD64, Ok(got)) => got,
+                    (nr::READ | nr::PREAD64, Err(_)) => 0,
+                    _ => a[usize::from(len_arg)],
+                };
+                let shown = len.min(33) as usize;
+                crate::memory::uaccess::UserSlice::new(v, shown)
+                    .and_then(|s| s.read_vec())
+                    .ok()
+                    .map(|b| escape(&b, 32))
+            }
+            Arg::Hex => None,
+        };
+        match decoded {
+            Some(d) => args.push_str(&d),
+            None => {
+                let _ = core::fmt::write(&mut args, format_args!("{v:#x}"));
+            }
+        }
     }
     match r {
+        Ok(v) if matches!(kinds[0], Arg::Int) || v < 4096 => {
+            klog!("strace", "{name}({args}) = {}", v as i64)
+        }
         Ok(v) => klog!("strace", "{name}({args}) = {v:#x}"),
-        Err(e) => klog!("strace", "{name}({args}) = -1 {}", e.name()),
+        Err(e) => klog!("strace", "{name}({args}) = -1 {} ({})", e.name(), e.text()),
     }
 }
 

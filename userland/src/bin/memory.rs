@@ -175,9 +175,23 @@ fn main() {
         syscall6(BRK, [cur, 0, 0, 0, 0, 0]) as u64 == cur,
     );
 
+    // The kernel refuses to write into memory the program may not write.
+    let none = mmap(0, PAGE, PROT_NONE, anon) as u64;
+    check(
+        "getrandom into PROT_NONE memory is EFAULT",
+        errno(syscall6(318, [none, 8, 0, 0, 0, 0])) == 14,
+    );
+    check(
+        "getrandom into unmapped memory is EFAULT",
+        errno(syscall6(318, [8, 8, 0, 0, 0, 0])) == 14,
+    );
     check(
         "mprotect read-only",
         syscall6(MPROTECT, [a, PAGE, PROT_READ, 0, 0, 0]) == 0,
+    );
+    check(
+        "clock_gettime into read-only memory is EFAULT",
+        errno(syscall6(228, [1, a, 0, 0, 0, 0])) == 14,
     );
     // SAFETY: reading a read-only page is allowed.
     unsafe { check("read-only page is readable", *p == 7) };
