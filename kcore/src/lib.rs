@@ -15,6 +15,7 @@
 //! - [`userstack`]: the initial user stack (argv, envp, auxv) as Linux builds it.
 //! - [`syscalls`]: the syscall table (status of every syscall; source of docs/syscalls.md).
 //! - [`tty`]: the console line discipline (canonical/raw mode, echo, signals).
+//! - [`futex`]: futex wait queues (wake, bitsets, requeue, wake-op).
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
 #![cfg_attr(not(test), no_std)]
@@ -28,6 +29,7 @@ pub mod cpu;
 pub mod elf;
 pub mod errno;
 pub mod frames;
+pub mod futex;
 pub mod memmap;
 pub mod syscalls;
 pub mod time;

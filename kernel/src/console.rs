@@ -1,9 +1,10 @@
 //! The console device behind file descriptors 0–2: the serial port with
 //! the `kcore::tty` line discipline.
 //!
-//! Input is pulled from the UART when a reader waits and on every timer
-//! tick, so Ctrl-C reaches a program that is busy computing. A read blocks
-//! by halting the CPU until the next interrupt.
+//! Input is pulled from the UART when a reader looks and on every timer
+//! tick, so Ctrl-C reaches a program that is busy computing. A reader with
+//! nothing to read blocks (other threads, or the idle loop, run) and is
+//! woken by the tick that brings input.
 #![deny(unsafe_code)]
 
 use alloc::vec::Vec;
@@ -14,6 +15,7 @@ use spin::Mutex;
 use crate::drivers::serial;
 
 static TTY: Mutex<Option<Tty>> = Mutex::new(None);
+static WAITERS: Mutex<Vec<alloc::sync::Arc<crate::sched::Thread>>> = Mutex::new(Vec::new());
 static PENDING_SIGNAL: Mutex<Option<Signal>> = Mutex::new(None);
 
 /// Sets up the terminal state (called when the first program starts).
@@ -45,7 +47,14 @@ pub fn poll_input() {
             signal = s;
         }
     }
+    let arrived = !echo.is_empty() || signal.is_some() || tty.readable() > 0;
     drop(guard);
+    if arrived {
+        let waiters = core::mem::take(&mut *WAITERS.lock());
+        for t in &waiters {
+            crate::sched::wake(t);
+        }
+    }
     if !echo.is_empty() {
         serial::with_console(|u| {
             let _ = embedded_io::Write::write_all(u, &echo);
@@ -53,7 +62,36 @@ pub fn poll_input() {
     }
     if let Some(s) = signal {
         *PENDING_SIGNAL.lock() = Some(s);
+        // Sleepers must notice the signal too.
+        crate::sched::wake_all_blocked();
     }
+}
+
+/// Whether a signal is waiting to be delivered.
+pub fn signal_pending() -> bool {
+    PENDING_SIGNAL.lock().is_some()
+}
+
+/// Blocks the calling thread until console input or a signal arrives, or
+/// until the monotonic `deadline`.
+pub fn wait_for_input(deadline: Option<u64>) {
+    let Some(me) = crate::sched::current() else {
+        return;
+    };
+    WAITERS.lock().push(me.clone());
+    if !readable_now() && !signal_pending() {
+        match deadline {
+            Some(d) => {
+                crate::sched::sleep_until(d);
+            }
+            None => crate::sched::block(),
+        }
+    }
+    WAITERS.lock().retain(|t| t.tid != me.tid);
+}
+
+fn readable_now() -> bool {
+    TTY.lock().as_ref().is_some_and(|t| t.can_read())
 }
 
 /// A signal Ctrl-C/Ctrl-\ raised, if any (taking it).
@@ -81,7 +119,7 @@ pub fn read(max: usize, nonblocking: bool) -> Result<Read, Signal> {
             return Err(s);
         }
         match with_tty(|t| t.read(max)).unwrap_or(Read::Eof) {
-            Read::WouldBlock if !nonblocking => crate::arch::x86_64::halt_until_interrupt(),
+            Read::WouldBlock if !nonblocking => wait_for_input(None),
             r => return Ok(r),
         }
     }

@@ -78,6 +78,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
         if enabled.nx { "on" } else { "unavailable" }
     );
 
+    crate::arch::x86_64::context::set_xsave_layout(enabled.xcr0, enabled.xsave_area);
+
     let Some(phys_offset) = boot_info.physical_memory_offset.into_option() else {
         fail("memory", &"the bootloader did not map physical memory");
     };
@@ -142,7 +144,7 @@ extern "C" fn continue_on_main_stack() -> ! {
     let mut ist = [0u64; 3];
     for (top, name) in ist.iter_mut().zip(["double-fault", "nmi", "machine-check"]) {
         match stacks::allocate(name, IST_STACK) {
-            Ok(s) => *top = s.top,
+            Ok(s) => *top = s.permanent(),
             Err(e) => fail("stacks", &e),
         }
     }
@@ -153,7 +155,7 @@ extern "C" fn continue_on_main_stack() -> ! {
         Err(e) => fail("stacks", &e),
     };
     arch_syscall::init(&selectors, entry_stack.top);
-    process::set_cpu_state(selectors, facts.avx);
+    process::set_cpu_state(selectors, facts.avx, entry_stack);
     klog!(
         "cpu",
         "GDT, TSS with IST stacks, IDT and SYSCALL entry loaded"

@@ -20,13 +20,16 @@ pub mod memory;
 
 pub mod acpi;
 pub mod console;
+pub mod futex;
 pub mod init;
 pub mod initrd;
+pub mod interrupts;
 pub mod log;
 pub mod panic;
 pub mod power;
 pub mod process;
 pub mod random;
+pub mod sched;
 pub mod syscall;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

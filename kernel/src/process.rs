@@ -65,10 +65,6 @@ pub struct Process {
     pub trace: bool,
     /// Syscalls already reported as unknown (logged once each).
     pub warned: BTreeSet<u64>,
-    /// set_tid_address.
-    pub clear_child_tid: u64,
-    /// set_robust_list (head, len).
-    pub robust_list: (u64, u64),
     /// Raw `struct sigaction` per signal (handler, flags, restorer, mask).
     pub sigactions: [[u64; 4]; 65],
     /// Blocked signals.
@@ -91,6 +87,7 @@ pub static MM: Mutex<Option<Mm>> = Mutex::new(None);
 pub static PROCESS: Mutex<Option<Process>> = Mutex::new(None);
 
 static SELECTORS: spin::Once<(Selectors, bool)> = spin::Once::new();
+static MAIN_KSTACK: Mutex<Option<crate::memory::stacks::KernelStack>> = Mutex::new(None);
 
 /// Why the init program could not be started.
 #[derive(Debug)]
@@ -139,9 +136,15 @@ fn default_rlimits() -> [Rlimit; 16] {
     r
 }
 
-/// Records what entering user mode needs (from boot).
-pub fn set_cpu_state(selectors: Selectors, avx: bool) {
+/// Records what entering user mode needs (from boot): the selectors,
+/// whether AVX is on, and the kernel stack of the first thread.
+pub fn set_cpu_state(
+    selectors: Selectors,
+    avx: bool,
+    main_kstack: crate::memory::stacks::KernelStack,
+) {
     SELECTORS.call_once(|| (selectors, avx));
+    *MAIN_KSTACK.lock() = Some(main_kstack);
 }
 
 /// Loads `init` from `file` and runs it. Returns only on failure.
@@ -258,8 +261,6 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
         exe: init.path.clone(),
         trace,
         warned: BTreeSet::new(),
-        clear_child_tid: 0,
-        robust_list: (0, 0),
         sigactions: [[0; 4]; 65],
         sigmask: 0,
         altstack: (0, 2, 0), // SS_DISABLE
@@ -268,11 +269,14 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
         started: crate::time::now_nanos(),
     });
     crate::console::init();
-    let Some((selectors, avx)) = SELECTORS.get() else {
+    let (Some((selectors, avx)), Some(kstack)) = (SELECTORS.get(), MAIN_KSTACK.lock().take())
+    else {
         return Err(StartError::Memory(
             crate::memory::paging::MapError::NotReady,
         ));
     };
+    crate::sched::init(kstack)
+        .map_err(|_| StartError::Memory(crate::memory::paging::MapError::OutOfFrames))?;
     klog!(
         "kernel",
         "starting {} with {} argument(s)",

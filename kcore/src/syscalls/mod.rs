@@ -93,12 +93,17 @@ pub mod nr {
     pub const GETEUID: u64 = 107;
     pub const GETEGID: u64 = 108;
     pub const GETPPID: u64 = 110;
+    pub const SCHED_GETPARAM: u64 = 143;
+    pub const SCHED_GETSCHEDULER: u64 = 145;
+    pub const SCHED_GET_PRIORITY_MAX: u64 = 146;
+    pub const SCHED_GET_PRIORITY_MIN: u64 = 147;
     pub const SIGALTSTACK: u64 = 131;
     pub const ARCH_PRCTL: u64 = 158;
     pub const SETRLIMIT: u64 = 160;
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
     pub const FUTEX: u64 = 202;
+    pub const SCHED_SETAFFINITY: u64 = 203;
     pub const SCHED_GETAFFINITY: u64 = 204;
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
@@ -111,6 +116,7 @@ pub mod nr {
     pub const READLINKAT: u64 = 267;
     pub const SET_ROBUST_LIST: u64 = 273;
     pub const PRLIMIT64: u64 = 302;
+    pub const GETCPU: u64 = 309;
     pub const GETRANDOM: u64 = 318;
     pub const RSEQ: u64 = 334;
     pub const CLONE3: u64 = 435;
@@ -196,7 +202,7 @@ pub const TABLE: &[Info] = &[
         nr::SCHED_YIELD,
         0,
         Implemented,
-        "single thread: returns at once"
+        "puts the caller at the back of the run queue"
     ),
     row!(
         nr::MREMAP,
@@ -214,19 +220,24 @@ pub const TABLE: &[Info] = &[
         nr::NANOSLEEP,
         2,
         Implemented,
-        "sleeps with interrupts on (timer-tick resolution, 10 ms)"
+        "the thread sleeps, others run (timer-tick resolution, 10 ms)"
     ),
     row!(nr::GETPID, 0, Implemented, "1"),
     row!(
         nr::CLONE,
         5,
-        Enosys,
-        "threads arrive with the scheduler (Linux ABI part 2)"
+        Partial,
+        "threads (the pthread flag set, SETTLS, PARENT_SETTID, CHILD_SETTID/CLEARTID); new processes ENOSYS, namespaces/pidfd/ptrace EINVAL, both logged"
     ),
     row!(nr::FORK, 0, Enosys, "llmos runs one process"),
     row!(nr::VFORK, 0, Enosys, "llmos runs one process"),
     row!(nr::EXECVE, 3, Enosys, "llmos runs one process"),
-    row!(nr::EXIT, 1, Partial, "single thread: ends the process"),
+    row!(
+        nr::EXIT,
+        1,
+        Implemented,
+        "ends the thread (clears and futex-wakes its CLEARTID word); the last thread ends the process"
+    ),
     row!(
         nr::KILL,
         2,
@@ -267,19 +278,49 @@ pub const TABLE: &[Info] = &[
     row!(nr::GETPPID, 0, Implemented, "0 (init has no parent)"),
     row!(nr::SIGALTSTACK, 2, Stub, "recorded and reported back"),
     row!(
+        nr::SCHED_GETPARAM,
+        2,
+        Stub,
+        "priority 0 (every thread is SCHED_OTHER)"
+    ),
+    row!(nr::SCHED_GETSCHEDULER, 1, Stub, "SCHED_OTHER"),
+    row!(
+        nr::SCHED_GET_PRIORITY_MAX,
+        1,
+        Implemented,
+        "Linux's values per policy"
+    ),
+    row!(
+        nr::SCHED_GET_PRIORITY_MIN,
+        1,
+        Implemented,
+        "Linux's values per policy"
+    ),
+    row!(
         nr::ARCH_PRCTL,
         2,
         Implemented,
         "ARCH_SET_FS/GET_FS/SET_GS/GET_GS; EINVAL for other codes"
     ),
     row!(nr::SETRLIMIT, 2, Implemented, "as prlimit64"),
-    row!(nr::GETTID, 0, Implemented, "1"),
+    row!(
+        nr::GETTID,
+        0,
+        Implemented,
+        "the thread id (1 for the main thread)"
+    ),
     row!(nr::TIME, 1, Implemented, "realtime clock"),
     row!(
         nr::FUTEX,
         6,
+        Implemented,
+        "WAIT, WAKE, WAIT_BITSET, WAKE_BITSET, REQUEUE, CMP_REQUEUE, WAKE_OP, PRIVATE variants; relative and absolute timeouts on MONOTONIC/REALTIME"
+    ),
+    row!(
+        nr::SCHED_SETAFFINITY,
+        3,
         Partial,
-        "single thread: WAKE returns 0, WAIT checks the value and sleeps until its timeout"
+        "accepted when the mask includes a CPU the kernel runs on (EINVAL otherwise); threads are not pinned"
     ),
     row!(
         nr::SCHED_GETAFFINITY,
@@ -291,7 +332,7 @@ pub const TABLE: &[Info] = &[
         nr::SET_TID_ADDRESS,
         1,
         Implemented,
-        "recorded; returns the tid"
+        "per thread; cleared and futex-woken at thread exit; returns the tid"
     ),
     row!(
         nr::CLOCK_GETTIME,
@@ -330,7 +371,7 @@ pub const TABLE: &[Info] = &[
         nr::SET_ROBUST_LIST,
         2,
         Stub,
-        "recorded (used at thread exit once threads exist)"
+        "recorded per thread; robust futexes are not released at thread death yet"
     ),
     row!(
         nr::PRLIMIT64,
@@ -338,6 +379,7 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "own process; limits are recorded, RLIMIT_STACK is 8 MiB"
     ),
+    row!(nr::GETCPU, 3, Implemented, "CPU 0, node 0"),
     row!(
         nr::GETRANDOM,
         3,
@@ -345,7 +387,12 @@ pub const TABLE: &[Info] = &[
         "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"
     ),
     row!(nr::RSEQ, 4, Enosys, "glibc falls back without it"),
-    row!(nr::CLONE3, 2, Enosys, "glibc falls back to clone"),
+    row!(
+        nr::CLONE3,
+        2,
+        Enosys,
+        "glibc and Rust std fall back to clone"
+    ),
 ];
 
 /// How the tracer shows an argument.

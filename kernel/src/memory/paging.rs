@@ -138,6 +138,20 @@ pub unsafe fn map_phys(
     Ok(())
 }
 
+/// Unmaps `[start, start + len)` and returns each page's frame to the
+/// allocator. Pages that are not mapped are skipped.
+pub fn unmap_and_free(start: u64, len: u64) {
+    let mut guard = MAPPER.lock();
+    let Some(mapper) = guard.as_mut() else { return };
+    let Ok(range) = pages(start, len) else { return };
+    for page in range {
+        if let Ok((frame, flush)) = mapper.unmap(page) {
+            flush.flush();
+            frames::free(frame);
+        }
+    }
+}
+
 /// The physical address `virt` maps to, if any.
 pub fn translate(virt: u64) -> Option<u64> {
     let guard = MAPPER.lock();

@@ -14,11 +14,12 @@ use x86_64::structures::paging::PageTableFlags;
 use super::layout::{STACK_SLOT, STACK_SLOTS, STACKS_START};
 use super::paging::{self, MapError};
 
-/// Most stacks the registry remembers names for.
-const NAMED: usize = 64;
-
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
-static NAMES: Mutex<[Option<(&'static str, u64)>; NAMED]> = Mutex::new([None; NAMED]);
+/// Slots of freed stacks, reused before new ones.
+static FREE_SLOTS: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+/// Name and lowest mapped address of each live stack, by slot.
+static NAMES: Mutex<alloc::collections::BTreeMap<u64, (&'static str, u64)>> =
+    Mutex::new(alloc::collections::BTreeMap::new());
 
 /// A mapped kernel stack.
 #[derive(Debug)]
@@ -58,7 +59,10 @@ pub fn allocate(name: &'static str, size: u64) -> Result<KernelStack, StackError
     if size == 0 || size > STACK_SLOT - 64 * 1024 {
         return Err(StackError::TooLarge(size));
     }
-    let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    let slot = match FREE_SLOTS.lock().pop() {
+        Some(s) => s,
+        None => NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+    };
     if slot >= STACK_SLOTS {
         return Err(StackError::NoSlots);
     }
@@ -69,10 +73,12 @@ pub fn allocate(name: &'static str, size: u64) -> Result<KernelStack, StackError
         size,
         PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
     )
-    .map_err(StackError::Map)?;
-    if let Some(entry) = NAMES.lock().get_mut(slot as usize) {
-        *entry = Some((name, bottom));
-    }
+    .map_err(|e| {
+        paging::unmap_and_free(bottom, size);
+        FREE_SLOTS.lock().push(slot);
+        StackError::Map(e)
+    })?;
+    NAMES.lock().insert(slot, (name, bottom));
     Ok(KernelStack { name, bottom, top })
 }
 
@@ -80,10 +86,21 @@ pub fn allocate(name: &'static str, size: u64) -> Result<KernelStack, StackError
 /// `next` on it. The current stack is abandoned: `next` takes no
 /// arguments, so nothing can borrow from it.
 pub fn run_on(stack: KernelStack, next: extern "C" fn() -> !) -> ! {
-    // SAFETY: `stack` was mapped by `allocate` (writable, page-aligned top)
-    // and is moved in here, so no other code runs on it; `next` never
-    // returns and receives nothing from the old stack.
-    unsafe { crate::arch::x86_64::switch_stack(stack.top, next) }
+    let top = stack.permanent();
+    // SAFETY: `top` is the top of a stack mapped by `allocate` (writable,
+    // page-aligned) that is never freed and that nothing else runs on;
+    // `next` never returns and receives nothing from the old stack.
+    unsafe { crate::arch::x86_64::switch_stack(top, next) }
+}
+
+impl KernelStack {
+    /// Keeps the stack mapped for the rest of the kernel's life (IST and
+    /// boot stacks) and returns its top.
+    pub fn permanent(self) -> u64 {
+        let top = self.top;
+        core::mem::forget(self);
+        top
+    }
 }
 
 /// The name of the stack whose guard area contains `addr`, if any. Safe to
@@ -95,6 +112,18 @@ pub fn guard_owner(addr: u64) -> Option<&'static str> {
         return None;
     }
     let names = NAMES.try_lock()?;
-    let (name, bottom) = (*names.get(slot as usize)?)?;
+    let (name, bottom) = *names.get(&slot)?;
     (addr < bottom).then_some(name)
+}
+
+impl Drop for KernelStack {
+    /// Unmaps the stack, frees its frames and recycles its slot. Only
+    /// stacks nothing runs on are dropped (a thread's stack is dropped after
+    /// the switch away from it has completed).
+    fn drop(&mut self) {
+        paging::unmap_and_free(self.bottom, self.top - self.bottom);
+        let slot = (self.top - STACKS_START) / STACK_SLOT - 1;
+        NAMES.lock().remove(&slot);
+        FREE_SLOTS.lock().push(slot);
+    }
 }

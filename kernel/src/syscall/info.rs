@@ -179,25 +179,6 @@ pub fn sched_getaffinity(pid: u64, size: u64, mask: u64) -> SysResult {
     Ok(8)
 }
 
-/// set_tid_address(2).
-pub fn set_tid_address(addr: u64) -> SysResult {
-    if let Some(p) = PROCESS.lock().as_mut() {
-        p.clear_child_tid = addr;
-    }
-    Ok(1)
-}
-
-/// set_robust_list(2).
-pub fn set_robust_list(head: u64, len: u64) -> SysResult {
-    if len != 24 {
-        return Err(Errno::EINVAL);
-    }
-    if let Some(p) = PROCESS.lock().as_mut() {
-        p.robust_list = (head, len);
-    }
-    Ok(0)
-}
-
 const GRND_NONBLOCK: u64 = 1;
 const GRND_RANDOM: u64 = 2;
 const GRND_INSECURE: u64 = 4;

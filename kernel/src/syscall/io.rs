@@ -250,7 +250,7 @@ pub fn poll(fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
         if let Some(sig) = console::take_signal() {
             let _ = super::signal::deliver_tty_signal(sig);
         }
-        crate::arch::x86_64::halt_until_interrupt();
+        console::wait_for_input(deadline);
     }
 }
 

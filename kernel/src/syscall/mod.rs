@@ -13,6 +13,7 @@ mod info;
 mod io;
 mod mm;
 mod signal;
+mod thread;
 mod time;
 
 use kcore::errno::Errno;
@@ -25,10 +26,20 @@ use crate::process::{self, PROCESS};
 /// A handler's result.
 pub type SysResult = Result<u64, Errno>;
 
+/// The registers of the syscall in progress (clone copies them for the
+/// new thread). One CPU: one syscall in progress at a time per CPU.
+static CURRENT_FRAME: spin::Mutex<SyscallFrame> = spin::Mutex::new(SyscallFrame::ZERO);
+
+/// The saved user registers of the syscall being handled.
+pub fn current_frame() -> SyscallFrame {
+    *CURRENT_FRAME.lock()
+}
+
 /// Handles one syscall; called by the entry code with the saved registers.
 pub fn entry(frame: &mut SyscallFrame) {
     let n = frame.rax;
     let a = frame.args();
+    *CURRENT_FRAME.lock() = *frame;
     let result = dispatch(n, a);
     let ret = match result {
         Ok(v) => v,
@@ -40,6 +51,7 @@ pub fn entry(frame: &mut SyscallFrame) {
     }
     frame.rax = ret;
     after_syscall();
+    crate::sched::syscall_exit();
 }
 
 /// Applies a terminal signal noticed by the timer interrupt while user code
@@ -146,12 +158,15 @@ fn handler(n: u64) -> Option<Handler> {
         nr::PREAD64 => |a| io::pread64(a[0]),
         nr::READV => |a| io::readv(a[0], a[1], a[2]),
         nr::WRITEV => |a| io::writev(a[0], a[1], a[2]),
-        nr::SCHED_YIELD => |_| Ok(0),
+        nr::SCHED_YIELD => |_| thread::sched_yield(),
         nr::MREMAP => |a| mm::mremap(a[0], a[1], a[2], a[3], a[4]),
         nr::MADVISE => |a| mm::madvise(a[0], a[1], a[2]),
         nr::NANOSLEEP => |a| time::nanosleep(a[0], a[1]),
-        nr::GETPID | nr::GETTID => |_| Ok(1),
-        nr::EXIT | nr::EXIT_GROUP => |a| process::exit(a[0] as i32),
+        nr::GETPID => |_| Ok(1),
+        nr::GETTID => |_| thread::gettid(),
+        nr::CLONE => |a| thread::clone(a[0], a[1], a[2], a[3], a[4]),
+        nr::EXIT => |a| thread::exit(a[0]),
+        nr::EXIT_GROUP => |a| process::exit(a[0] as i32),
         nr::KILL => |a| signal::kill(a[0], a[1]),
         nr::TGKILL => |a| signal::tgkill(a[0], a[1], a[2]),
         nr::UNAME => |a| info::uname(a[0]),
@@ -168,15 +183,21 @@ fn handler(n: u64) -> Option<Handler> {
         nr::SIGALTSTACK => |a| signal::sigaltstack(a[0], a[1]),
         nr::ARCH_PRCTL => |a| info::arch_prctl(a[0], a[1]),
         nr::TIME => |a| time::time(a[0]),
-        nr::FUTEX => |a| time::futex(a[0], a[1], a[2], a[3]),
+        nr::FUTEX => |a| time::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
+        nr::SCHED_SETAFFINITY => |a| thread::sched_setaffinity(a[0], a[1], a[2]),
+        nr::GETCPU => |a| thread::getcpu(a[0], a[1]),
+        nr::SCHED_GETSCHEDULER => |a| thread::sched_getscheduler(a[0]),
+        nr::SCHED_GETPARAM => |a| thread::sched_getparam(a[0], a[1]),
+        nr::SCHED_GET_PRIORITY_MAX => |a| thread::sched_priority(a[0], true),
+        nr::SCHED_GET_PRIORITY_MIN => |a| thread::sched_priority(a[0], false),
         nr::SCHED_GETAFFINITY => |a| info::sched_getaffinity(a[0], a[1], a[2]),
-        nr::SET_TID_ADDRESS => |a| info::set_tid_address(a[0]),
+        nr::SET_TID_ADDRESS => |a| thread::set_tid_address(a[0]),
         nr::CLOCK_GETTIME => |a| time::clock_gettime(a[0], a[1]),
         nr::CLOCK_GETRES => |a| time::clock_getres(a[0], a[1]),
         nr::CLOCK_NANOSLEEP => |a| time::clock_nanosleep(a[0], a[1], a[2], a[3]),
         nr::OPENAT => |a| io::openat(a[1]),
         nr::NEWFSTATAT => |a| io::newfstatat(a[0], a[1], a[2], a[3]),
-        nr::SET_ROBUST_LIST => |a| info::set_robust_list(a[0], a[1]),
+        nr::SET_ROBUST_LIST => |a| thread::set_robust_list(a[0], a[1]),
         nr::GETRANDOM => |a| info::getrandom(a[0], a[1], a[2]),
         _ => return None,
     })

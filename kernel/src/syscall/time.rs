@@ -6,7 +6,7 @@ use kcore::errno::Errno;
 use super::SysResult;
 use crate::memory::uaccess::{self, UserSlice};
 use crate::process::PROCESS;
-use crate::time::{now_nanos, realtime_nanos, sleep_until};
+use crate::time::{now_nanos, realtime_nanos};
 
 const NS: u64 = 1_000_000_000;
 
@@ -107,15 +107,14 @@ pub fn time(t: u64) -> SysResult {
     Ok(now)
 }
 
-/// Sleeps until monotonic `deadline`; a Ctrl-C delivers SIGINT.
+/// Sleeps until monotonic `deadline` (other threads run meanwhile); a
+/// Ctrl-C delivers SIGINT.
 fn sleep_to(deadline: u64) {
-    sleep_until(deadline, || {
-        crate::console::poll_input();
+    while !crate::sched::sleep_until(deadline) {
         if let Some(s) = crate::console::take_signal() {
             let _ = super::signal::deliver_tty_signal(s);
         }
-        false
-    });
+    }
 }
 
 /// nanosleep(2).
@@ -146,30 +145,31 @@ pub fn clock_nanosleep(id: u64, flags: u64, req: u64, _rem: u64) -> SysResult {
 
 const FUTEX_WAIT: u64 = 0;
 const FUTEX_WAKE: u64 = 1;
+const FUTEX_REQUEUE: u64 = 3;
+const FUTEX_CMP_REQUEUE: u64 = 4;
+const FUTEX_WAKE_OP: u64 = 5;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_WAKE_BITSET: u64 = 10;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 
-/// futex(2) for a single-threaded process: nobody else can wake a waiter,
-/// so WAIT sleeps until its timeout (or forever, as Linux would).
-pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64) -> SysResult {
+/// futex(2): WAIT, WAKE, their BITSET forms, REQUEUE, CMP_REQUEUE and
+/// WAKE_OP, private or not (one process), with relative (WAIT) or absolute
+/// (WAIT_BITSET, on MONOTONIC or REALTIME) timeouts.
+pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, uaddr2: u64, val3: u64) -> SysResult {
     let cmd = op & 0x7f;
-    if uaddr % 4 != 0 {
-        return Err(Errno::EINVAL);
+    if op & !(0x7f | 128 | FUTEX_CLOCK_REALTIME) != 0 {
+        return Err(Errno::ENOSYS);
     }
     match cmd {
-        FUTEX_WAKE | FUTEX_WAKE_BITSET => Ok(0),
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            let mut b = [0u8; 4];
-            UserSlice::new(uaddr, 4)?.read_into(&mut b)?;
-            if u32::from_le_bytes(b) != val as u32 {
-                return Err(Errno::EAGAIN);
+            if op & FUTEX_CLOCK_REALTIME != 0 && cmd == FUTEX_WAIT {
+                return Err(Errno::ENOSYS);
             }
             let deadline = if timeout == 0 {
-                u64::MAX
+                None
             } else {
                 let t = read_timespec(timeout)?;
-                if cmd == FUTEX_WAIT_BITSET {
+                Some(if cmd == FUTEX_WAIT_BITSET {
                     let now_c = if op & FUTEX_CLOCK_REALTIME != 0 {
                         realtime_nanos()
                     } else {
@@ -178,10 +178,29 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64) -> SysResult {
                     now_nanos().saturating_add(t.saturating_sub(now_c))
                 } else {
                     now_nanos().saturating_add(t)
-                }
+                })
             };
-            sleep_to(deadline);
-            Err(Errno::ETIMEDOUT)
+            let bitset = if cmd == FUTEX_WAIT {
+                u32::MAX
+            } else {
+                val3 as u32
+            };
+            crate::futex::wait(uaddr, val as u32, bitset, deadline)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == FUTEX_WAKE {
+                u32::MAX
+            } else {
+                val3 as u32
+            };
+            crate::futex::wake(uaddr, val as u32, bitset)
+        }
+        FUTEX_REQUEUE => crate::futex::requeue(uaddr, val as u32, timeout as u32, uaddr2, None),
+        FUTEX_CMP_REQUEUE => {
+            crate::futex::requeue(uaddr, val as u32, timeout as u32, uaddr2, Some(val3 as u32))
+        }
+        FUTEX_WAKE_OP => {
+            crate::futex::wake_op(uaddr, val as u32, timeout as u32, uaddr2, val3 as u32)
         }
         _ => Err(Errno::ENOSYS),
     }

@@ -179,18 +179,64 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     )
 }
 
-extern "x86-interrupt" fn timer(frame: InterruptStackFrame) {
+/// The timer's entry point. Unlike the exception handlers it may switch
+/// threads, so it keeps the kernel's GS invariant itself: SWAPGS on entry
+/// from and exit to user mode, so GS always holds the per-CPU block in the
+/// kernel. All general registers are saved on the thread's kernel stack.
+#[unsafe(naked)]
+extern "C" fn timer_entry() {
+    core::arch::naked_asm!(
+        "test byte ptr [rsp + 8], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov edi, [rsp + 15 * 8 + 8]",
+        "and edi, 3",
+        "cld",
+        "call {rust}",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "test byte ptr [rsp + 8], 3",
+        "jz 3f",
+        "swapgs",
+        "3:",
+        "iretq",
+        rust = sym timer_rust,
+    )
+}
+
+extern "C" fn timer_rust(ring: u32) {
     TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
-    // Pull console input so Ctrl-C reaches a program that is computing;
-    // from user mode the signal takes effect at once, otherwise at the end
-    // of the current syscall.
-    crate::console::poll_input();
-    if frame.code_segment.rpl() as u8 == 3
-        && let Some(sig) = crate::console::take_signal()
-    {
-        let _ = crate::syscall::deliver_signal_from_interrupt(sig);
-    }
+    crate::interrupts::timer_tick(ring == 3);
 }
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
@@ -235,7 +281,12 @@ fn build(use_ist: bool) -> InterruptDescriptorTable {
             mc.set_stack_index(MACHINE_CHECK_IST);
         }
     }
-    idt[TIMER_VECTOR].set_handler_fn(timer);
+    // SAFETY: `timer_entry` is an interrupt entry point that saves and
+    // restores every register, keeps the stack aligned and ends in IRETQ.
+    unsafe {
+        idt[TIMER_VECTOR]
+            .set_handler_addr(::x86_64::VirtAddr::new(timer_entry as *const () as u64));
+    }
     idt[SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt
 }

@@ -2,6 +2,7 @@
 //! timers (TSC, PIT, local APIC), hardware randomness and power control.
 
 pub mod apic;
+pub mod context;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;

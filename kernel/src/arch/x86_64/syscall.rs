@@ -74,6 +74,26 @@ pub struct SyscallFrame {
 }
 
 impl SyscallFrame {
+    /// All registers zero.
+    pub const ZERO: SyscallFrame = SyscallFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        rbp: 0,
+        rbx: 0,
+        r9: 0,
+        r8: 0,
+        r10: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        rax: 0,
+        rip: 0,
+        rflags: 0,
+        rsp: 0,
+    };
+
     /// The six argument registers in ABI order.
     pub fn args(&self) -> [u64; 6] {
         [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
@@ -152,7 +172,7 @@ pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
     }
     GsBase::write(VirtAddr::new(p as u64));
     KernelGsBase::write(VirtAddr::new(0));
-    super::gdt::set_kernel_stack(kernel_stack_top);
+    set_kernel_stack(kernel_stack_top);
     // SAFETY: the selectors come from our GDT, laid out as STAR requires
     // (kernel code, kernel data; user data, user code at +8/+16 of the
     // base), and `syscall_entry` is a valid entry point; SCE turns on the
@@ -177,6 +197,17 @@ pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
         );
         Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }
+}
+
+/// Sets the stack for entries from user mode: the SYSCALL path's per-CPU
+/// slot and TSS.RSP0 (interrupts). Called on every switch to a thread.
+pub fn set_kernel_stack(top: u64) {
+    let p = PERCPU.0.get();
+    // SAFETY: a single aligned store into this CPU's block, with interrupts
+    // off (context switch); the entry code reads it only on the next entry
+    // from user mode.
+    unsafe { (*p).kernel_rsp = top };
+    super::gdt::set_kernel_stack(top);
 }
 
 /// Sets the user FS base (TLS pointer).
