@@ -58,6 +58,12 @@ pub const CASES: &[Case] = &[
     case("enosys", "enosys", Lang::Rust, &[]),
     case("echo-lines", "echo-lines", Lang::Rust, &[]),
     case("regs", "regs", Lang::Rust, &[]),
+    case("threads", "threads", Lang::Rust, &[]),
+    case("join-storm", "join-storm", Lang::Rust, &[]),
+    case("vectors", "vectors", Lang::Rust, &[]),
+    case("futex-timeout", "futex-timeout", Lang::Rust, &[]),
+    case("exit-group", "exit-group", Lang::Rust, &[]),
+    case("cpus", "cpus", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -78,6 +84,12 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "enosys",
     "echo-lines",
     "regs",
+    "threads",
+    "join-storm",
+    "vectors",
+    "futex-timeout",
+    "exit-group",
+    "cpus",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

@@ -1,0 +1,70 @@
+//! Threads and the scheduler: std threads with every synchronisation
+//! primitive, thousands of short threads, vector state across switches,
+//! futex timeouts, exit_group with blocked threads, and the CPU count
+//! programs see.
+
+use llmos_qemu::Outcome;
+use llmos_tests::{boot_case, host_run};
+
+#[test]
+fn sixteen_threads_mutex_condvar_barrier_mpsc_atomics() {
+    let b = boot_case("threads", None);
+    b.expect_outcome(&Outcome::Success);
+    let (host, code) = host_run("threads");
+    assert_eq!(code, 0);
+    assert_eq!(
+        b.program_output(),
+        host,
+        "differs from the host\n{}",
+        b.serial
+    );
+    b.expect_line("all totals correct");
+}
+
+#[test]
+fn join_storm_of_2000_threads() {
+    let b = boot_case("join-storm", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"joined 2000 threads, sum of their results 1999000 \(want 1999000\)");
+}
+
+#[test]
+fn vector_state_is_per_thread() {
+    let b = boot_case("vectors", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("results identical to the single-threaded reference: yes");
+}
+
+#[test]
+fn futex_wait_times_out_between_50_and_100_ms() {
+    let b = boot_case("futex-timeout", None);
+    b.expect_outcome(&Outcome::Success);
+    let line = b.expect_line(r"futex wait with a 50 ms timeout: ETIMEDOUT after \d+ ms");
+    let ms: u64 = line
+        .split_whitespace()
+        .nth(9)
+        .and_then(|s| s.parse().ok())
+        .expect("ms");
+    assert!((50..=100).contains(&ms), "{line}");
+    b.expect_line("futex wait on a changed value: EAGAIN");
+}
+
+#[test]
+fn exit_group_from_a_thread_ends_blocked_threads_too() {
+    let b = boot_case("exit-group", None);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line("secondary thread calls exit_group\\(7\\)");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 7");
+    assert!(
+        !b.serial.contains("?!"),
+        "a blocked thread ran on\n{}",
+        b.serial
+    );
+}
+
+#[test]
+fn available_parallelism_is_the_cpu_count() {
+    let b = boot_case("cpus", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(&format!("available_parallelism = {}", 1));
+}
