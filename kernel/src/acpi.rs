@@ -10,7 +10,7 @@ use crate::memory::phys::PhysWindow;
 use crate::power::{self, AcpiPowerOff};
 
 /// What the rest of the kernel learns from ACPI.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AcpiFacts {
     /// Usable processors in the MADT (0 if unknown).
     pub cpus: usize,
@@ -18,6 +18,8 @@ pub struct AcpiFacts {
     pub lapic_addr: Option<u64>,
     /// RTC century register index, if the FADT names one.
     pub century: Option<u8>,
+    /// APIC IDs of the usable processors.
+    pub apic_ids: alloc::vec::Vec<u32>,
 }
 
 /// Parses the tables found from the RSDP at `rsdp` (physical).
@@ -43,6 +45,7 @@ pub fn init(rsdp: Option<u64>) -> AcpiFacts {
     match acpi.find(b"APIC").map(Madt::parse) {
         Some(Ok(madt)) => {
             facts.cpus = madt.apic_ids().len();
+            facts.apic_ids = madt.apic_ids().to_vec();
             facts.lapic_addr = Some(madt.lapic_addr);
             klog!(
                 "acpi",

@@ -148,13 +148,13 @@ extern "C" fn continue_on_main_stack() -> ! {
             Err(e) => fail("stacks", &e),
         }
     }
-    let selectors = gdt::init(ist);
+    let (selectors, tss) = gdt::init(ist);
     idt::init();
     let entry_stack = match stacks::allocate("syscall", SYSCALL_STACK) {
         Ok(s) => s,
         Err(e) => fail("stacks", &e),
     };
-    arch_syscall::init(&selectors, entry_stack.top);
+    arch_syscall::init(&selectors, tss, 0, entry_stack.top);
     process::set_cpu_state(selectors, facts.avx, entry_stack);
     klog!(
         "cpu",
@@ -176,11 +176,6 @@ extern "C" fn continue_on_main_stack() -> ! {
             "the CMOS RTC gave no valid time; wall clock starts at 1970-01-01"
         ),
     }
-    klog!(
-        "cpu",
-        "{} CPU(s) described by firmware; using 1 (SMP arrives with the scheduler)",
-        acpi.cpus.max(1)
-    );
 
     random::init(
         facts.cpu.features.has(Feature::Rdseed),
@@ -209,6 +204,12 @@ extern "C" fn continue_on_main_stack() -> ! {
         }
         Err(e) => klog!("apic", "timer unavailable: {e}"),
     }
+    let online = crate::smp::start_all(&acpi.apic_ids, &facts.cpu, arch_syscall::MAX_CPUS);
+    klog!(
+        "smp",
+        "{online} of {} CPU(s) online; threads run on CPU 0 (SMP scheduling is not enabled yet)",
+        acpi.cpus.max(1)
+    );
 
     let (initrd, params) = match facts.ramdisk {
         Some(rd) => match Initrd::open(rd).and_then(|i| Ok((i, i.params()?))) {

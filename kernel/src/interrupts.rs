@@ -4,6 +4,10 @@
 /// The APIC timer tick (100 Hz): pull console input, wake sleepers, and
 /// preempt; a Ctrl-C typed while user code ran takes effect now.
 pub fn timer_tick(from_user: bool) {
+    if crate::arch::x86_64::syscall::cpu_id() != 0 {
+        // Application processors do not run threads yet.
+        return;
+    }
     crate::console::poll_input();
     if from_user && let Some(sig) = crate::console::take_signal() {
         let _ = crate::syscall::deliver_signal_from_interrupt(sig);

@@ -30,6 +30,7 @@ pub mod power;
 pub mod process;
 pub mod random;
 pub mod sched;
+pub mod smp;
 pub mod syscall;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

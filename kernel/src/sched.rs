@@ -114,6 +114,14 @@ pub fn init(kstack: stacks::KernelStack) -> Result<(), stacks::StackError> {
     Ok(())
 }
 
+/// Runs the idle loop on an application processor. Until SMP scheduling
+/// is enabled the AP only takes its timer interrupts and halts.
+pub fn run_idle_on_this_cpu(_cpu: usize) -> ! {
+    loop {
+        crate::arch::x86_64::halt_until_interrupt();
+    }
+}
+
 /// The calling thread.
 pub fn current() -> Option<Arc<Thread>> {
     CURRENT.lock().clone()

@@ -24,6 +24,8 @@ const REG_ID: usize = 0x20;
 const REG_TPR: usize = 0x80;
 const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_TIMER_INITIAL: usize = 0x380;
 const REG_TIMER_CURRENT: usize = 0x390;
@@ -65,6 +67,7 @@ impl LocalApic {
 }
 
 static LAPIC: Once<LocalApic> = Once::new();
+static TIMER: Once<TimerInfo> = Once::new();
 
 /// Result of bringing up the APIC timer.
 #[derive(Debug, Clone, Copy)]
@@ -161,12 +164,74 @@ pub fn init() -> Result<TimerInfo, ApicError> {
     lapic.write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
     lapic.write(REG_TIMER_INITIAL, initial_count);
 
-    Ok(TimerInfo {
+    let info = TimerInfo {
         phys: base,
         id: lapic.id(),
         hz,
         initial_count,
-    })
+    };
+    TIMER.call_once(|| info);
+    Ok(info)
+}
+
+/// Brings up the calling application processor's local APIC with the
+/// boot CPU's timer calibration (all local APIC timers run off the same
+/// bus clock). Returns this CPU's APIC ID.
+pub fn init_ap() -> Option<u32> {
+    let lapic = LAPIC.get()?;
+    let timer = TIMER.get()?;
+    let mut msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: as in `init`: only the global-enable bit is set.
+    unsafe {
+        let v = msr.read();
+        if v & APIC_BASE_ENABLE == 0 {
+            msr.write(v | APIC_BASE_ENABLE);
+        }
+    }
+    lapic.write(REG_TPR, 0);
+    lapic.write(REG_SVR, SVR_ENABLE | u32::from(SPURIOUS_VECTOR));
+    lapic.write(REG_TIMER_DIVIDE, APIC_DIVIDE_CONFIG[4]);
+    lapic.write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
+    lapic.write(REG_TIMER_INITIAL, timer.initial_count);
+    Some(lapic.id())
+}
+
+/// This CPU's APIC ID (0 before the APIC is set up).
+pub fn current_id() -> u32 {
+    LAPIC.get().map_or(0, LocalApic::id)
+}
+
+fn send_icr(apic_id: u32, low: u32) {
+    let Some(l) = LAPIC.get() else { return };
+    for _ in 0..1_000_000 {
+        if l.read(REG_ICR_LOW) & (1 << 12) == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    l.write(REG_ICR_HIGH, apic_id << 24);
+    l.write(REG_ICR_LOW, low);
+    for _ in 0..1_000_000 {
+        if l.read(REG_ICR_LOW) & (1 << 12) == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Sends an INIT IPI (level assert) to `apic_id`.
+pub fn send_init(apic_id: u32) {
+    send_icr(apic_id, 0x4500);
+}
+
+/// Sends a STARTUP IPI: the AP starts in real mode at `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8) {
+    send_icr(apic_id, 0x4600 | u32::from(page));
+}
+
+/// Sends a fixed interrupt with `vector` to `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    send_icr(apic_id, 0x4000 | u32::from(vector));
 }
 
 /// Signals end-of-interrupt to the local APIC (from interrupt handlers).

@@ -10,6 +10,7 @@ pub mod pit;
 pub mod power;
 pub mod rand;
 pub mod rtc;
+pub mod smp;
 pub mod syscall;
 pub mod tsc;
 pub mod usercopy;

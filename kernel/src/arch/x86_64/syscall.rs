@@ -11,8 +11,6 @@
 //! built soft-float and never touches x87/SSE/AVX state, so the user's
 //! extended state survives syscalls and interrupts untouched.
 
-use core::cell::UnsafeCell;
-
 use ::x86_64::VirtAddr;
 use ::x86_64::registers::model_specific::{
     Efer, EferFlags, FsBase, GsBase, KernelGsBase, LStar, SFMask, Star,
@@ -31,19 +29,14 @@ pub struct PerCpu {
     kernel_rsp: u64,
     /// Offset 16: scratch slot for the user RSP during entry.
     user_rsp: u64,
+    /// Offset 24: this CPU's index (0 = the boot CPU).
+    cpu: u64,
+    /// This CPU's TSS (for RSP0).
+    tss: &'static super::gdt::TssCell,
 }
 
-struct PerCpuCell(UnsafeCell<PerCpu>);
-
-// SAFETY: one CPU for now; the block is written during set-up (before user
-// mode exists) and by the entry code on this CPU only.
-unsafe impl Sync for PerCpuCell {}
-
-static PERCPU: PerCpuCell = PerCpuCell(UnsafeCell::new(PerCpu {
-    self_ptr: 0,
-    kernel_rsp: 0,
-    user_rsp: 0,
-}));
+/// The most CPUs llmos drives.
+pub const MAX_CPUS: usize = 64;
 
 /// Registers saved on entry, lowest address first (the push order in
 /// [`syscall_entry`] reversed).
@@ -159,17 +152,25 @@ extern "C" fn syscall_entry() {
     )
 }
 
-/// Programs the SYSCALL MSRs and the per-CPU block. `kernel_stack_top` is
-/// the stack used for entries from user mode (syscalls and, through
-/// TSS.RSP0, interrupts).
-pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
-    let p = PERCPU.0.get();
-    // SAFETY: set-up runs once on the boot CPU before any user code, so
-    // nothing else accesses the block.
-    unsafe {
-        (*p).self_ptr = p as u64;
-        (*p).kernel_rsp = kernel_stack_top;
-    }
+/// Programs the SYSCALL MSRs and this CPU's per-CPU block (GS base).
+/// `kernel_stack_top` is the stack for entries from user mode until the
+/// scheduler switches threads.
+pub fn init(
+    selectors: &Selectors,
+    tss: &'static super::gdt::TssCell,
+    cpu: usize,
+    kernel_stack_top: u64,
+) {
+    let block: &'static mut PerCpu = alloc::boxed::Box::leak(alloc::boxed::Box::new(PerCpu {
+        self_ptr: 0,
+        kernel_rsp: kernel_stack_top,
+        user_rsp: 0,
+        cpu: cpu as u64,
+        tss,
+    }));
+    let p: *mut PerCpu = block;
+    // SAFETY: `p` is the leaked block, used by this CPU only.
+    unsafe { (*p).self_ptr = p as u64 };
     GsBase::write(VirtAddr::new(p as u64));
     KernelGsBase::write(VirtAddr::new(0));
     set_kernel_stack(kernel_stack_top);
@@ -199,15 +200,40 @@ pub fn init(selectors: &Selectors, kernel_stack_top: u64) {
     }
 }
 
+fn percpu() -> *mut PerCpu {
+    let p: u64;
+    // SAFETY: in kernel mode GS always holds this CPU's block (entry code
+    // keeps the invariant), whose first word is its own address.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags))
+    };
+    p as *mut PerCpu
+}
+
+/// This CPU's index (0 on the boot CPU, also before SMP start-up).
+pub fn cpu_id() -> usize {
+    let p = percpu();
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: `p` is this CPU's live block.
+    unsafe { (*p).cpu as usize }
+}
+
 /// Sets the stack for entries from user mode: the SYSCALL path's per-CPU
 /// slot and TSS.RSP0 (interrupts). Called on every switch to a thread.
 pub fn set_kernel_stack(top: u64) {
-    let p = PERCPU.0.get();
-    // SAFETY: a single aligned store into this CPU's block, with interrupts
-    // off (context switch); the entry code reads it only on the next entry
-    // from user mode.
-    unsafe { (*p).kernel_rsp = top };
-    super::gdt::set_kernel_stack(top);
+    let p = percpu();
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: this CPU's block, written with interrupts off (context
+    // switch); the entry code reads it only on the next entry from user
+    // mode.
+    unsafe {
+        (*p).kernel_rsp = top;
+        super::gdt::set_kernel_stack((*p).tss, top);
+    }
 }
 
 /// Sets the user FS base (TLS pointer).
