@@ -4,13 +4,14 @@
 /// The APIC timer tick (100 Hz): pull console input, wake sleepers, and
 /// preempt; a Ctrl-C typed while user code ran takes effect now.
 pub fn timer_tick(from_user: bool) {
-    if crate::arch::x86_64::syscall::cpu_id() != 0 {
-        // Application processors do not run threads yet.
-        return;
-    }
     crate::console::poll_input();
     if from_user && let Some(sig) = crate::console::take_signal() {
         let _ = crate::syscall::deliver_signal_from_interrupt(sig);
     }
     crate::sched::on_tick(from_user);
+}
+
+/// The reschedule IPI: another CPU queued a thread for this one.
+pub fn reschedule(from_user: bool) {
+    crate::sched::on_resched_ipi(from_user);
 }

@@ -36,9 +36,9 @@ pub mod syscall;
 pub mod test_hooks;
 pub mod time;
 
-/// CPUs the kernel runs programs on (SMP arrives with the scheduler).
+/// CPUs the kernel runs threads on.
 pub fn cpus_in_use() -> usize {
-    1
+    smp::online()
 }
 
 use bootloader_api::BootloaderConfig;

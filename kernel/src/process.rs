@@ -390,14 +390,15 @@ pub fn range_allows(addr: u64, len: u64, write: bool) -> bool {
 }
 
 /// Resolves a page fault on a user address (from user mode, or from a
-/// kernel copy routine). Never blocks: if the memory state is locked the
-/// fault is reported as unresolvable.
+/// kernel copy routine).
 pub fn handle_user_fault(addr: u64, write: bool, exec: bool) -> FaultOutcome {
-    match MM.try_lock() {
-        Some(mut g) => match g.as_mut() {
-            Some(mm) => mm.aspace.fault(addr, write, exec),
-            None => FaultOutcome::Unmapped,
-        },
+    // Another CPU may hold the lock briefly (it never waits for this CPU
+    // while holding it: TLB shootdowns happen after it is released), and
+    // kernel code never touches user memory while holding it, so waiting
+    // cannot deadlock.
+    let mut g = MM.lock();
+    match g.as_mut() {
+        Some(mm) => mm.aspace.fault(addr, write, exec),
         None => FaultOutcome::Unmapped,
     }
 }

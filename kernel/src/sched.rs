@@ -1,30 +1,37 @@
 //! Threads and the scheduler.
 //!
 //! Every thread of the process is a [`Thread`]: a tid, an arch [`Task`]
-//! (kernel stack, saved registers, FPU state) and a scheduling state. The
-//! policy is round-robin over one FIFO run queue with a 10 ms time slice
-//! (the APIC timer tick): a thread interrupted in user mode is preempted
-//! when another is runnable; the kernel itself is not preemptible, so a
-//! tick that lands in a syscall only sets `need_resched`, which the syscall
-//! exit path honours. When nothing is runnable the CPU runs its idle
-//! thread, which halts (`sti; hlt`) until the next interrupt.
+//! (kernel stack, saved registers, FPU state) and a scheduling state.
 //!
-//! Blocking follows one protocol that cannot lose a wakeup: a thread first
-//! makes itself findable (in the futex table, the sleeper list, the console
-//! waiters), then calls [`block`]; a waker calls [`wake`]. Both take the
-//! thread's state lock, and `wake` on a thread that has not blocked yet
-//! just leaves `woken` set, which makes the following `block` return at
-//! once.
+//! Policy: each CPU has a FIFO run queue and runs its threads round-robin
+//! with a 10 ms slice (the APIC timer tick). A CPU whose queue is empty
+//! steals the oldest-queued thread from the longest other queue before it
+//! idles, so work spreads over all CPUs. A thread woken by another CPU goes
+//! back to the queue of the CPU it last ran on; if some CPU is idle, it is
+//! sent a reschedule IPI so it wakes and takes (or steals) the work. The
+//! kernel is not preemptible: a tick that interrupts user code preempts it
+//! at once; a tick that lands in a syscall sets the CPU's `need_resched`,
+//! honoured at the syscall's end. Idle CPUs halt (`sti; hlt`).
+//!
+//! Blocking follows one protocol that cannot lose a wakeup, on one CPU or
+//! several: a thread first makes itself findable (the futex table, the
+//! sleeper list, the console waiters), then calls [`block`]; a waker calls
+//! [`wake`]. Both take the thread's state lock; `wake` on a thread that has
+//! not blocked yet leaves `woken` set, which makes its `block` return at
+//! once. A thread woken while it is still switching away is queued
+//! immediately; whoever picks it waits for the switch to finish
+//! (`context::switch_to`).
 #![deny(unsafe_code)]
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
 use crate::arch::x86_64::context::{self, Task};
+use crate::arch::x86_64::syscall::{MAX_CPUS, cpu_id};
 use crate::memory::stacks;
 
 /// Kernel stack of each user thread.
@@ -35,7 +42,7 @@ pub const THREAD_KSTACK: u64 = 128 * 1024;
 pub enum State {
     /// On a CPU.
     Running,
-    /// In the run queue.
+    /// In a run queue.
     Runnable,
     /// Waiting for a wakeup.
     Blocked,
@@ -50,10 +57,12 @@ struct Sched {
 
 /// A thread of the process.
 pub struct Thread {
-    /// Thread id (1 is the main thread; 0 the idle thread).
+    /// Thread id (1 is the main thread; idle threads use 0).
     pub tid: u32,
     task: Arc<Task>,
     sched: Mutex<Sched>,
+    /// The CPU it last ran on (its home run queue).
+    last_cpu: AtomicUsize,
     /// CLONE_CHILD_CLEARTID / set_tid_address: cleared and futex-woken at exit.
     pub clear_child_tid: AtomicU64,
     /// set_robust_list head.
@@ -64,17 +73,32 @@ pub struct Thread {
     pub timed_out: AtomicBool,
 }
 
+struct Cpu {
+    queue: Mutex<VecDeque<Arc<Thread>>>,
+    current: Mutex<Option<Arc<Thread>>>,
+    idle: Mutex<Option<Arc<Thread>>>,
+    need_resched: AtomicBool,
+    is_idle: AtomicBool,
+}
+
+static CPUS: [Cpu; MAX_CPUS] = [const {
+    Cpu {
+        queue: Mutex::new(VecDeque::new()),
+        current: Mutex::new(None),
+        idle: Mutex::new(None),
+        need_resched: AtomicBool::new(false),
+        is_idle: AtomicBool::new(false),
+    }
+}; MAX_CPUS];
+
 static THREADS: Mutex<BTreeMap<u32, Arc<Thread>>> = Mutex::new(BTreeMap::new());
-static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
-static CURRENT: Mutex<Option<Arc<Thread>>> = Mutex::new(None);
-static IDLE: spin::Once<Arc<Thread>> = spin::Once::new();
 static SLEEPERS: Mutex<Vec<Arc<Thread>>> = Mutex::new(Vec::new());
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 static NEXT_TID: AtomicU32 = AtomicU32::new(2);
+static STARTED: AtomicBool = AtomicBool::new(false);
 /// Threads created since boot (statistics).
 pub static CREATED: AtomicU64 = AtomicU64::new(0);
 
-fn new_thread(tid: u32, task: Arc<Task>, state: State) -> Arc<Thread> {
+fn new_thread(tid: u32, task: Arc<Task>, state: State, cpu: usize) -> Arc<Thread> {
     Arc::new(Thread {
         tid,
         task,
@@ -82,6 +106,7 @@ fn new_thread(tid: u32, task: Arc<Task>, state: State) -> Arc<Thread> {
             state,
             woken: false,
         }),
+        last_cpu: AtomicUsize::new(cpu),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
         deadline: AtomicU64::new(u64::MAX),
@@ -89,47 +114,60 @@ fn new_thread(tid: u32, task: Arc<Task>, state: State) -> Arc<Thread> {
     })
 }
 
+fn this_cpu() -> &'static Cpu {
+    &CPUS[cpu_id()]
+}
+
 extern "C" fn idle_loop() -> ! {
     loop {
+        this_cpu().is_idle.store(true, Ordering::Release);
         crate::arch::x86_64::halt_until_interrupt();
-        schedule_from_idle();
+        this_cpu().is_idle.store(false, Ordering::Release);
+        if has_work(cpu_id()) {
+            switch_away(false);
+        }
     }
 }
 
-/// Sets up scheduling with the running context as thread 1 (taking its
-/// kernel entries on `kstack`), plus this CPU's idle thread.
+/// Sets up scheduling on the boot CPU with the running context as thread 1
+/// (taking its kernel entries on `kstack`), plus the boot CPU's idle thread.
 pub fn init(kstack: stacks::KernelStack) -> Result<(), stacks::StackError> {
     let main_task = Task::current_with_stack(kstack);
     context::set_current(main_task.clone());
-    let main = new_thread(1, main_task, State::Running);
+    let main = new_thread(1, main_task, State::Running, 0);
     THREADS.lock().insert(1, main.clone());
-    *CURRENT.lock() = Some(main);
+    *CPUS[0].current.lock() = Some(main);
     let idle_stack = stacks::allocate("idle", 32 * 1024)?;
     let idle = new_thread(
         0,
         Task::new_kernel_thread(idle_stack, idle_loop),
         State::Runnable,
+        0,
     );
-    IDLE.call_once(|| idle);
+    *CPUS[0].idle.lock() = Some(idle);
+    STARTED.store(true, Ordering::Release);
     Ok(())
 }
 
-/// Runs the idle loop on an application processor. Until SMP scheduling
-/// is enabled the AP only takes its timer interrupts and halts.
-pub fn run_idle_on_this_cpu(_cpu: usize) -> ! {
-    loop {
-        crate::arch::x86_64::halt_until_interrupt();
-    }
+/// Turns the calling application processor's boot context into its idle
+/// thread and runs the idle loop (picking up threads as they appear).
+pub fn run_idle_on_this_cpu(cpu: usize) -> ! {
+    let task = Task::current_context();
+    context::set_current(task.clone());
+    let idle = new_thread(0, task, State::Running, cpu);
+    *CPUS[cpu].idle.lock() = Some(idle.clone());
+    *CPUS[cpu].current.lock() = Some(idle);
+    idle_loop()
 }
 
 /// The calling thread.
 pub fn current() -> Option<Arc<Thread>> {
-    CURRENT.lock().clone()
+    this_cpu().current.lock().clone()
 }
 
 /// The calling thread's id (1 before scheduling starts).
 pub fn current_tid() -> u32 {
-    CURRENT.lock().as_ref().map_or(1, |t| t.tid)
+    current().map_or(1, |t| t.tid)
 }
 
 /// Whether a thread with id `tid` exists.
@@ -142,6 +180,32 @@ pub fn thread_count() -> usize {
     THREADS.lock().len()
 }
 
+fn has_work(cpu: usize) -> bool {
+    if !CPUS[cpu].queue.lock().is_empty() {
+        return true;
+    }
+    (0..crate::smp::online()).any(|c| c != cpu && CPUS[c].queue.lock().len() > 0)
+}
+
+/// Queues `t` on its home CPU and kicks an idle CPU if there is one.
+fn enqueue(t: Arc<Thread>) {
+    let online = crate::smp::online();
+    let home = t.last_cpu.load(Ordering::Relaxed).min(online - 1);
+    CPUS[home].queue.lock().push_back(t);
+    let me = cpu_id();
+    let target = if CPUS[home].is_idle.load(Ordering::Acquire) {
+        Some(home)
+    } else {
+        (0..online).find(|&c| c != me && CPUS[c].is_idle.load(Ordering::Acquire))
+    };
+    if let Some(c) = target
+        && c != me
+        && let Some(id) = crate::smp::apic_id_of(c)
+    {
+        crate::arch::x86_64::apic::send_ipi(id, crate::arch::x86_64::idt::RESCHED_VECTOR);
+    }
+}
+
 /// Creates a runnable user thread that resumes user mode with `frame`.
 pub fn spawn_user(
     frame: &crate::arch::x86_64::syscall::SyscallFrame,
@@ -150,35 +214,66 @@ pub fn spawn_user(
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
     let stack = stacks::allocate("thread", THREAD_KSTACK)?;
     let task = Task::new_user_thread(stack, frame, fs_base);
-    let t = new_thread(tid, task, State::Runnable);
+    // Spread new threads over the CPUs.
+    let cpu = (tid as usize) % crate::smp::online().max(1);
+    let t = new_thread(tid, task, State::Runnable, cpu);
     THREADS.lock().insert(tid, t.clone());
     CREATED.fetch_add(1, Ordering::Relaxed);
-    RUN_QUEUE.lock().push_back(t.clone());
+    enqueue(t.clone());
     Ok(t)
+}
+
+/// The next thread for CPU `cpu`: its own queue first, then the longest
+/// other queue (stealing the oldest thread there).
+fn pick(cpu: usize) -> Option<Arc<Thread>> {
+    loop {
+        // One queue lock at a time, so two CPUs stealing from each other
+        // cannot deadlock.
+        let own = CPUS[cpu].queue.lock().pop_front();
+        let t = match own {
+            Some(t) => t,
+            None => {
+                let online = crate::smp::online();
+                let victim = (0..online)
+                    .filter(|&c| c != cpu)
+                    .map(|c| (c, CPUS[c].queue.lock().len()))
+                    .filter(|&(_, n)| n > 0)
+                    .max_by_key(|&(_, n)| n)?
+                    .0;
+                let stolen = CPUS[victim].queue.lock().pop_front();
+                stolen?
+            }
+        };
+        if t.sched.lock().state == State::Dead {
+            continue;
+        }
+        return Some(t);
+    }
 }
 
 /// Picks the next thread and switches to it. `requeue` puts the current
 /// thread back on the run queue (preemption, yield). Interrupts must be off.
 fn switch_away(requeue: bool) {
-    let Some(cur) = current() else { return };
-    let next = loop {
-        let candidate = RUN_QUEUE.lock().pop_front();
-        match candidate {
-            Some(t) if t.sched.lock().state == State::Dead => continue,
-            Some(t) => break Some(t),
-            None => break None,
-        }
+    let cpu = cpu_id();
+    let here = &CPUS[cpu];
+    let Some(cur) = here.current.lock().clone() else {
+        return;
     };
-    let next = match next {
+    let next = match pick(cpu) {
+        Some(n) if Arc::ptr_eq(&n, &cur) => {
+            // Woken while we were deciding to block: just keep running.
+            n.sched.lock().state = State::Running;
+            return;
+        }
         Some(n) => n,
         None => {
-            let runnable = cur.sched.lock().state == State::Running;
-            if runnable || cur.tid == 0 {
-                return; // keep running the current thread
+            let still_running = cur.sched.lock().state == State::Running;
+            if still_running || cur.tid == 0 {
+                return;
             }
-            match IDLE.get() {
-                Some(i) => i.clone(),
-                None => return,
+            match here.idle.lock().clone() {
+                Some(i) if !Arc::ptr_eq(&i, &cur) => i,
+                _ => return,
             }
         }
     };
@@ -187,27 +282,17 @@ fn switch_away(requeue: bool) {
         if s.state == State::Running {
             s.state = State::Runnable;
             if requeue && cur.tid != 0 {
-                RUN_QUEUE.lock().push_back(cur.clone());
+                here.queue.lock().push_back(cur.clone());
             }
         }
     }
     next.sched.lock().state = State::Running;
-    *CURRENT.lock() = Some(next.clone());
+    next.last_cpu.store(cpu, Ordering::Relaxed);
+    *here.current.lock() = Some(next.clone());
     let task = next.task.clone();
     drop(next);
     drop(cur);
-    if !context::switch_to(task) {
-        // The chosen thread is still finishing a switch on another CPU
-        // (cannot happen with one CPU); try again on the next tick.
-        NEED_RESCHED.store(true, Ordering::Relaxed);
-    }
-}
-
-fn schedule_from_idle() {
-    // Interrupts are off here (halt_until_interrupt disables them).
-    if !RUN_QUEUE.lock().is_empty() {
-        switch_away(false);
-    }
+    context::switch_to(task);
 }
 
 /// Gives up the CPU if another thread is runnable (sched_yield).
@@ -227,15 +312,17 @@ pub fn block() {
         }
         s.state = State::Blocked;
     }
-    drop(cur);
     loop {
         switch_away(false);
-        let Some(cur) = current() else { return };
         let mut s = cur.sched.lock();
         if s.state == State::Running {
             s.woken = false;
             return;
         }
+        drop(s);
+        // Nothing else could run and we are not runnable yet: wait for an
+        // interrupt (a wakeup from another CPU or a tick).
+        crate::arch::x86_64::halt_until_interrupt();
     }
 }
 
@@ -247,7 +334,8 @@ pub fn wake(t: &Arc<Thread>) {
         State::Blocked => {
             s.state = State::Runnable;
             s.woken = false;
-            RUN_QUEUE.lock().push_back(t.clone());
+            drop(s);
+            enqueue(t.clone());
         }
         State::Dead => {}
         State::Running | State::Runnable => s.woken = true,
@@ -290,9 +378,12 @@ pub fn sleep_until(deadline: u64) -> bool {
     cur.timed_out.load(Ordering::Relaxed) || crate::time::now_nanos() >= deadline
 }
 
-/// The timer tick: wakes sleepers whose deadline passed and preempts the
-/// current thread if it was in user mode and others are waiting.
+/// The timer tick on this CPU: wakes sleepers whose deadline passed and
+/// preempts the current thread if it was in user mode and others wait.
 pub fn on_tick(from_user: bool) {
+    if !STARTED.load(Ordering::Acquire) {
+        return;
+    }
     let now = crate::time::now_nanos();
     let due: Vec<Arc<Thread>> = {
         let mut s = SLEEPERS.lock();
@@ -306,19 +397,36 @@ pub fn on_tick(from_user: bool) {
         t.timed_out.store(true, Ordering::Relaxed);
         wake(t);
     }
-    let others = !RUN_QUEUE.lock().is_empty();
-    if others {
-        if from_user {
-            switch_away(true);
-        } else {
-            NEED_RESCHED.store(true, Ordering::Relaxed);
-        }
+    preempt_if_needed(from_user);
+}
+
+fn preempt_if_needed(from_user: bool) {
+    let cpu = cpu_id();
+    if !has_work(cpu) {
+        return;
+    }
+    let idle_now = CPUS[cpu]
+        .current
+        .lock()
+        .as_ref()
+        .is_some_and(|t| t.tid == 0);
+    if from_user || idle_now {
+        switch_away(true);
+    } else {
+        CPUS[cpu].need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The reschedule IPI: work was queued for this CPU.
+pub fn on_resched_ipi(from_user: bool) {
+    if STARTED.load(Ordering::Acquire) {
+        preempt_if_needed(from_user);
     }
 }
 
 /// Called at the end of each syscall: yields if a tick asked for it.
 pub fn syscall_exit() {
-    if NEED_RESCHED.swap(false, Ordering::Relaxed) {
+    if this_cpu().need_resched.swap(false, Ordering::Relaxed) {
         switch_away(true);
     }
 }

@@ -18,6 +18,17 @@ use crate::memory::stacks;
 
 /// CPUs running (the boot CPU counts).
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
+/// APIC ID of each CPU index (u32::MAX: none).
+static APIC_IDS: [core::sync::atomic::AtomicU32; arch_syscall::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(u32::MAX) }; arch_syscall::MAX_CPUS];
+
+/// The APIC ID of CPU `cpu`, if it is online.
+pub fn apic_id_of(cpu: usize) -> Option<u32> {
+    APIC_IDS
+        .get(cpu)
+        .map(|a| a.load(Ordering::Acquire))
+        .filter(|&id| id != u32::MAX)
+}
 static CPU_INFO: Once<CpuInfo> = Once::new();
 
 /// Number of CPUs running kernel code.
@@ -45,6 +56,7 @@ extern "C" fn ap_entry(cpu_index: u64) -> ! {
     };
     arch_syscall::init(&selectors, tss, cpu_index, kstack);
     let apic_id = apic::init_ap().unwrap_or(u32::MAX);
+    APIC_IDS[cpu_index].store(apic_id, Ordering::Release);
     klog!("smp", "CPU {cpu_index} (APIC ID {apic_id}) online");
     ONLINE.fetch_add(1, Ordering::AcqRel);
     smp::AP_STARTED.store(true, Ordering::SeqCst);
@@ -56,6 +68,7 @@ extern "C" fn ap_entry(cpu_index: u64) -> ! {
 pub fn start_all(apic_ids: &[u32], info: &CpuInfo, max_cpus: usize) -> usize {
     CPU_INFO.call_once(|| info.clone());
     let bsp = apic::current_id();
+    APIC_IDS[0].store(bsp, Ordering::Release);
     let others: alloc::vec::Vec<u32> = apic_ids.iter().copied().filter(|&id| id != bsp).collect();
     if others.is_empty() {
         return online();

@@ -41,6 +41,34 @@ pub struct AddressSpace {
     pub vmas: VmaMap,
     /// Frames currently mapped.
     pub resident_pages: u64,
+    /// Frames unmapped since the last [`AddressSpace::take_stale`]: they
+    /// may still be in other CPUs' TLBs, so they are freed only after a
+    /// shootdown.
+    stale_frames: alloc::vec::Vec<PhysFrame>,
+    /// Whether a mapping was removed or downgraded since the last
+    /// [`AddressSpace::take_stale`].
+    needs_flush: bool,
+}
+
+/// Work to finish after the address-space lock is released: flush other
+/// CPUs' TLBs, then free the frames.
+#[must_use]
+pub struct Stale {
+    frames: alloc::vec::Vec<PhysFrame>,
+    flush: bool,
+}
+
+impl Stale {
+    /// Shoots down other CPUs' TLB entries (if anything was unmapped or
+    /// downgraded) and frees the unmapped frames.
+    pub fn finish(self) {
+        if self.flush {
+            crate::arch::x86_64::tlb::shootdown();
+        }
+        for f in self.frames {
+            frames::free(f);
+        }
+    }
 }
 
 fn pte_flags(prot: Prot) -> PageTableFlags {
@@ -84,6 +112,8 @@ impl AddressSpace {
             l4: frame,
             vmas: VmaMap::new(),
             resident_pages: 0,
+            stale_frames: alloc::vec::Vec::new(),
+            needs_flush: false,
         })
     }
 
@@ -221,7 +251,18 @@ impl AddressSpace {
         }
     }
 
-    /// Unmaps every page in `[start, end)` and frees its frame.
+    /// What must happen once the lock on this address space is dropped
+    /// (see [`Stale::finish`]).
+    pub fn take_stale(&mut self) -> Stale {
+        let flush = core::mem::take(&mut self.needs_flush);
+        Stale {
+            frames: core::mem::take(&mut self.stale_frames),
+            flush,
+        }
+    }
+
+    /// Unmaps every page in `[start, end)`; their frames are freed by
+    /// [`Stale::finish`] after other CPUs have dropped them from their TLBs.
     pub fn unmap_pages(&mut self, start: u64, end: u64) {
         let mut page = start;
         while page < end {
@@ -229,7 +270,8 @@ impl AddressSpace {
             match self.table().unmap(p) {
                 Ok((frame, flush)) => {
                     flush.flush();
-                    frames::free(frame);
+                    self.stale_frames.push(frame);
+                    self.needs_flush = true;
                     self.resident_pages -= 1;
                 }
                 Err(UnmapError::PageNotMapped)
@@ -250,6 +292,7 @@ impl AddressSpace {
                 // the frame stays owned by this entry.
                 if let Ok(flush) = unsafe { self.table().update_flags(p, pte_flags(prot)) } {
                     flush.flush();
+                    self.needs_flush = true;
                 }
             }
             page += PAGE;
@@ -264,6 +307,7 @@ impl AddressSpace {
             let src = Page::<Size4KiB>::containing_address(VirtAddr::new(from + off));
             if let Ok((frame, flush)) = self.table().unmap(src) {
                 flush.flush();
+                self.needs_flush = true;
                 let dst = Page::<Size4KiB>::containing_address(VirtAddr::new(to + off));
                 // SAFETY: the frame was just unmapped from `src`, so this
                 // entry becomes its only owner; `dst` is free (the VMA map

@@ -28,10 +28,18 @@ fn page_up(len: u64) -> Result<u64, Errno> {
         .ok_or(Errno::ENOMEM)
 }
 
+/// Runs `f` on the address space, then — with the lock released — flushes
+/// other CPUs' TLBs and frees unmapped frames if `f` removed or downgraded
+/// mappings.
 fn with_mm<R>(f: impl FnOnce(&mut Mm) -> Result<R, Errno>) -> Result<R, Errno> {
-    let mut g = MM.lock();
-    let mm = g.as_mut().ok_or(Errno::ENOMEM)?;
-    f(mm)
+    let (result, stale) = {
+        let mut g = MM.lock();
+        let mm = g.as_mut().ok_or(Errno::ENOMEM)?;
+        let r = f(mm);
+        (r, mm.aspace.take_stale())
+    };
+    stale.finish();
+    result
 }
 
 fn prot_arg(bits: u64) -> Result<Prot, Errno> {

@@ -19,27 +19,28 @@ mod time;
 use kcore::errno::Errno;
 use kcore::syscalls::{self, nr};
 
-use crate::arch::x86_64::syscall::SyscallFrame;
+use crate::arch::x86_64::syscall::{MAX_CPUS, SyscallFrame, cpu_id};
 use crate::klog;
 use crate::process::{self, PROCESS};
 
 /// A handler's result.
 pub type SysResult = Result<u64, Errno>;
 
-/// The registers of the syscall in progress (clone copies them for the
-/// new thread). One CPU: one syscall in progress at a time per CPU.
-static CURRENT_FRAME: spin::Mutex<SyscallFrame> = spin::Mutex::new(SyscallFrame::ZERO);
+/// The registers of the syscall in progress on each CPU (clone copies them
+/// for the new thread).
+static CURRENT_FRAME: [spin::Mutex<SyscallFrame>; MAX_CPUS] =
+    [const { spin::Mutex::new(SyscallFrame::ZERO) }; MAX_CPUS];
 
-/// The saved user registers of the syscall being handled.
+/// The saved user registers of the syscall being handled on this CPU.
 pub fn current_frame() -> SyscallFrame {
-    *CURRENT_FRAME.lock()
+    *CURRENT_FRAME[cpu_id()].lock()
 }
 
 /// Handles one syscall; called by the entry code with the saved registers.
 pub fn entry(frame: &mut SyscallFrame) {
     let n = frame.rax;
     let a = frame.args();
-    *CURRENT_FRAME.lock() = *frame;
+    *CURRENT_FRAME[cpu_id()].lock() = *frame;
     let result = dispatch(n, a);
     let ret = match result {
         Ok(v) => v,

@@ -24,7 +24,7 @@ use ::x86_64::VirtAddr;
 use ::x86_64::registers::model_specific::{FsBase, KernelGsBase};
 use spin::Mutex;
 
-use super::syscall::SyscallFrame;
+use super::syscall::{MAX_CPUS, SyscallFrame, cpu_id};
 use crate::memory::stacks::KernelStack;
 
 core::arch::global_asm!(
@@ -164,6 +164,9 @@ impl Drop for XsaveArea {
 
 /// A resumable execution context.
 pub struct Task {
+    /// The address space (CR3) a user thread runs in; `None` for kernel
+    /// threads, which run in whatever is loaded.
+    cr3: Option<::x86_64::structures::paging::PhysFrame>,
     rsp: UnsafeCell<u64>,
     on_cpu: AtomicBool,
     fs_base: UnsafeCell<u64>,
@@ -183,6 +186,7 @@ impl Task {
     /// Wraps the context that is running right now on this CPU (boot, idle).
     pub fn current_context() -> Arc<Task> {
         Arc::new(Task {
+            cr3: None,
             rsp: UnsafeCell::new(0),
             on_cpu: AtomicBool::new(true),
             fs_base: UnsafeCell::new(0),
@@ -196,6 +200,7 @@ impl Task {
     /// interrupts from user mode) on `stack`: the first user thread.
     pub fn current_with_stack(stack: KernelStack) -> Arc<Task> {
         Arc::new(Task {
+            cr3: Some(::x86_64::registers::control::Cr3::read().0),
             rsp: UnsafeCell::new(0),
             on_cpu: AtomicBool::new(true),
             fs_base: UnsafeCell::new(0),
@@ -221,6 +226,7 @@ impl Task {
             ((rsp + 56) as *mut u64).write(entry as *const () as u64);
         }
         Arc::new(Task {
+            cr3: None,
             rsp: UnsafeCell::new(rsp),
             on_cpu: AtomicBool::new(false),
             fs_base: UnsafeCell::new(0),
@@ -253,6 +259,7 @@ impl Task {
         let xsave = XsaveArea::new();
         xsave.save();
         Arc::new(Task {
+            cr3: Some(::x86_64::registers::control::Cr3::read().0),
             rsp: UnsafeCell::new(rsp),
             on_cpu: AtomicBool::new(false),
             fs_base: UnsafeCell::new(fs_base),
@@ -268,36 +275,52 @@ impl Task {
     }
 }
 
-/// Per-CPU switching state (one CPU today; indexed by CPU once SMP lands).
+/// Per-CPU switching state.
 struct CpuSlot {
     current: Mutex<Option<Arc<Task>>>,
     prev: Mutex<Option<Arc<Task>>>,
 }
 
-static SLOT: CpuSlot = CpuSlot {
-    current: Mutex::new(None),
-    prev: Mutex::new(None),
-};
+static SLOTS: [CpuSlot; MAX_CPUS] = [const {
+    CpuSlot {
+        current: Mutex::new(None),
+        prev: Mutex::new(None),
+    }
+}; MAX_CPUS];
+
+fn slot() -> &'static CpuSlot {
+    &SLOTS[cpu_id()]
+}
 
 /// Makes `task` (from [`Task::current_context`]) this CPU's current task.
 pub fn set_current(task: Arc<Task>) {
-    *SLOT.current.lock() = Some(task);
+    *slot().current.lock() = Some(task);
 }
 
 /// The task running on this CPU.
 pub fn current() -> Option<Arc<Task>> {
-    SLOT.current.lock().clone()
+    slot().current.lock().clone()
 }
 
 /// Switches from this CPU's current task to `next`. Returns `false`
-/// without switching if `next` is running (on another CPU, or is the
-/// current task). Interrupts must be off (the caller holds no locks the
+/// without switching if `next` is the current task; waits while `next` is
+/// still being switched away from on another CPU. Interrupts must be off (the caller holds no locks the
 /// next task might need). Returns `true` once this task runs again.
 pub fn switch_to(next: Arc<Task>) -> bool {
-    if next.on_cpu.swap(true, Ordering::AcqRel) {
+    if slot()
+        .current
+        .lock()
+        .as_ref()
+        .is_some_and(|c| Arc::ptr_eq(c, &next))
+    {
         return false;
     }
-    let Some(prev) = SLOT.current.lock().replace(next.clone()) else {
+    // `next` may still be finishing its switch away on another CPU; that
+    // takes a few instructions and needs nothing from this CPU.
+    while next.on_cpu.swap(true, Ordering::AcqRel) {
+        core::hint::spin_loop();
+    }
+    let Some(prev) = slot().current.lock().replace(next.clone()) else {
         next.on_cpu.store(false, Ordering::Release);
         return false;
     };
@@ -312,17 +335,25 @@ pub fn switch_to(next: Arc<Task>) -> bool {
         KernelGsBase::write(VirtAddr::new_truncate(*next.gs_base.get()));
     }
     next.xsave.restore();
+    if let Some(cr3) = next.cr3 {
+        let (cur, flags) = ::x86_64::registers::control::Cr3::read();
+        if cur != cr3 {
+            // SAFETY: `cr3` is the level-4 table of the process the thread
+            // belongs to; it maps the kernel half like every other table.
+            unsafe { ::x86_64::registers::control::Cr3::write(cr3, flags) };
+        }
+    }
     if let Some(top) = next.stack_top() {
         super::syscall::set_kernel_stack(top);
     }
     let old_rsp = prev.rsp.get();
     // SAFETY: as above for the cells.
     let new_rsp = unsafe { *next.rsp.get() };
-    *SLOT.prev.lock() = Some(prev.clone());
+    *slot().prev.lock() = Some(prev.clone());
     drop(prev);
     drop(next);
     // SAFETY: `old_rsp` points into the current task's own context (kept
-    // alive by SLOT.prev until `finish_switch`), `new_rsp` is a stack
+    // alive by slot().prev until `finish_switch`), `new_rsp` is a stack
     // pointer saved by this function or prepared by `new_user_thread` for a
     // task nobody else runs.
     unsafe { llmos_switch_context(old_rsp, new_rsp) };
@@ -333,7 +364,7 @@ pub fn switch_to(next: Arc<Task>) -> bool {
 /// Completes a switch on the new task's stack: the previous task may now
 /// be resumed elsewhere.
 fn finish_switch() {
-    if let Some(prev) = SLOT.prev.lock().take() {
+    if let Some(prev) = slot().prev.lock().take() {
         prev.on_cpu.store(false, Ordering::Release);
     }
 }

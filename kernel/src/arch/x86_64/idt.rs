@@ -179,64 +179,86 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     )
 }
 
-/// The timer's entry point. Unlike the exception handlers it may switch
-/// threads, so it keeps the kernel's GS invariant itself: SWAPGS on entry
-/// from and exit to user mode, so GS always holds the per-CPU block in the
-/// kernel. All general registers are saved on the thread's kernel stack.
-#[unsafe(naked)]
-extern "C" fn timer_entry() {
-    core::arch::naked_asm!(
-        "test byte ptr [rsp + 8], 3",
-        "jz 2f",
-        "swapgs",
-        "2:",
-        "push rax",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov edi, [rsp + 15 * 8 + 8]",
-        "and edi, 3",
-        "cld",
-        "call {rust}",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbp",
-        "pop rbx",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rax",
-        "test byte ptr [rsp + 8], 3",
-        "jz 3f",
-        "swapgs",
-        "3:",
-        "iretq",
-        rust = sym timer_rust,
-    )
+/// Defines an interrupt entry point that may switch threads. Unlike the
+/// exception handlers it keeps the kernel's GS invariant itself: SWAPGS on
+/// entry from and exit to user mode, so GS always holds the per-CPU block
+/// in the kernel. All general registers are saved on the thread's kernel
+/// stack; the Rust handler gets the interrupted ring (0 or 3).
+macro_rules! irq_entry {
+    ($name:ident, $rust:ident) => {
+        #[unsafe(naked)]
+        extern "C" fn $name() {
+            core::arch::naked_asm!(
+                "test byte ptr [rsp + 8], 3",
+                "jz 2f",
+                "swapgs",
+                "2:",
+                "push rax",
+                "push rcx",
+                "push rdx",
+                "push rsi",
+                "push rdi",
+                "push r8",
+                "push r9",
+                "push r10",
+                "push r11",
+                "push rbx",
+                "push rbp",
+                "push r12",
+                "push r13",
+                "push r14",
+                "push r15",
+                "mov edi, [rsp + 15 * 8 + 8]",
+                "and edi, 3",
+                "cld",
+                "call {rust}",
+                "pop r15",
+                "pop r14",
+                "pop r13",
+                "pop r12",
+                "pop rbp",
+                "pop rbx",
+                "pop r11",
+                "pop r10",
+                "pop r9",
+                "pop r8",
+                "pop rdi",
+                "pop rsi",
+                "pop rdx",
+                "pop rcx",
+                "pop rax",
+                "test byte ptr [rsp + 8], 3",
+                "jz 3f",
+                "swapgs",
+                "3:",
+                "iretq",
+                rust = sym $rust,
+            )
+        }
+    };
 }
+
+irq_entry!(timer_entry, timer_rust);
+irq_entry!(resched_entry, resched_rust);
+irq_entry!(shootdown_entry, shootdown_rust);
+
+/// The reschedule IPI vector (another CPU queued work for this one).
+pub const RESCHED_VECTOR: u8 = 0xf0;
 
 extern "C" fn timer_rust(ring: u32) {
     TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
     crate::interrupts::timer_tick(ring == 3);
+}
+
+extern "C" fn resched_rust(ring: u32) {
+    super::apic::end_of_interrupt();
+    crate::interrupts::reschedule(ring == 3);
+}
+
+extern "C" fn shootdown_rust(_ring: u32) {
+    super::tlb::serve();
+    super::apic::end_of_interrupt();
 }
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
@@ -281,11 +303,16 @@ fn build(use_ist: bool) -> InterruptDescriptorTable {
             mc.set_stack_index(MACHINE_CHECK_IST);
         }
     }
-    // SAFETY: `timer_entry` is an interrupt entry point that saves and
-    // restores every register, keeps the stack aligned and ends in IRETQ.
+    // SAFETY: the `irq_entry!` entry points save and restore every
+    // register, keep the stack aligned, keep the GS invariant and end in
+    // IRETQ.
     unsafe {
         idt[TIMER_VECTOR]
             .set_handler_addr(::x86_64::VirtAddr::new(timer_entry as *const () as u64));
+        idt[RESCHED_VECTOR]
+            .set_handler_addr(::x86_64::VirtAddr::new(resched_entry as *const () as u64));
+        idt[super::tlb::SHOOTDOWN_VECTOR]
+            .set_handler_addr(::x86_64::VirtAddr::new(shootdown_entry as *const () as u64));
     }
     idt[SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt

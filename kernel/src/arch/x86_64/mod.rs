@@ -12,6 +12,7 @@ pub mod rand;
 pub mod rtc;
 pub mod smp;
 pub mod syscall;
+pub mod tlb;
 pub mod tsc;
 pub mod usercopy;
 
