@@ -205,11 +205,7 @@ extern "C" fn continue_on_main_stack() -> ! {
         Err(e) => klog!("apic", "timer unavailable: {e}"),
     }
     let online = crate::smp::start_all(&acpi.apic_ids, &facts.cpu, arch_syscall::MAX_CPUS);
-    klog!(
-        "smp",
-        "{online} of {} CPU(s) online; threads run on CPU 0 (SMP scheduling is not enabled yet)",
-        acpi.cpus.max(1)
-    );
+    klog!("smp", "{online} of {} CPU(s) online", acpi.cpus.max(1));
 
     let (initrd, params) = match facts.ramdisk {
         Some(rd) => match Initrd::open(rd).and_then(|i| Ok((i, i.params()?))) {

@@ -184,7 +184,7 @@ fn has_work(cpu: usize) -> bool {
     if !CPUS[cpu].queue.lock().is_empty() {
         return true;
     }
-    (0..crate::smp::online()).any(|c| c != cpu && CPUS[c].queue.lock().len() > 0)
+    (0..crate::smp::online()).any(|c| c != cpu && !CPUS[c].queue.lock().is_empty())
 }
 
 /// Queues `t` on its home CPU and kicks an idle CPU if there is one.
@@ -206,7 +206,8 @@ fn enqueue(t: Arc<Thread>) {
     }
 }
 
-/// Creates a runnable user thread that resumes user mode with `frame`.
+/// Creates a user thread that will resume user mode with `frame`; it runs
+/// once [`start`] is called.
 pub fn spawn_user(
     frame: &crate::arch::x86_64::syscall::SyscallFrame,
     fs_base: u64,
@@ -219,8 +220,13 @@ pub fn spawn_user(
     let t = new_thread(tid, task, State::Runnable, cpu);
     THREADS.lock().insert(tid, t.clone());
     CREATED.fetch_add(1, Ordering::Relaxed);
-    enqueue(t.clone());
     Ok(t)
+}
+
+/// Lets a thread made by [`spawn_user`] run (after the caller has set
+/// everything it must see before its first instruction).
+pub fn start(t: &Arc<Thread>) {
+    enqueue(t.clone());
 }
 
 /// The next thread for CPU `cpu`: its own queue first, then the longest

@@ -64,6 +64,7 @@ pub const CASES: &[Case] = &[
     case("futex-timeout", "futex-timeout", Lang::Rust, &[]),
     case("exit-group", "exit-group", Lang::Rust, &[]),
     case("cpus", "cpus", Lang::Rust, &[]),
+    case("shootdown", "shootdown", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -90,6 +91,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "futex-timeout",
     "exit-group",
     "cpus",
+    "shootdown",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

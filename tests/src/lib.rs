@@ -103,10 +103,17 @@ pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
 /// typing `input` once the program has started. The serial log goes to
 /// `logs/prog-<name>.log` (with a hash of the input when there is one).
 pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
+    boot_case_smp(name, 1, input)
+}
+
+/// Like [`boot_case`] with `smp` virtual CPUs.
+pub fn boot_case_smp(name: &str, smp: u32, input: Option<&[u8]>) -> Boot {
     cases::find(name);
     let mut cfg = Config::new(image(&format!("prog/{name}-bios.img")));
     cfg.memory_mib = 512;
+    cfg.smp = smp;
     let log = match input {
+        None if smp > 1 => format!("prog-{name}-smp{smp}"),
         None => format!("prog-{name}"),
         Some(i) => {
             let h = i.iter().fold(0x811c_9dc5u32, |h, &b| {

@@ -4,7 +4,7 @@
 //! programs see.
 
 use llmos_qemu::Outcome;
-use llmos_tests::{boot_case, host_run};
+use llmos_tests::{boot_case, boot_case_smp, host_run};
 
 #[test]
 fn sixteen_threads_mutex_condvar_barrier_mpsc_atomics() {
@@ -64,7 +64,76 @@ fn exit_group_from_a_thread_ends_blocked_threads_too() {
 
 #[test]
 fn available_parallelism_is_the_cpu_count() {
-    let b = boot_case("cpus", None);
+    for smp in [1, 2, 4] {
+        let b = boot_case_smp("cpus", smp, None);
+        b.expect_outcome(&Outcome::Success);
+        b.expect_line(&format!("available_parallelism = {smp}"));
+        b.expect_line(&format!(
+            r"\[\d+\.\d{{6}}\] smp: {smp} of {smp} CPU\(s\) online"
+        ));
+    }
+}
+
+#[test]
+fn stress_on_2_and_4_cpus_matches_host() {
+    let (host, code) = host_run("threads");
+    assert_eq!(code, 0);
+    for smp in [2, 4] {
+        let b = boot_case_smp("threads", smp, None);
+        b.expect_outcome(&Outcome::Success);
+        assert_eq!(
+            b.program_output(),
+            host,
+            "differs from the host with -smp {smp}\n{}",
+            b.serial
+        );
+    }
+}
+
+#[test]
+fn join_storm_on_4_cpus() {
+    let b = boot_case_smp("join-storm", 4, None);
     b.expect_outcome(&Outcome::Success);
-    b.expect_line(&format!("available_parallelism = {}", 1));
+    b.expect_line(r"joined 2000 threads, sum of their results 1999000 \(want 1999000\)");
+}
+
+#[test]
+fn vector_state_on_2_and_4_cpus() {
+    for smp in [2, 4] {
+        let b = boot_case_smp("vectors", smp, None);
+        b.expect_outcome(&Outcome::Success);
+        b.expect_line("results identical to the single-threaded reference: yes");
+    }
+}
+
+#[test]
+fn futex_timeout_and_exit_group_on_4_cpus() {
+    let b = boot_case_smp("futex-timeout", 4, None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("futex wait on a changed value: EAGAIN");
+    let b = boot_case_smp("exit-group", 4, None);
+    b.expect_outcome(&Outcome::KernelFailure);
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 7");
+    assert!(
+        !b.serial.contains("?!"),
+        "a blocked thread ran on\n{}",
+        b.serial
+    );
+}
+
+#[test]
+fn revoked_page_faults_on_other_cpus_at_once() {
+    for smp in [1, 2] {
+        let b = boot_case_smp("shootdown", smp, None);
+        b.expect_outcome(&Outcome::KernelFailure);
+        b.expect_line("mprotect\\(PROT_NONE\\) = 0");
+        b.expect_line(
+            r"\[\d+\.\d{6}\] kernel: init killed by SIGSEGV \(11\): segmentation fault: read from 0x[0-9a-f]+ \(the area is ---\).*",
+        );
+        assert!(
+            !b.serial.contains("still reads"),
+            "stale TLB entry with -smp {smp}\n{}",
+            b.serial
+        );
+    }
 }

@@ -15,8 +15,10 @@ use super::layout::{STACK_SLOT, STACK_SLOTS, STACKS_START};
 use super::paging::{self, MapError};
 
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
-/// Slots of freed stacks, reused before new ones.
+/// Slots whose mapping failed half way, reused before new ones.
 static FREE_SLOTS: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+/// Dropped stacks, still mapped: `(bottom, top)`.
+static POOL: Mutex<alloc::vec::Vec<(u64, u64)>> = Mutex::new(alloc::vec::Vec::new());
 /// Name and lowest mapped address of each live stack, by slot.
 static NAMES: Mutex<alloc::collections::BTreeMap<u64, (&'static str, u64)>> =
     Mutex::new(alloc::collections::BTreeMap::new());
@@ -58,6 +60,17 @@ pub fn allocate(name: &'static str, size: u64) -> Result<KernelStack, StackError
     let size = size.div_ceil(4096) * 4096;
     if size == 0 || size > STACK_SLOT - 64 * 1024 {
         return Err(StackError::TooLarge(size));
+    }
+    let reused = {
+        let mut pool = POOL.lock();
+        pool.iter()
+            .position(|&(b, t)| t - b == size)
+            .map(|i| pool.swap_remove(i))
+    };
+    if let Some((bottom, top)) = reused {
+        let slot = (top - STACKS_START) / STACK_SLOT - 1;
+        NAMES.lock().insert(slot, (name, bottom));
+        return Ok(KernelStack { name, bottom, top });
     }
     let slot = match FREE_SLOTS.lock().pop() {
         Some(s) => s,
@@ -117,13 +130,11 @@ pub fn guard_owner(addr: u64) -> Option<&'static str> {
 }
 
 impl Drop for KernelStack {
-    /// Unmaps the stack, frees its frames and recycles its slot. Only
-    /// stacks nothing runs on are dropped (a thread's stack is dropped after
-    /// the switch away from it has completed).
+    /// Returns the stack, still mapped, to a pool for the next stack of the
+    /// same size. Only stacks nothing runs on are dropped (a thread's stack
+    /// is dropped after the switch away from it has completed). Keeping the
+    /// mapping means no other CPU can hold a stale TLB entry for it.
     fn drop(&mut self) {
-        paging::unmap_and_free(self.bottom, self.top - self.bottom);
-        let slot = (self.top - STACKS_START) / STACK_SLOT - 1;
-        NAMES.lock().remove(&slot);
-        FREE_SLOTS.lock().push(slot);
+        POOL.lock().push((self.bottom, self.top));
     }
 }

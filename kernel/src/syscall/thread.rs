@@ -96,14 +96,15 @@ pub fn clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64) 
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(child_tid, Ordering::Relaxed);
     }
-    // The child has not run yet (one CPU, we hold it), so these writes are
-    // visible to it before its first instruction, as Linux guarantees.
+    // The child has not been started yet, so it sees these before its
+    // first instruction, as Linux guarantees.
     if flags & CLONE_PARENT_SETTID != 0 {
         uaccess::write_u32(parent_tid, tid as u32)?;
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         uaccess::write_u32(child_tid, tid as u32)?;
     }
+    sched::start(&child);
     Ok(tid)
 }
 

@@ -269,6 +269,11 @@ impl Task {
         })
     }
 
+    /// Whether the task is running (or being switched away from).
+    pub fn is_on_cpu(&self) -> bool {
+        self.on_cpu.load(Ordering::Relaxed)
+    }
+
     /// Top of the task's kernel stack, if it owns one.
     pub fn stack_top(&self) -> Option<u64> {
         self.stack.as_ref().map(|s| s.top)
