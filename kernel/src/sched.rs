@@ -63,6 +63,8 @@ pub struct Thread {
     sched: Mutex<Sched>,
     /// The CPU it last ran on (its home run queue).
     last_cpu: AtomicUsize,
+    /// CPUs it may run on (bit n = CPU n).
+    affinity: AtomicU64,
     /// CLONE_CHILD_CLEARTID / set_tid_address: cleared and futex-woken at exit.
     pub clear_child_tid: AtomicU64,
     /// set_robust_list head.
@@ -107,6 +109,7 @@ fn new_thread(tid: u32, task: Arc<Task>, state: State, cpu: usize) -> Arc<Thread
             woken: false,
         }),
         last_cpu: AtomicUsize::new(cpu),
+        affinity: AtomicU64::new(u64::MAX),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
         deadline: AtomicU64::new(u64::MAX),
@@ -187,10 +190,66 @@ fn has_work(cpu: usize) -> bool {
     (0..crate::smp::online()).any(|c| c != cpu && !CPUS[c].queue.lock().is_empty())
 }
 
+/// Bit mask of the online CPUs.
+pub fn online_mask() -> u64 {
+    let n = crate::smp::online().clamp(1, 64);
+    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+fn allowed(t: &Thread, cpu: usize) -> bool {
+    t.affinity.load(Ordering::Relaxed) & (1u64 << cpu) != 0
+}
+
+/// The CPUs thread `tid` (0: the caller) may run on.
+pub fn affinity(tid: u32) -> Option<u64> {
+    let t = if tid == 0 {
+        current()?
+    } else {
+        THREADS.lock().get(&tid).cloned()?
+    };
+    Some(t.affinity.load(Ordering::Relaxed) & online_mask())
+}
+
+/// Restricts thread `tid` (0: the caller) to the CPUs in `mask` (already
+/// checked to include an online CPU). If the caller may no longer run
+/// where it is, it moves at once.
+pub fn set_affinity(tid: u32, mask: u64) -> bool {
+    let t = if tid == 0 {
+        current()
+    } else {
+        THREADS.lock().get(&tid).cloned()
+    };
+    let Some(t) = t else { return false };
+    t.affinity.store(mask, Ordering::Relaxed);
+    if !allowed(&t, t.last_cpu.load(Ordering::Relaxed)) {
+        t.last_cpu
+            .store(mask.trailing_zeros() as usize, Ordering::Relaxed);
+    }
+    let is_me = current().is_some_and(|c| Arc::ptr_eq(&c, &t));
+    if is_me && !allowed(&t, cpu_id()) {
+        // Queue ourselves on an allowed CPU (kicking it if idle) and step
+        // off this one.
+        t.sched.lock().state = State::Runnable;
+        enqueue(t.clone());
+        drop(t);
+        switch_away(false);
+    }
+    true
+}
+
 /// Queues `t` on its home CPU and kicks an idle CPU if there is one.
 fn enqueue(t: Arc<Thread>) {
     let online = crate::smp::online();
-    let home = t.last_cpu.load(Ordering::Relaxed).min(online - 1);
+    let mut home = t.last_cpu.load(Ordering::Relaxed).min(online - 1);
+    if !allowed(&t, home) {
+        let m = t.affinity.load(Ordering::Relaxed) & online_mask();
+        home = if m == 0 {
+            0
+        } else {
+            m.trailing_zeros() as usize
+        };
+        t.last_cpu.store(home, Ordering::Relaxed);
+    }
     CPUS[home].queue.lock().push_back(t);
     let me = cpu_id();
     let target = if CPUS[home].is_idle.load(Ordering::Acquire) {
@@ -232,22 +291,26 @@ pub fn start(t: &Arc<Thread>) {
 /// The next thread for CPU `cpu`: its own queue first, then the longest
 /// other queue (stealing the oldest thread there).
 fn pick(cpu: usize) -> Option<Arc<Thread>> {
+    let take = |c: usize| {
+        let mut q = CPUS[c].queue.lock();
+        let i = q.iter().position(|t| allowed(t, cpu))?;
+        q.remove(i)
+    };
     loop {
         // One queue lock at a time, so two CPUs stealing from each other
-        // cannot deadlock.
-        let own = CPUS[cpu].queue.lock().pop_front();
-        let t = match own {
+        // cannot deadlock. Threads whose affinity excludes this CPU stay
+        // where they are.
+        let t = match take(cpu) {
             Some(t) => t,
             None => {
                 let online = crate::smp::online();
-                let victim = (0..online)
+                let mut victims: Vec<(usize, usize)> = (0..online)
                     .filter(|&c| c != cpu)
                     .map(|c| (c, CPUS[c].queue.lock().len()))
                     .filter(|&(_, n)| n > 0)
-                    .max_by_key(|&(_, n)| n)?
-                    .0;
-                let stolen = CPUS[victim].queue.lock().pop_front();
-                stolen?
+                    .collect();
+                victims.sort_by_key(|&(_, n)| core::cmp::Reverse(n));
+                victims.into_iter().find_map(|(c, _)| take(c))?
             }
         };
         if t.sched.lock().state == State::Dead {
@@ -259,22 +322,40 @@ fn pick(cpu: usize) -> Option<Arc<Thread>> {
 
 /// Picks the next thread and switches to it. `requeue` puts the current
 /// thread back on the run queue (preemption, yield). Interrupts must be off.
+///
+/// The current thread's state is settled *before* anything is picked and
+/// never touched afterwards: once it is in a queue another CPU may pick it
+/// (and wait in `context::switch_to` until this switch is done), and that
+/// CPU owns its state from then on.
 fn switch_away(requeue: bool) {
     let cpu = cpu_id();
     let here = &CPUS[cpu];
     let Some(cur) = here.current.lock().clone() else {
         return;
     };
+    if requeue && cur.tid != 0 {
+        let mut s = cur.sched.lock();
+        if s.state == State::Running {
+            s.state = State::Runnable;
+            here.queue.lock().push_back(cur.clone());
+        }
+    }
+    // Every caller but the idle loop has given `cur` up by now (requeued
+    // it, blocked it, ended it or queued it elsewhere), so another CPU may
+    // already have picked it and marked it Running: its state says nothing
+    // about whether this CPU may keep running it. Only the idle thread,
+    // which is never queued, stays when nothing else can run.
+    let keep = cur.tid == 0;
     let next = match pick(cpu) {
         Some(n) if Arc::ptr_eq(&n, &cur) => {
-            // Woken while we were deciding to block: just keep running.
+            // Picked ourselves back (requeued, or woken while deciding to
+            // block): keep running.
             n.sched.lock().state = State::Running;
             return;
         }
         Some(n) => n,
         None => {
-            let still_running = cur.sched.lock().state == State::Running;
-            if still_running || cur.tid == 0 {
+            if keep {
                 return;
             }
             match here.idle.lock().clone() {
@@ -283,15 +364,6 @@ fn switch_away(requeue: bool) {
             }
         }
     };
-    {
-        let mut s = cur.sched.lock();
-        if s.state == State::Running {
-            s.state = State::Runnable;
-            if requeue && cur.tid != 0 {
-                here.queue.lock().push_back(cur.clone());
-            }
-        }
-    }
     next.sched.lock().state = State::Running;
     next.last_cpu.store(cpu, Ordering::Relaxed);
     *here.current.lock() = Some(next.clone());

@@ -65,6 +65,7 @@ pub const CASES: &[Case] = &[
     case("exit-group", "exit-group", Lang::Rust, &[]),
     case("cpus", "cpus", Lang::Rust, &[]),
     case("shootdown", "shootdown", Lang::Rust, &[]),
+    case("affinity", "affinity", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -92,6 +93,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "exit-group",
     "cpus",
     "shootdown",
+    "affinity",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

@@ -319,14 +319,14 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::SCHED_SETAFFINITY,
         3,
-        Partial,
-        "accepted when the mask includes a CPU the kernel runs on (EINVAL otherwise); threads are not pinned"
+        Implemented,
+        "pins the thread to the online CPUs in the mask (EINVAL if none); it moves at once if needed"
     ),
     row!(
         nr::SCHED_GETAFFINITY,
         3,
         Implemented,
-        "the CPUs the kernel runs on"
+        "the thread's allowed CPUs (all online CPUs unless restricted)"
     ),
     row!(
         nr::SET_TID_ADDRESS,
@@ -379,7 +379,12 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "own process; limits are recorded, RLIMIT_STACK is 8 MiB"
     ),
-    row!(nr::GETCPU, 3, Implemented, "CPU 0, node 0"),
+    row!(
+        nr::GETCPU,
+        3,
+        Implemented,
+        "the CPU the thread runs on, node 0"
+    ),
     row!(
         nr::GETRANDOM,
         3,

@@ -161,20 +161,17 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
 
 /// sched_getaffinity(2): the CPUs the kernel runs on.
 pub fn sched_getaffinity(pid: u64, size: u64, mask: u64) -> SysResult {
-    if pid != 0 && pid != 1 {
-        return Err(Errno::ESRCH);
-    }
     // The kernel's mask is 8 bytes (up to 64 CPUs); Linux requires the
     // user buffer to hold the kernel's cpumask and a multiple of 8.
     if size < 8 || size % 8 != 0 {
         return Err(Errno::EINVAL);
     }
-    let cpus = crate::cpus_in_use().clamp(1, 64);
-    let bits: u64 = if cpus == 64 {
-        u64::MAX
+    let tid = if pid == 1 && crate::sched::current_tid() == 1 {
+        0
     } else {
-        (1u64 << cpus) - 1
+        pid as u32
     };
+    let bits = crate::sched::affinity(tid).ok_or(Errno::ESRCH)?;
     uaccess::write_u64(mask, bits)?;
     Ok(8)
 }

@@ -163,34 +163,35 @@ fn valid_thread(pid: u64) -> Result<(), Errno> {
     }
 }
 
-/// sched_setaffinity(2): any mask that includes a CPU the kernel runs on.
+/// sched_setaffinity(2): restricts a thread to the online CPUs in `mask`.
 pub fn sched_setaffinity(pid: u64, size: u64, mask: u64) -> SysResult {
     valid_thread(pid)?;
     if size == 0 {
         return Err(Errno::EINVAL);
     }
-    let first = uaccess::read_u64(mask)?
-        & if size < 8 {
-            (1u64 << (size * 8)) - 1
-        } else {
-            u64::MAX
-        };
-    let cpus = crate::cpus_in_use().clamp(1, 64);
-    let ours: u64 = if cpus == 64 {
-        u64::MAX
-    } else {
-        (1u64 << cpus) - 1
-    };
-    if first & ours == 0 {
+    let n = (size as usize).min(8);
+    let mut b = [0u8; 8];
+    uaccess::UserSlice::new(mask, n)?.read_into(&mut b[..n])?;
+    let wanted = u64::from_le_bytes(b) & sched::online_mask();
+    if wanted == 0 {
         return Err(Errno::EINVAL);
     }
-    Ok(0)
+    let tid = if pid == 1 && sched::current_tid() == 1 {
+        0
+    } else {
+        pid as u32
+    };
+    if sched::set_affinity(tid, wanted) {
+        Ok(0)
+    } else {
+        Err(Errno::ESRCH)
+    }
 }
 
 /// getcpu(2).
 pub fn getcpu(cpu: u64, node: u64) -> SysResult {
     if cpu != 0 {
-        uaccess::write_u32(cpu, 0)?;
+        uaccess::write_u32(cpu, crate::arch::x86_64::syscall::cpu_id() as u32)?;
     }
     if node != 0 {
         uaccess::write_u32(node, 0)?;
