@@ -122,11 +122,25 @@ fn this_cpu() -> &'static Cpu {
 }
 
 extern "C" fn idle_loop() -> ! {
+    let cpu = cpu_id();
     loop {
-        this_cpu().is_idle.store(true, Ordering::Release);
-        crate::arch::x86_64::halt_until_interrupt();
-        this_cpu().is_idle.store(false, Ordering::Release);
-        if has_work(cpu_id()) {
+        this_cpu().is_idle.store(true, Ordering::SeqCst);
+        // Application processors stop their tick while idle (tickless
+        // idle): work arrives with a reschedule IPI, which `enqueue` sends
+        // to idle CPUs. Re-check after announcing idleness so work queued
+        // just before is not missed.
+        let tickless = cpu != 0;
+        if tickless {
+            crate::arch::x86_64::apic::set_timer_masked(true);
+        }
+        if !has_work(cpu) {
+            crate::arch::x86_64::halt_until_interrupt();
+        }
+        if tickless {
+            crate::arch::x86_64::apic::set_timer_masked(false);
+        }
+        this_cpu().is_idle.store(false, Ordering::SeqCst);
+        if has_work(cpu) {
             switch_away(false);
         }
     }

@@ -196,6 +196,16 @@ pub fn init_ap() -> Option<u32> {
     Some(lapic.id())
 }
 
+/// Stops (`true`) or restarts this CPU's periodic timer. An idle
+/// application processor stops it and waits for an IPI instead, so idle
+/// CPUs cost nothing; the boot CPU keeps ticking for sleepers and console
+/// input.
+pub fn set_timer_masked(masked: bool) {
+    let Some(l) = LAPIC.get() else { return };
+    let lvt = LVT_PERIODIC | u32::from(TIMER_VECTOR) | if masked { LVT_MASKED } else { 0 };
+    l.write(REG_LVT_TIMER, lvt);
+}
+
 /// This CPU's APIC ID (0 before the APIC is set up).
 pub fn current_id() -> u32 {
     LAPIC.get().map_or(0, LocalApic::id)
