@@ -40,9 +40,9 @@ pub struct RunArgs {
     /// Boot the UEFI image with OVMF.
     #[arg(long)]
     uefi: bool,
-    /// Virtual CPUs.
-    #[arg(long, default_value_t = 1)]
-    smp: u32,
+    /// Virtual CPUs (default: as many as this machine has, up to 8).
+    #[arg(long)]
+    smp: Option<u32>,
     /// Guest memory, e.g. 512M, 2G.
     #[arg(long, default_value = "1G", value_parser = parse_mem)]
     mem: u64,
@@ -154,7 +154,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut cfg = Config::new(&image);
     cfg.firmware = firmware;
     cfg.accel = accel;
-    cfg.smp = args.smp;
+    cfg.smp = args.smp.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
+    });
     cfg.memory_mib = args.mem;
     cfg.serial = SerialMode::Interactive;
     cfg.display = if args.display {
