@@ -97,10 +97,17 @@ unsafe extern "C" {
 static XSAVE_SIZE: AtomicU64 = AtomicU64::new(512);
 static XSAVE_MASK: AtomicU64 = AtomicU64::new(0);
 
-/// Records the extended-state layout (`xcr0` 0 means FXSAVE only).
+static XSAVEOPT: AtomicBool = AtomicBool::new(false);
+
+/// Records the extended-state layout (`xcr0` 0 means FXSAVE only) and
+/// whether XSAVEOPT (which skips unmodified components) is available.
 pub fn set_xsave_layout(xcr0: u64, size: u32) {
     XSAVE_MASK.store(xcr0, Ordering::Relaxed);
     XSAVE_SIZE.store(u64::from(size.max(512)), Ordering::Relaxed);
+    if xcr0 != 0 {
+        let opt = core::arch::x86_64::__cpuid_count(0xd, 1).eax & 1 != 0;
+        XSAVEOPT.store(opt, Ordering::Relaxed);
+    }
 }
 
 /// A 64-byte-aligned buffer for XSAVE/FXSAVE.
@@ -133,7 +140,9 @@ impl XsaveArea {
         // SAFETY: the area is 64-byte aligned and at least as large as CPUID
         // says XSAVE needs for the enabled components (or 512 for FXSAVE).
         unsafe {
-            if mask != 0 {
+            if mask != 0 && XSAVEOPT.load(Ordering::Relaxed) {
+                core::arch::asm!("xsaveopt64 [{p}]", p = in(reg) self.ptr, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
+            } else if mask != 0 {
                 core::arch::asm!("xsave64 [{p}]", p = in(reg) self.ptr, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
             } else {
                 core::arch::asm!("fxsave64 [{p}]", p = in(reg) self.ptr, options(nostack));
