@@ -423,9 +423,9 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
         _ => String::from("no mapping there"),
     };
     let mut map = String::new();
-    if let Some(g) = MM.try_lock()
-        && let Some(mm) = g.as_ref()
-    {
+    // Called from the fault handler, which released the lock; another CPU
+    // holds it only briefly.
+    if let Some(mm) = MM.lock().as_ref() {
         let areas: Vec<&Vma> = mm.aspace.vmas.iter().collect();
         let idx = areas
             .iter()
