@@ -1,0 +1,1040 @@
+//! The in-memory filesystem: inodes, directories, regular files, symbolic
+//! links and hard links with the POSIX semantics of Linux tmpfs.
+//!
+//! [`RamFs`] is plain data behind `&mut self`; the kernel wraps it in one
+//! lock (a whole-filesystem lock keeps rename and link atomic without lock
+//! ordering between directories). Everything a syscall can ask for is here
+//! and host-tested: path resolution relative to a directory inode with `.`,
+//! `..`, repeated and trailing slashes, symlinks with loop detection
+//! (ELOOP after [`MAX_SYMLINKS`]), name and path limits (ENAMETOOLONG),
+//! create/exclusive/truncate, sparse files, unlink while open (the inode
+//! lives until the last [`RamFs::close`]), rename over existing targets
+//! with the directory rules, and capacity accounting (ENOSPC).
+//!
+//! Files may borrow `'static` bytes (the initrd) instead of owning a copy;
+//! the first write turns them into owned data.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kcore::errno::Errno;
+
+/// An inode number.
+pub type Ino = u64;
+
+/// Longest name of a directory entry.
+pub const NAME_MAX: usize = 255;
+/// Longest path.
+pub const PATH_MAX: usize = 4096;
+/// Symbolic links followed in one resolution before ELOOP.
+pub const MAX_SYMLINKS: usize = 40;
+
+/// File type bits of `st_mode`.
+pub mod mode {
+    /// Regular file.
+    pub const S_IFREG: u32 = 0o100000;
+    /// Directory.
+    pub const S_IFDIR: u32 = 0o040000;
+    /// Symbolic link.
+    pub const S_IFLNK: u32 = 0o120000;
+    /// Character device.
+    pub const S_IFCHR: u32 = 0o020000;
+}
+
+/// What an inode holds.
+#[derive(Debug, Clone)]
+enum Data {
+    /// File contents owned by the filesystem.
+    Owned(Vec<u8>),
+    /// Read-only bytes borrowed from the initrd (never copied unless
+    /// written).
+    Borrowed(&'static [u8]),
+    /// A directory: names to inodes, kept sorted (stable `getdents`).
+    Dir(BTreeMap<String, Ino>),
+    /// A symbolic link's target.
+    Symlink(String),
+    /// A device node (major, minor).
+    Device(u32, u32),
+}
+
+#[derive(Debug, Clone)]
+struct Inode {
+    data: Data,
+    perm: u32,
+    nlink: u32,
+    open: u32,
+    parent: Ino,
+    atime: u64,
+    mtime: u64,
+    ctime: u64,
+}
+
+/// `stat` information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Inode number.
+    pub ino: Ino,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Hard links.
+    pub nlink: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Device numbers for device nodes.
+    pub rdev: (u32, u32),
+    /// Access, modification and change times (ns since the epoch).
+    pub atime: u64,
+    /// Modification time.
+    pub mtime: u64,
+    /// Change time.
+    pub ctime: u64,
+}
+
+/// A directory entry as `getdents64` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name.
+    pub name: String,
+    /// Inode.
+    pub ino: Ino,
+    /// Type bits (`mode::S_IF*`).
+    pub kind: u32,
+}
+
+/// The filesystem.
+#[derive(Debug, Clone)]
+pub struct RamFs {
+    inodes: BTreeMap<Ino, Inode>,
+    next: Ino,
+    capacity: u64,
+    used: u64,
+}
+
+/// The root directory's inode.
+pub const ROOT: Ino = 1;
+
+fn check_name(name: &str) -> Result<(), Errno> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+impl RamFs {
+    /// An empty filesystem whose owned file data may use at most
+    /// `capacity` bytes.
+    pub fn new(capacity: u64) -> Self {
+        let mut inodes = BTreeMap::new();
+        inodes.insert(
+            ROOT,
+            Inode {
+                data: Data::Dir(BTreeMap::new()),
+                perm: 0o755,
+                nlink: 2,
+                open: 0,
+                parent: ROOT,
+                atime: 0,
+                mtime: 0,
+                ctime: 0,
+            },
+        );
+        Self {
+            inodes,
+            next: ROOT + 1,
+            capacity,
+            used: 0,
+        }
+    }
+
+    /// Bytes of owned file data in use.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// The capacity limit.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn node(&self, ino: Ino) -> Result<&Inode, Errno> {
+        self.inodes.get(&ino).ok_or(Errno::ENOENT)
+    }
+
+    fn node_mut(&mut self, ino: Ino) -> Result<&mut Inode, Errno> {
+        self.inodes.get_mut(&ino).ok_or(Errno::ENOENT)
+    }
+
+    fn dir(&self, ino: Ino) -> Result<&BTreeMap<String, Ino>, Errno> {
+        match &self.node(ino)?.data {
+            Data::Dir(d) => Ok(d),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn dir_mut(&mut self, ino: Ino) -> Result<&mut BTreeMap<String, Ino>, Errno> {
+        match &mut self.node_mut(ino)?.data {
+            Data::Dir(d) => Ok(d),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn is_dir(&self, ino: Ino) -> bool {
+        matches!(self.inodes.get(&ino).map(|n| &n.data), Some(Data::Dir(_)))
+    }
+
+    /// Resolves `path` relative to directory `at`. With `follow`, a
+    /// symlink in the last component is followed too. A trailing slash
+    /// requires a directory.
+    pub fn lookup(&self, at: Ino, path: &str, follow: bool) -> Result<Ino, Errno> {
+        let mut budget = MAX_SYMLINKS;
+        self.walk(at, path, follow, &mut budget)
+    }
+
+    fn walk(&self, at: Ino, path: &str, follow: bool, budget: &mut usize) -> Result<Ino, Errno> {
+        if path.len() > PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let mut cur = if path.starts_with('/') { ROOT } else { at };
+        if !self.is_dir(cur) {
+            return Err(Errno::ENOTDIR);
+        }
+        let trailing_slash = path.ends_with('/');
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        for (i, comp) in comps.iter().enumerate() {
+            check_name(comp)?;
+            let last = i + 1 == comps.len();
+            if !self.is_dir(cur) {
+                return Err(Errno::ENOTDIR);
+            }
+            let next = match *comp {
+                "." => cur,
+                ".." => self.node(cur)?.parent,
+                name => *self.dir(cur)?.get(name).ok_or(Errno::ENOENT)?,
+            };
+            if let Data::Symlink(target) = &self.node(next)?.data
+                && (!last || follow || trailing_slash)
+            {
+                if *budget == 0 {
+                    return Err(Errno::ELOOP);
+                }
+                *budget -= 1;
+                cur = self.walk(cur, target, true, budget)?;
+                continue;
+            }
+            cur = next;
+        }
+        if trailing_slash && !self.is_dir(cur) {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Splits `path` into the directory that should contain it and its last
+    /// component (`.`/`..` are refused as names to create).
+    pub fn parent_of<'p>(&self, at: Ino, path: &'p str) -> Result<(Ino, &'p str), Errno> {
+        if path.len() > PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Err(if path.is_empty() {
+                Errno::ENOENT
+            } else {
+                Errno::EEXIST
+            });
+        }
+        let (dir, name) = match trimmed.rfind('/') {
+            Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+            None => ("", trimmed),
+        };
+        check_name(name)?;
+        let dir_ino = if dir.is_empty() {
+            at
+        } else {
+            self.lookup(at, dir, true)?
+        };
+        if !self.is_dir(dir_ino) {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((dir_ino, name))
+    }
+
+    fn alloc(&mut self, data: Data, perm: u32, parent: Ino, now: u64) -> Ino {
+        let ino = self.next;
+        self.next += 1;
+        let nlink = if matches!(data, Data::Dir(_)) { 2 } else { 1 };
+        self.inodes.insert(
+            ino,
+            Inode {
+                data,
+                perm: perm & 0o7777,
+                nlink,
+                open: 0,
+                parent,
+                atime: now,
+                mtime: now,
+                ctime: now,
+            },
+        );
+        ino
+    }
+
+    fn link_into(&mut self, dir: Ino, name: &str, ino: Ino, now: u64) -> Result<(), Errno> {
+        let d = self.dir_mut(dir)?;
+        if d.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        d.insert(String::from(name), ino);
+        let n = self.node_mut(dir)?;
+        n.mtime = now;
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// Creates a regular file (`O_CREAT`); with `exclusive` (`O_EXCL`) an
+    /// existing name is EEXIST, otherwise the existing file is returned.
+    pub fn create(
+        &mut self,
+        at: Ino,
+        path: &str,
+        perm: u32,
+        exclusive: bool,
+        now: u64,
+    ) -> Result<Ino, Errno> {
+        match self.lookup(at, path, !exclusive) {
+            Ok(ino) if exclusive => {
+                let _ = ino;
+                Err(Errno::EEXIST)
+            }
+            Ok(ino) => Ok(ino),
+            Err(Errno::ENOENT) => {
+                let (dir, name) = self.parent_of(at, path)?;
+                if name == "." || name == ".." {
+                    return Err(Errno::EEXIST);
+                }
+                if path.ends_with('/') {
+                    return Err(Errno::EISDIR);
+                }
+                if self.dir(dir)?.contains_key(name) {
+                    // A dangling symlink with O_EXCL or similar.
+                    return Err(Errno::EEXIST);
+                }
+                let ino = self.alloc(Data::Owned(Vec::new()), perm, dir, now);
+                self.link_into(dir, name, ino, now)?;
+                Ok(ino)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a read-only file whose bytes are borrowed (initrd contents).
+    pub fn add_borrowed(
+        &mut self,
+        at: Ino,
+        path: &str,
+        bytes: &'static [u8],
+        perm: u32,
+        now: u64,
+    ) -> Result<Ino, Errno> {
+        let (dir, name) = self.parent_of(at, path)?;
+        let ino = self.alloc(Data::Borrowed(bytes), perm, dir, now);
+        if let Err(e) = self.link_into(dir, name, ino, now) {
+            self.inodes.remove(&ino);
+            return Err(e);
+        }
+        Ok(ino)
+    }
+
+    /// Creates a device node.
+    pub fn mknod(
+        &mut self,
+        at: Ino,
+        path: &str,
+        dev: (u32, u32),
+        perm: u32,
+        now: u64,
+    ) -> Result<Ino, Errno> {
+        let (dir, name) = self.parent_of(at, path)?;
+        let ino = self.alloc(Data::Device(dev.0, dev.1), perm, dir, now);
+        if let Err(e) = self.link_into(dir, name, ino, now) {
+            self.inodes.remove(&ino);
+            return Err(e);
+        }
+        Ok(ino)
+    }
+
+    /// mkdir.
+    pub fn mkdir(&mut self, at: Ino, path: &str, perm: u32, now: u64) -> Result<Ino, Errno> {
+        let (dir, name) = self.parent_of(at, path)?;
+        if name == "." || name == ".." || self.dir(dir)?.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        let ino = self.alloc(Data::Dir(BTreeMap::new()), perm, dir, now);
+        self.link_into(dir, name, ino, now)?;
+        self.node_mut(dir)?.nlink += 1;
+        Ok(ino)
+    }
+
+    /// symlink: creates `path` pointing at `target` (stored verbatim).
+    pub fn symlink(&mut self, target: &str, at: Ino, path: &str, now: u64) -> Result<Ino, Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.len() > PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let (dir, name) = self.parent_of(at, path)?;
+        if self.dir(dir)?.contains_key(name) || name == "." || name == ".." {
+            return Err(Errno::EEXIST);
+        }
+        let ino = self.alloc(Data::Symlink(String::from(target)), 0o777, dir, now);
+        self.link_into(dir, name, ino, now)?;
+        Ok(ino)
+    }
+
+    /// readlink.
+    pub fn readlink(&self, at: Ino, path: &str) -> Result<&str, Errno> {
+        let ino = self.lookup(at, path, false)?;
+        match &self.node(ino)?.data {
+            Data::Symlink(t) => Ok(t),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// link: a new name for an existing non-directory.
+    pub fn link(
+        &mut self,
+        at: Ino,
+        old: &str,
+        new_at: Ino,
+        new: &str,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let ino = self.lookup(at, old, false)?;
+        if self.is_dir(ino) {
+            return Err(Errno::EPERM);
+        }
+        let (dir, name) = self.parent_of(new_at, new)?;
+        self.link_into(dir, name, ino, now)?;
+        let n = self.node_mut(ino)?;
+        n.nlink += 1;
+        n.ctime = now;
+        Ok(())
+    }
+
+    fn drop_link(&mut self, ino: Ino, now: u64) {
+        if let Some(n) = self.inodes.get_mut(&ino) {
+            n.nlink = n.nlink.saturating_sub(1);
+            n.ctime = now;
+            if n.nlink == 0 && n.open == 0 {
+                self.free(ino);
+            }
+        }
+    }
+
+    fn free(&mut self, ino: Ino) {
+        if let Some(n) = self.inodes.remove(&ino)
+            && let Data::Owned(v) = n.data
+        {
+            self.used -= v.len() as u64;
+        }
+    }
+
+    /// unlink (not for directories: EISDIR).
+    pub fn unlink(&mut self, at: Ino, path: &str, now: u64) -> Result<(), Errno> {
+        let (dir, name) = self.parent_of(at, path)?;
+        let ino = *self.dir(dir)?.get(name).ok_or(Errno::ENOENT)?;
+        if self.is_dir(ino) {
+            return Err(Errno::EISDIR);
+        }
+        self.dir_mut(dir)?.remove(name);
+        let d = self.node_mut(dir)?;
+        d.mtime = now;
+        d.ctime = now;
+        self.drop_link(ino, now);
+        Ok(())
+    }
+
+    /// rmdir: the directory must be empty (ENOTEMPTY).
+    pub fn rmdir(&mut self, at: Ino, path: &str, now: u64) -> Result<(), Errno> {
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.ends_with("/.") || trimmed == "." {
+            return Err(Errno::EINVAL);
+        }
+        if trimmed.ends_with("/..") || trimmed == ".." {
+            return Err(Errno::ENOTEMPTY);
+        }
+        let (dir, name) = self.parent_of(at, path)?;
+        let ino = *self.dir(dir)?.get(name).ok_or(Errno::ENOENT)?;
+        if ino == ROOT {
+            return Err(Errno::EBUSY);
+        }
+        if !self.dir(ino)?.is_empty() {
+            return Err(Errno::ENOTEMPTY);
+        }
+        self.dir_mut(dir)?.remove(name);
+        let d = self.node_mut(dir)?;
+        d.nlink -= 1;
+        d.mtime = now;
+        d.ctime = now;
+        if let Some(n) = self.inodes.get_mut(&ino) {
+            n.nlink = 0;
+            if n.open == 0 {
+                self.inodes.remove(&ino);
+            }
+        }
+        Ok(())
+    }
+
+    fn is_ancestor(&self, anc: Ino, mut ino: Ino) -> bool {
+        loop {
+            if ino == anc {
+                return true;
+            }
+            if ino == ROOT {
+                return false;
+            }
+            match self.inodes.get(&ino) {
+                Some(n) => ino = n.parent,
+                None => return false,
+            }
+        }
+    }
+
+    /// rename (atomic; replaces an existing target unless `noreplace`).
+    pub fn rename(
+        &mut self,
+        at: Ino,
+        old: &str,
+        new_at: Ino,
+        new: &str,
+        noreplace: bool,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let (odir, oname) = self.parent_of(at, old)?;
+        let (ndir, nname) = self.parent_of(new_at, new)?;
+        if [oname, nname].iter().any(|n| *n == "." || *n == "..") {
+            return Err(Errno::EBUSY);
+        }
+        let ino = *self.dir(odir)?.get(oname).ok_or(Errno::ENOENT)?;
+        let moving_dir = self.is_dir(ino);
+        if moving_dir && self.is_ancestor(ino, ndir) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(&target) = self.dir(ndir)?.get(nname) {
+            if target == ino {
+                return Ok(());
+            }
+            if noreplace {
+                return Err(Errno::EEXIST);
+            }
+            match (moving_dir, self.is_dir(target)) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !self.dir(target)?.is_empty() => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+            self.dir_mut(ndir)?.remove(nname);
+            if self.is_dir(target) {
+                self.node_mut(ndir)?.nlink -= 1;
+                if let Some(n) = self.inodes.get_mut(&target) {
+                    n.nlink = 0;
+                    if n.open == 0 {
+                        self.inodes.remove(&target);
+                    }
+                }
+            } else {
+                self.drop_link(target, now);
+            }
+        } else if noreplace {
+            // fine
+        }
+        self.dir_mut(odir)?.remove(oname);
+        self.dir_mut(ndir)?.insert(String::from(nname), ino);
+        if moving_dir && odir != ndir {
+            self.node_mut(odir)?.nlink -= 1;
+            self.node_mut(ndir)?.nlink += 1;
+            self.node_mut(ino)?.parent = ndir;
+        }
+        for d in [odir, ndir] {
+            let n = self.node_mut(d)?;
+            n.mtime = now;
+            n.ctime = now;
+        }
+        self.node_mut(ino)?.ctime = now;
+        Ok(())
+    }
+
+    /// Marks an inode open (it survives unlink until [`RamFs::close`]).
+    pub fn open(&mut self, ino: Ino) -> Result<(), Errno> {
+        self.node_mut(ino)?.open += 1;
+        Ok(())
+    }
+
+    /// Releases an open reference; frees the inode if it has no links left.
+    pub fn close(&mut self, ino: Ino) {
+        if let Some(n) = self.inodes.get_mut(&ino) {
+            n.open = n.open.saturating_sub(1);
+            if n.open == 0 && n.nlink == 0 {
+                self.free(ino);
+            }
+        }
+    }
+
+    /// Reads at `offset`; returns the bytes copied (0 at or past the end).
+    pub fn read(
+        &mut self,
+        ino: Ino,
+        offset: u64,
+        buf: &mut [u8],
+        now: u64,
+    ) -> Result<usize, Errno> {
+        let n = self.node_mut(ino)?;
+        let bytes: &[u8] = match &n.data {
+            Data::Owned(v) => v,
+            Data::Borrowed(b) => b,
+            Data::Dir(_) => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        };
+        let Ok(off) = usize::try_from(offset) else {
+            return Ok(0);
+        };
+        if off >= bytes.len() {
+            return Ok(0);
+        }
+        let k = buf.len().min(bytes.len() - off);
+        buf[..k].copy_from_slice(&bytes[off..off + k]);
+        n.atime = now;
+        Ok(k)
+    }
+
+    /// Turns a borrowed file into an owned copy (before its first change).
+    fn make_owned(&mut self, ino: Ino) -> Result<(), Errno> {
+        let borrowed = match self.node(ino)?.data {
+            Data::Borrowed(b) => b,
+            _ => return Ok(()),
+        };
+        if self.used + borrowed.len() as u64 > self.capacity {
+            return Err(Errno::ENOSPC);
+        }
+        self.node_mut(ino)?.data = Data::Owned(borrowed.to_vec());
+        self.used += borrowed.len() as u64;
+        Ok(())
+    }
+
+    /// Writes at `offset`, growing the file (the gap reads as zeros).
+    pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let end_us = usize::try_from(end).map_err(|_| Errno::EFBIG)?;
+        self.make_owned(ino)?;
+        let (cap, used) = (self.capacity, self.used);
+        let n = self.node_mut(ino)?;
+        let grown = match &mut n.data {
+            Data::Dir(_) => return Err(Errno::EISDIR),
+            Data::Symlink(_) | Data::Device(..) | Data::Borrowed(_) => return Err(Errno::EINVAL),
+            Data::Owned(v) => {
+                let g = end_us.saturating_sub(v.len()) as u64;
+                if used + g > cap {
+                    return Err(Errno::ENOSPC);
+                }
+                if v.len() < end_us {
+                    v.resize(end_us, 0);
+                }
+                v[offset as usize..end_us].copy_from_slice(data);
+                g
+            }
+        };
+        n.mtime = now;
+        n.ctime = now;
+        self.used += grown;
+        Ok(data.len())
+    }
+
+    /// truncate/ftruncate.
+    pub fn truncate(&mut self, ino: Ino, len: u64, now: u64) -> Result<(), Errno> {
+        let len_us = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
+        self.make_owned(ino)?;
+        let (cap, used) = (self.capacity, self.used);
+        let n = self.node_mut(ino)?;
+        let old = match &mut n.data {
+            Data::Dir(_) => return Err(Errno::EISDIR),
+            Data::Symlink(_) | Data::Device(..) | Data::Borrowed(_) => return Err(Errno::EINVAL),
+            Data::Owned(v) => {
+                let old = v.len() as u64;
+                if len > old && used + (len - old) > cap {
+                    return Err(Errno::ENOSPC);
+                }
+                v.resize(len_us, 0);
+                old
+            }
+        };
+        n.mtime = now;
+        n.ctime = now;
+        self.used = self.used - old + len;
+        Ok(())
+    }
+
+    /// stat of an inode.
+    pub fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
+        let n = self.node(ino)?;
+        let (kind, size, rdev) = match &n.data {
+            Data::Owned(v) => (mode::S_IFREG, v.len() as u64, (0, 0)),
+            Data::Borrowed(b) => (mode::S_IFREG, b.len() as u64, (0, 0)),
+            Data::Dir(d) => (mode::S_IFDIR, (d.len() as u64 + 2) * 20, (0, 0)),
+            Data::Symlink(t) => (mode::S_IFLNK, t.len() as u64, (0, 0)),
+            Data::Device(a, b) => (mode::S_IFCHR, 0, (*a, *b)),
+        };
+        Ok(Stat {
+            ino,
+            mode: kind | n.perm,
+            nlink: n.nlink,
+            size,
+            rdev,
+            atime: n.atime,
+            mtime: n.mtime,
+            ctime: n.ctime,
+        })
+    }
+
+    /// Changes permission bits (chmod).
+    pub fn chmod(&mut self, ino: Ino, perm: u32, now: u64) -> Result<(), Errno> {
+        let n = self.node_mut(ino)?;
+        n.perm = perm & 0o7777;
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// Directory entries after `after` (a name; `None` from the start),
+    /// in name order, with `.` and `..` first. Resuming by name keeps the
+    /// listing stable while entries are created: nothing is repeated, and
+    /// entries that existed when the listing started are not skipped.
+    pub fn readdir(&self, ino: Ino, after: Option<&str>) -> Result<Vec<DirEntry>, Errno> {
+        let d = self.dir(ino)?;
+        let mut out = Vec::new();
+        if after.is_none() {
+            out.push(DirEntry {
+                name: String::from("."),
+                ino,
+                kind: mode::S_IFDIR,
+            });
+            out.push(DirEntry {
+                name: String::from(".."),
+                ino: self.node(ino)?.parent,
+                kind: mode::S_IFDIR,
+            });
+        }
+        let range: alloc::boxed::Box<dyn Iterator<Item = (&String, &Ino)>> = match after {
+            None | Some(".") | Some("..") => alloc::boxed::Box::new(d.iter()),
+            Some(a) => alloc::boxed::Box::new(
+                d.range::<str, _>((core::ops::Bound::Excluded(a), core::ops::Bound::Unbounded)),
+            ),
+        };
+        for (name, &child) in range {
+            let kind = self
+                .stat(child)
+                .map(|s| s.mode & 0o170000)
+                .unwrap_or(mode::S_IFREG);
+            out.push(DirEntry {
+                name: name.clone(),
+                ino: child,
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The contents of a file without copying, if it is borrowed (for
+    /// zero-copy mmap of initrd files).
+    pub fn borrowed_bytes(&self, ino: Ino) -> Option<&'static [u8]> {
+        match self.inodes.get(&ino)?.data {
+            Data::Borrowed(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> RamFs {
+        RamFs::new(1 << 20)
+    }
+
+    #[test]
+    fn create_write_read_stat() {
+        let mut f = fs();
+        let d = f.mkdir(ROOT, "/tmp", 0o755, 1).unwrap();
+        let ino = f.create(ROOT, "/tmp/a.txt", 0o644, true, 2).unwrap();
+        assert_eq!(
+            f.create(ROOT, "/tmp/a.txt", 0o644, true, 3),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(f.create(d, "a.txt", 0o644, false, 3), Ok(ino));
+        assert_eq!(f.write(ino, 0, b"hello", 4), Ok(5));
+        let mut b = [0u8; 16];
+        assert_eq!(f.read(ino, 1, &mut b, 5), Ok(4));
+        assert_eq!(&b[..4], b"ello");
+        let s = f.stat(ino).unwrap();
+        assert_eq!(
+            (s.size, s.mode, s.nlink, s.mtime),
+            (5, mode::S_IFREG | 0o644, 1, 4)
+        );
+        assert_eq!(f.stat(d).unwrap().nlink, 2);
+        assert_eq!(f.stat(ROOT).unwrap().nlink, 3);
+    }
+
+    #[test]
+    fn sparse_writes_and_truncate() {
+        let mut f = fs();
+        let ino = f.create(ROOT, "s", 0o644, true, 0).unwrap();
+        f.write(ino, 10, b"x", 0).unwrap();
+        let mut b = [9u8; 11];
+        assert_eq!(f.read(ino, 0, &mut b, 0), Ok(11));
+        assert_eq!(&b[..10], &[0; 10]);
+        f.truncate(ino, 3, 0).unwrap();
+        assert_eq!(f.stat(ino).unwrap().size, 3);
+        assert_eq!(f.used(), 3);
+        f.truncate(ino, 100, 0).unwrap();
+        assert_eq!(f.used(), 100);
+    }
+
+    #[test]
+    fn capacity_is_enforced() {
+        let mut f = RamFs::new(100);
+        let ino = f.create(ROOT, "big", 0o644, true, 0).unwrap();
+        assert_eq!(f.write(ino, 0, &[1; 100], 0), Ok(100));
+        assert_eq!(f.write(ino, 100, &[1], 0), Err(Errno::ENOSPC));
+        assert_eq!(f.truncate(ino, 101, 0), Err(Errno::ENOSPC));
+        f.unlink(ROOT, "big", 0).unwrap();
+        assert_eq!(f.used(), 0, "unlinked data is released");
+    }
+
+    #[test]
+    fn paths_dots_slashes_and_limits() {
+        let mut f = fs();
+        let a = f.mkdir(ROOT, "a", 0o755, 0).unwrap();
+        let b = f.mkdir(a, "b", 0o755, 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "//a///b/", true), Ok(b));
+        assert_eq!(f.lookup(b, "../b/./..", true), Ok(a));
+        assert_eq!(f.lookup(ROOT, "/..", true), Ok(ROOT));
+        let file = f.create(a, "file", 0o644, true, 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "a/file/", true), Err(Errno::ENOTDIR));
+        assert_eq!(f.lookup(ROOT, "a/file/x", true), Err(Errno::ENOTDIR));
+        assert_eq!(f.lookup(ROOT, "a/missing", true), Err(Errno::ENOENT));
+        assert_eq!(f.lookup(file, "x", true), Err(Errno::ENOTDIR));
+        let long = "n".repeat(NAME_MAX + 1);
+        assert_eq!(f.lookup(ROOT, &long, true), Err(Errno::ENAMETOOLONG));
+        assert_eq!(
+            f.create(ROOT, &long, 0o644, true, 0),
+            Err(Errno::ENAMETOOLONG)
+        );
+        let very_long = "a/".repeat(PATH_MAX);
+        assert_eq!(f.lookup(ROOT, &very_long, true), Err(Errno::ENAMETOOLONG));
+        assert_eq!(f.lookup(ROOT, "", true), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn symlinks_and_loops() {
+        let mut f = fs();
+        let d = f.mkdir(ROOT, "d", 0o755, 0).unwrap();
+        let file = f.create(d, "f", 0o644, true, 0).unwrap();
+        let l = f.symlink("/d/f", ROOT, "l", 0).unwrap();
+        f.symlink("d", ROOT, "dl", 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "l", true), Ok(file));
+        assert_eq!(f.lookup(ROOT, "l", false), Ok(l));
+        assert_eq!(
+            f.lookup(ROOT, "dl/f", false),
+            Ok(file),
+            "intermediate links are always followed"
+        );
+        assert_eq!(f.readlink(ROOT, "l"), Ok("/d/f"));
+        assert_eq!(f.readlink(ROOT, "d/f"), Err(Errno::EINVAL));
+        f.symlink("loop2", ROOT, "loop1", 0).unwrap();
+        f.symlink("loop1", ROOT, "loop2", 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "loop1", true), Err(Errno::ELOOP));
+        f.symlink("nowhere", ROOT, "dangling", 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "dangling", true), Err(Errno::ENOENT));
+        assert_eq!(
+            f.create(ROOT, "dangling", 0o644, true, 0),
+            Err(Errno::EEXIST)
+        );
+    }
+
+    #[test]
+    fn unlink_while_open_keeps_data() {
+        let mut f = fs();
+        let ino = f.create(ROOT, "x", 0o644, true, 0).unwrap();
+        f.write(ino, 0, b"data", 0).unwrap();
+        f.open(ino).unwrap();
+        f.unlink(ROOT, "x", 0).unwrap();
+        assert_eq!(f.lookup(ROOT, "x", true), Err(Errno::ENOENT));
+        let mut b = [0u8; 4];
+        assert_eq!(f.read(ino, 0, &mut b, 0), Ok(4));
+        assert_eq!(f.stat(ino).unwrap().nlink, 0);
+        f.close(ino);
+        assert_eq!(f.stat(ino), Err(Errno::ENOENT));
+        assert_eq!(f.used(), 0);
+    }
+
+    #[test]
+    fn hard_links() {
+        let mut f = fs();
+        let ino = f.create(ROOT, "a", 0o644, true, 0).unwrap();
+        f.link(ROOT, "a", ROOT, "b", 1).unwrap();
+        assert_eq!(f.stat(ino).unwrap().nlink, 2);
+        f.unlink(ROOT, "a", 2).unwrap();
+        assert_eq!(f.lookup(ROOT, "b", true), Ok(ino));
+        assert_eq!(f.link(ROOT, "b", ROOT, "b", 3), Err(Errno::EEXIST));
+        f.mkdir(ROOT, "d", 0o755, 0).unwrap();
+        assert_eq!(f.link(ROOT, "d", ROOT, "d2", 3), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn mkdir_rmdir_rules() {
+        let mut f = fs();
+        let d = f.mkdir(ROOT, "d", 0o755, 0).unwrap();
+        assert_eq!(f.mkdir(ROOT, "d", 0o755, 0), Err(Errno::EEXIST));
+        f.create(d, "f", 0o644, true, 0).unwrap();
+        assert_eq!(f.rmdir(ROOT, "d", 0), Err(Errno::ENOTEMPTY));
+        assert_eq!(f.unlink(ROOT, "d", 0), Err(Errno::EISDIR));
+        assert_eq!(f.rmdir(ROOT, "d/f", 0), Err(Errno::ENOTDIR));
+        f.unlink(ROOT, "d/f", 0).unwrap();
+        assert_eq!(f.rmdir(ROOT, "d/.", 0), Err(Errno::EINVAL));
+        f.rmdir(ROOT, "d/", 0).unwrap();
+        assert_eq!(f.stat(ROOT).unwrap().nlink, 2);
+        assert_eq!(f.rmdir(ROOT, "/", 0), Err(Errno::EEXIST));
+    }
+
+    #[test]
+    fn rename_rules() {
+        let mut f = fs();
+        let a = f.create(ROOT, "a", 0o644, true, 0).unwrap();
+        let b = f.create(ROOT, "b", 0o644, true, 0).unwrap();
+        f.write(b, 0, b"bbbb", 0).unwrap();
+        assert_eq!(f.rename(ROOT, "a", ROOT, "b", true, 1), Err(Errno::EEXIST));
+        f.rename(ROOT, "a", ROOT, "b", false, 1).unwrap();
+        assert_eq!(f.lookup(ROOT, "b", true), Ok(a));
+        assert_eq!(f.lookup(ROOT, "a", true), Err(Errno::ENOENT));
+        assert_eq!(f.used(), 0, "the replaced file is freed");
+        let d = f.mkdir(ROOT, "d", 0o755, 0).unwrap();
+        let e = f.mkdir(d, "e", 0o755, 0).unwrap();
+        assert_eq!(
+            f.rename(ROOT, "d", ROOT, "d/e/x", false, 2),
+            Err(Errno::EINVAL),
+            "into itself"
+        );
+        assert_eq!(f.rename(ROOT, "b", ROOT, "d", false, 2), Err(Errno::EISDIR));
+        assert_eq!(
+            f.rename(ROOT, "d", ROOT, "b", false, 2),
+            Err(Errno::ENOTDIR)
+        );
+        f.create(e, "x", 0o644, true, 0).unwrap();
+        let g = f.mkdir(ROOT, "g", 0o755, 0).unwrap();
+        assert_eq!(
+            f.rename(ROOT, "g", ROOT, "d", false, 2),
+            Err(Errno::ENOTEMPTY)
+        );
+        f.rename(ROOT, "d/e", ROOT, "g", false, 3).unwrap();
+        assert!(f.lookup(ROOT, "g/x", true).is_ok());
+        assert_eq!(
+            f.lookup(ROOT, "g", true),
+            Ok(e),
+            "the moved directory took the name"
+        );
+        assert_eq!(
+            f.lookup(ROOT, "g/..", true),
+            Ok(ROOT),
+            "and its parent changed"
+        );
+        assert_eq!(
+            f.stat(g),
+            Err(Errno::ENOENT),
+            "the replaced empty directory is gone"
+        );
+        assert_eq!(f.stat(d).unwrap().nlink, 2);
+        assert_eq!(
+            f.rename(ROOT, "missing", ROOT, "z", false, 3),
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[test]
+    fn borrowed_files_copy_on_write() {
+        static MODEL: [u8; 8] = *b"GGUFdata";
+        let mut f = fs();
+        let ino = f
+            .add_borrowed(ROOT, "model.gguf", &MODEL, 0o444, 0)
+            .unwrap();
+        assert_eq!(f.used(), 0, "borrowed bytes are not copied");
+        assert_eq!(
+            f.borrowed_bytes(ino).map(|b| b.as_ptr()),
+            Some(MODEL.as_ptr())
+        );
+        let mut b = [0u8; 4];
+        f.read(ino, 0, &mut b, 0).unwrap();
+        assert_eq!(&b, b"GGUF");
+        f.write(ino, 0, b"gguf", 1).unwrap();
+        assert_eq!(f.borrowed_bytes(ino), None);
+        f.read(ino, 0, &mut b, 0).unwrap();
+        assert_eq!(&b, b"gguf");
+        assert_eq!(MODEL[0], b'G', "the borrowed source is untouched");
+    }
+
+    #[test]
+    fn readdir_is_sorted_and_resumable() {
+        let mut f = fs();
+        for n in ["c", "a", "b"] {
+            f.create(ROOT, n, 0o644, true, 0).unwrap();
+        }
+        let all: Vec<String> = f
+            .readdir(ROOT, None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(all, [".", "..", "a", "b", "c"]);
+        f.create(ROOT, "aa", 0o644, true, 0).unwrap();
+        let rest: Vec<String> = f
+            .readdir(ROOT, Some("b"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            rest,
+            ["c"],
+            "resuming after b neither repeats nor skips old entries"
+        );
+    }
+
+    proptest::proptest! {
+        /// Random operation sequences never panic, and capacity accounting
+        /// always equals the sum of owned file sizes.
+        #[test]
+        fn accounting_matches_contents(ops in proptest::collection::vec((0u8..8, 0u8..6, 0u16..300), 1..80)) {
+            let mut f = RamFs::new(4000);
+            let names = ["a", "b", "d/a", "d/b", "d", "e"];
+            for (op, n, k) in ops {
+                let p = names[n as usize];
+                let _ = match op {
+                    0 => f.create(ROOT, p, 0o644, false, 0).map(|_| ()),
+                    1 => f.lookup(ROOT, p, true).and_then(|i| f.write(i, u64::from(k), &[7; 50], 0)).map(|_| ()),
+                    2 => f.lookup(ROOT, p, true).and_then(|i| f.truncate(i, u64::from(k), 0)),
+                    3 => f.unlink(ROOT, p, 0),
+                    4 => f.mkdir(ROOT, p, 0o755, 0).map(|_| ()),
+                    5 => f.rmdir(ROOT, p, 0),
+                    6 => f.rename(ROOT, p, ROOT, names[(k % 6) as usize], k % 2 == 0, 0),
+                    _ => f.link(ROOT, p, ROOT, names[(k % 6) as usize], 0),
+                };
+                let sum: u64 = f.inodes.values().map(|n| match &n.data { Data::Owned(v) => v.len() as u64, _ => 0 }).sum();
+                proptest::prop_assert_eq!(sum, f.used());
+                proptest::prop_assert!(f.used() <= f.capacity());
+            }
+        }
+    }
+}
