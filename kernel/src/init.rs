@@ -218,6 +218,10 @@ extern "C" fn continue_on_main_stack() -> ! {
         }
     };
 
+    if let Err(e) = crate::vfs::init(facts.ramdisk.filter(|_| initrd.is_some())) {
+        fail("cannot boot", &e);
+    }
+
     #[cfg(feature = "test-hooks")]
     if let Some(name) = &params.test_hook {
         crate::test_hooks::run(name);

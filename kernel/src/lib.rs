@@ -35,6 +35,7 @@ pub mod syscall;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod time;
+pub mod vfs;
 
 /// CPUs the kernel runs threads on.
 pub fn cpus_in_use() -> usize {

@@ -27,6 +27,8 @@ pub struct Case {
     pub args: &'static [&'static str],
     /// Turn on syscall tracing.
     pub strace: bool,
+    /// Extra files: (source relative to the workspace root, destination).
+    pub add: &'static [(&'static str, &'static str)],
 }
 
 const fn case(
@@ -41,6 +43,7 @@ const fn case(
         lang,
         args,
         strace: false,
+        add: &[],
     }
 }
 
@@ -72,6 +75,15 @@ pub const CASES: &[Case] = &[
         lang: Lang::Rust,
         args: &[],
         strace: true,
+        add: &[],
+    },
+    Case {
+        name: "files",
+        program: "files",
+        lang: Lang::Rust,
+        args: &[],
+        strace: false,
+        add: &[("userland/c/hello.c", "/data/hello.c")],
     },
 ];
 
@@ -94,6 +106,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "cpus",
     "shootdown",
     "affinity",
+    "files",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

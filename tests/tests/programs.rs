@@ -158,3 +158,31 @@ fn registers_survive_syscalls_and_interrupts() {
     );
     assert!(b.program_output().contains("r12-r15 preserved: yes"));
 }
+
+#[test]
+fn std_fs_on_the_ram_filesystem() {
+    let b = boot_case("files", None);
+    b.expect_outcome(&Outcome::Success);
+    let src = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../userland/c/hello.c"
+    ))
+    .unwrap();
+    let sum = src.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    });
+    b.expect_line(&format!(
+        "/data/hello.c: {} bytes, fnv1a {sum:016x}",
+        src.len()
+    ));
+    b.expect_line(&format!("metadata: len {} file true dir false", src.len()));
+    b.expect_line(r#"a.txt: "hello, world""#);
+    b.expect_line(r#"after seeking to 7: "world""#);
+    b.expect_line(r#"listing: \["a.txt", "b", "c"\]"#);
+    b.expect_line(r"create_dir again: Err\(AlreadyExists\)");
+    b.expect_line("remove non-empty dir: true");
+    b.expect_line(r"after cleanup: Err\(NotFound\)");
+    b.expect_line(r"/dev/zero: \[0, 0, 0, 0, 0, 0, 0, 0\]");
+    b.expect_line("files ok");
+    b.expect_line(r"\[\d+\.\d{6}\] fs: root filesystem: \d+ files \(\d+ KiB\) from the initrd, mapped in place \(0 bytes copied\).*");
+}

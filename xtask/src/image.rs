@@ -41,11 +41,8 @@ impl ContentArgs {
         if self.init.is_none() && !self.init_args.is_empty() {
             bail!("arguments after `--` are for the --init program, but no --init was given");
         }
-        if !self.add.is_empty() {
-            return not_yet(
-                "--add",
-                "the initrd filesystem arrives with the RAM filesystem work",
-            );
+        for a in &self.add {
+            parse_add(a)?;
         }
         if self.model.is_some() {
             return not_yet("--model", "models arrive with the LLM runtime");
@@ -105,6 +102,21 @@ pub fn check_program(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Parses `--add SRC:DEST` (DEST absolute in the image).
+pub fn parse_add(spec: &str) -> Result<(PathBuf, String)> {
+    let (src, dest) = spec.rsplit_once(':').with_context(|| {
+        format!("--add {spec:?}: use SRC:DEST, e.g. --add ./notes.txt:/data/notes.txt")
+    })?;
+    if !dest.starts_with('/') {
+        bail!("--add {spec:?}: the destination must be an absolute path in the image");
+    }
+    let src = PathBuf::from(src);
+    if !src.is_file() {
+        bail!("--add {spec:?}: {} is not a file", src.display());
+    }
+    Ok((src, dest.to_owned()))
+}
+
 /// An init program and where it goes.
 #[derive(Debug, Clone)]
 pub struct InitProgram {
@@ -117,7 +129,20 @@ pub struct InitProgram {
 /// Writes an initrd holding `params` and, if given, the init program (at
 /// `/bin/<file name>`, which becomes `params.init`) to `out`.
 pub fn write_initrd(params: &BootParams, init: Option<&InitProgram>, out: &Path) -> Result<()> {
+    write_initrd_with(params, init, &[], out)
+}
+
+/// Like [`write_initrd`], with extra files (`--add`).
+pub fn write_initrd_with(
+    params: &BootParams,
+    init: Option<&InitProgram>,
+    extra: &[(PathBuf, String)],
+    out: &Path,
+) -> Result<()> {
     let mut rd = Initrd::new();
+    for (src, dest) in extra {
+        rd.add_file(dest, src, 0o644)?;
+    }
     let mut params = params.clone();
     if let Some(p) = init {
         check_program(&p.source)?;
@@ -155,7 +180,12 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
         source: source.clone(),
         args: content.init_args.clone(),
     });
-    write_initrd(&params, init.as_ref(), &initrd)?;
+    let extra = content
+        .add
+        .iter()
+        .map(|a| parse_add(a))
+        .collect::<Result<Vec<_>>>()?;
+    write_initrd_with(&params, init.as_ref(), &extra, &initrd)?;
     write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
 }
 
@@ -177,7 +207,12 @@ pub fn build_program_images() -> Result<()> {
             source: bin.join(case.program),
             args: case.args.iter().map(|s| (*s).to_owned()).collect(),
         };
-        write_initrd(&params, Some(&init), &initrd)?;
+        let extra: Vec<(PathBuf, String)> = case
+            .add
+            .iter()
+            .map(|(src, dest)| (paths::root().join(src), (*dest).to_owned()))
+            .collect();
+        write_initrd_with(&params, Some(&init), &extra, &initrd)?;
         let spec = ImageSpec {
             kernel: kernel.clone(),
             ramdisk: Some(initrd),
@@ -275,12 +310,19 @@ mod tests {
             add: vec!["a:b".into()],
             ..Default::default()
         };
-        assert!(
-            c.check_supported()
-                .unwrap_err()
-                .to_string()
-                .starts_with("not yet supported: --add")
-        );
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("absolute path"), "{err}");
+        let c = ContentArgs {
+            add: vec!["/nonexistent:/x".into()],
+            ..Default::default()
+        };
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("is not a file"), "{err}");
+        let c = ContentArgs {
+            add: vec!["Cargo.toml:/etc/x".into()],
+            ..Default::default()
+        };
+        assert!(c.check_supported().is_ok());
         let c = ContentArgs {
             model: Some("m.gguf".into()),
             ..Default::default()

@@ -56,8 +56,11 @@ pub struct Info {
 pub mod nr {
     pub const READ: u64 = 0;
     pub const WRITE: u64 = 1;
+    pub const OPEN: u64 = 2;
     pub const CLOSE: u64 = 3;
+    pub const STAT: u64 = 4;
     pub const FSTAT: u64 = 5;
+    pub const LSTAT: u64 = 6;
     pub const POLL: u64 = 7;
     pub const LSEEK: u64 = 8;
     pub const MMAP: u64 = 9;
@@ -68,6 +71,7 @@ pub mod nr {
     pub const RT_SIGPROCMASK: u64 = 14;
     pub const IOCTL: u64 = 16;
     pub const PREAD64: u64 = 17;
+    pub const PWRITE64: u64 = 18;
     pub const READV: u64 = 19;
     pub const WRITEV: u64 = 20;
     pub const SCHED_YIELD: u64 = 24;
@@ -84,6 +88,10 @@ pub mod nr {
     pub const UNAME: u64 = 63;
     pub const FCNTL: u64 = 72;
     pub const GETCWD: u64 = 79;
+    pub const MKDIR: u64 = 83;
+    pub const RMDIR: u64 = 84;
+    pub const CREAT: u64 = 85;
+    pub const UNLINK: u64 = 87;
     pub const READLINK: u64 = 89;
     pub const GETTIMEOFDAY: u64 = 96;
     pub const GETRLIMIT: u64 = 97;
@@ -102,6 +110,7 @@ pub mod nr {
     pub const SETRLIMIT: u64 = 160;
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
+    pub const GETDENTS64: u64 = 217;
     pub const FUTEX: u64 = 202;
     pub const SCHED_SETAFFINITY: u64 = 203;
     pub const SCHED_GETAFFINITY: u64 = 204;
@@ -112,7 +121,9 @@ pub mod nr {
     pub const EXIT_GROUP: u64 = 231;
     pub const TGKILL: u64 = 234;
     pub const OPENAT: u64 = 257;
+    pub const MKDIRAT: u64 = 258;
     pub const NEWFSTATAT: u64 = 262;
+    pub const UNLINKAT: u64 = 263;
     pub const READLINKAT: u64 = 267;
     pub const SET_ROBUST_LIST: u64 = 273;
     pub const PRLIMIT64: u64 = 302;
@@ -151,20 +162,33 @@ pub const TABLE: &[Info] = &[
         nr::READ,
         3,
         Partial,
-        "console (fds 0–2) with the tty line discipline; files arrive with the filesystem"
+        "console (fds 0–2, tty line discipline) and RAM-filesystem files; /dev/null, /dev/zero, /dev/urandom"
     ),
     row!(
         nr::WRITE,
         3,
         Partial,
-        "console (fds 0–2), output processing per termios (ONLCR)"
+        "console (ONLCR output processing) and RAM-filesystem files (O_APPEND honoured)"
     ),
-    row!(nr::CLOSE, 1, Partial, "console fds; EBADF for others"),
+    row!(nr::OPEN, 3, Partial, "as openat(AT_FDCWD, …)"),
+    row!(
+        nr::CLOSE,
+        1,
+        Implemented,
+        "console and files; an unlinked file is freed at its last close"
+    ),
+    row!(nr::STAT, 2, Implemented, "as newfstatat(AT_FDCWD, …)"),
     row!(
         nr::FSTAT,
         2,
-        Partial,
-        "console fds report a character device"
+        Implemented,
+        "console (character device) and files"
+    ),
+    row!(
+        nr::LSTAT,
+        2,
+        Implemented,
+        "as newfstatat(AT_FDCWD, …, AT_SYMLINK_NOFOLLOW)"
     ),
     row!(
         nr::POLL,
@@ -172,7 +196,12 @@ pub const TABLE: &[Info] = &[
         Partial,
         "console fds: POLLIN when input is ready, POLLOUT always; timeouts honoured"
     ),
-    row!(nr::LSEEK, 3, Partial, "ESPIPE on the console"),
+    row!(
+        nr::LSEEK,
+        3,
+        Partial,
+        "files: SEEK_SET/CUR/END (SEEK_DATA/HOLE: EINVAL); ESPIPE on the console"
+    ),
     row!(
         nr::MMAP,
         6,
@@ -195,7 +224,8 @@ pub const TABLE: &[Info] = &[
         Partial,
         "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD; ENOTTY otherwise"
     ),
-    row!(nr::PREAD64, 4, Partial, "ESPIPE on the console"),
+    row!(nr::PREAD64, 4, Implemented, "files; ESPIPE on the console"),
+    row!(nr::PWRITE64, 4, Implemented, "files; ESPIPE on the console"),
     row!(nr::READV, 3, Partial, "as read"),
     row!(nr::WRITEV, 3, Partial, "as write"),
     row!(
@@ -254,9 +284,23 @@ pub const TABLE: &[Info] = &[
         nr::FCNTL,
         3,
         Partial,
-        "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console fds"
+        "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console and files; F_DUPFD and locks not yet"
     ),
     row!(nr::GETCWD, 2, Partial, "always /"),
+    row!(nr::MKDIR, 2, Implemented, "as mkdirat(AT_FDCWD, …)"),
+    row!(
+        nr::RMDIR,
+        1,
+        Implemented,
+        "as unlinkat(AT_FDCWD, …, AT_REMOVEDIR)"
+    ),
+    row!(
+        nr::CREAT,
+        2,
+        Partial,
+        "as open(path, O_CREAT|O_WRONLY|O_TRUNC)"
+    ),
+    row!(nr::UNLINK, 1, Implemented, "as unlinkat(AT_FDCWD, …)"),
     row!(
         nr::READLINK,
         3,
@@ -329,6 +373,12 @@ pub const TABLE: &[Info] = &[
         "the thread's allowed CPUs (all online CPUs unless restricted)"
     ),
     row!(
+        nr::GETDENTS64,
+        3,
+        Implemented,
+        "name order with . and .. first; resumes by name, so concurrent creation never repeats entries"
+    ),
+    row!(
         nr::SET_TID_ADDRESS,
         1,
         Implemented,
@@ -359,12 +409,24 @@ pub const TABLE: &[Info] = &[
         "ends the process; init's status becomes the machine's"
     ),
     row!(nr::TGKILL, 3, Partial, "as kill, to the calling thread"),
-    row!(nr::OPENAT, 4, Partial, "no filesystem yet: ENOENT"),
+    row!(
+        nr::OPENAT,
+        4,
+        Partial,
+        "RAM filesystem: O_CREAT/EXCL/TRUNC/APPEND/DIRECTORY/NOFOLLOW/CLOEXEC; AT_FDCWD is /; new descriptors start at 3"
+    ),
+    row!(nr::MKDIRAT, 3, Implemented, "RAM filesystem"),
     row!(
         nr::NEWFSTATAT,
         4,
-        Partial,
-        "AT_EMPTY_PATH on console fds; ENOENT for paths until the filesystem lands"
+        Implemented,
+        "paths on the RAM filesystem, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW"
+    ),
+    row!(
+        nr::UNLINKAT,
+        3,
+        Implemented,
+        "files and, with AT_REMOVEDIR, empty directories"
     ),
     row!(nr::READLINKAT, 4, Partial, "as readlink"),
     row!(

@@ -63,7 +63,7 @@ const AT_FDCWD: i64 = -100;
 /// readlinkat(2) (absolute paths or AT_FDCWD).
 pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     let p = uaccess::read_cstr(path, 4096)?;
-    if !p.starts_with(b"/") && dirfd as i64 != AT_FDCWD {
+    if !p.starts_with(b"/") && i64::from(dirfd as i32) != AT_FDCWD {
         return Err(Errno::EBADF);
     }
     readlink_path(&p, buf, size)

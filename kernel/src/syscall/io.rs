@@ -193,13 +193,6 @@ pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
     Err(Errno::ENOENT)
 }
 
-/// openat(2): no filesystem yet, so every path is absent (the path is still
-/// read, so a bad pointer is EFAULT as on Linux).
-pub fn openat(path: u64) -> SysResult {
-    uaccess::read_cstr(path, 4096)?;
-    Err(Errno::ENOENT)
-}
-
 const POLLIN: u16 = 0x1;
 const POLLOUT: u16 = 0x4;
 const POLLNVAL: u16 = 0x20;

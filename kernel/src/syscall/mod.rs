@@ -9,6 +9,7 @@
 //! is logged as `strace: name(args) = result`.
 #![deny(unsafe_code)]
 
+mod file;
 mod info;
 mod io;
 mod mm;
@@ -140,15 +141,48 @@ fn unknown(n: u64) -> SysResult {
 
 type Handler = fn([u64; 6]) -> SysResult;
 
+/// AT_FDCWD as a raw argument.
+const AT_FDCWD: u64 = -100i64 as u64;
+
 /// The handler for syscall `n`, if the kernel implements it.
 fn handler(n: u64) -> Option<Handler> {
     Some(match n {
-        nr::READ => |a| io::read(a[0], a[1], a[2]),
-        nr::WRITE => |a| io::write(a[0], a[1], a[2]),
-        nr::CLOSE => |a| io::close(a[0]),
-        nr::FSTAT => |a| io::fstat(a[0], a[1]),
+        nr::READ => |a| {
+            if file::is_file(a[0]) {
+                file::read(a[0], a[1], a[2])
+            } else {
+                io::read(a[0], a[1], a[2])
+            }
+        },
+        nr::WRITE => |a| {
+            if file::is_file(a[0]) {
+                file::write(a[0], a[1], a[2])
+            } else {
+                io::write(a[0], a[1], a[2])
+            }
+        },
+        nr::CLOSE => |a| {
+            if file::is_file(a[0]) {
+                file::close(a[0])
+            } else {
+                io::close(a[0])
+            }
+        },
+        nr::FSTAT => |a| {
+            if file::is_file(a[0]) {
+                file::fstat(a[0], a[1])
+            } else {
+                io::fstat(a[0], a[1])
+            }
+        },
         nr::POLL => |a| io::poll(a[0], a[1], a[2]),
-        nr::LSEEK => |a| io::lseek(a[0]),
+        nr::LSEEK => |a| {
+            if file::is_file(a[0]) {
+                file::lseek(a[0], a[1], a[2])
+            } else {
+                io::lseek(a[0])
+            }
+        },
         nr::MMAP => |a| mm::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
         nr::MPROTECT => |a| mm::mprotect(a[0], a[1], a[2]),
         nr::MUNMAP => |a| mm::munmap(a[0], a[1]),
@@ -156,7 +190,20 @@ fn handler(n: u64) -> Option<Handler> {
         nr::RT_SIGACTION => |a| signal::rt_sigaction(a[0], a[1], a[2], a[3]),
         nr::RT_SIGPROCMASK => |a| signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         nr::IOCTL => |a| io::ioctl(a[0], a[1], a[2]),
-        nr::PREAD64 => |a| io::pread64(a[0]),
+        nr::PREAD64 => |a| {
+            if file::is_file(a[0]) {
+                file::pread64(a[0], a[1], a[2], a[3])
+            } else {
+                io::pread64(a[0])
+            }
+        },
+        nr::PWRITE64 => |a| {
+            if file::is_file(a[0]) {
+                file::pwrite64(a[0], a[1], a[2], a[3])
+            } else {
+                io::pread64(a[0])
+            }
+        },
         nr::READV => |a| io::readv(a[0], a[1], a[2]),
         nr::WRITEV => |a| io::writev(a[0], a[1], a[2]),
         nr::SCHED_YIELD => |_| thread::sched_yield(),
@@ -171,7 +218,13 @@ fn handler(n: u64) -> Option<Handler> {
         nr::KILL => |a| signal::kill(a[0], a[1]),
         nr::TGKILL => |a| signal::tgkill(a[0], a[1], a[2]),
         nr::UNAME => |a| info::uname(a[0]),
-        nr::FCNTL => |a| io::fcntl(a[0], a[1], a[2]),
+        nr::FCNTL => |a| {
+            if file::is_file(a[0]) {
+                file::fcntl(a[0], a[1], a[2])
+            } else {
+                io::fcntl(a[0], a[1], a[2])
+            }
+        },
         nr::GETCWD => |a| info::getcwd(a[0], a[1]),
         nr::READLINK => |a| info::readlink(a[0], a[1], a[2]),
         nr::READLINKAT => |a| info::readlinkat(a[0], a[1], a[2], a[3]),
@@ -196,8 +249,24 @@ fn handler(n: u64) -> Option<Handler> {
         nr::CLOCK_GETTIME => |a| time::clock_gettime(a[0], a[1]),
         nr::CLOCK_GETRES => |a| time::clock_getres(a[0], a[1]),
         nr::CLOCK_NANOSLEEP => |a| time::clock_nanosleep(a[0], a[1], a[2], a[3]),
-        nr::OPENAT => |a| io::openat(a[1]),
-        nr::NEWFSTATAT => |a| io::newfstatat(a[0], a[1], a[2], a[3]),
+        nr::OPENAT => |a| file::openat(a[0], a[1], a[2], a[3]),
+        nr::OPEN => |a| file::openat(AT_FDCWD, a[0], a[1], a[2]),
+        nr::CREAT => |a| file::openat(AT_FDCWD, a[0], 0o1101, a[1]),
+        nr::STAT => |a| file::newfstatat(AT_FDCWD, a[0], a[1], 0),
+        nr::LSTAT => |a| file::newfstatat(AT_FDCWD, a[0], a[1], 0x100),
+        nr::MKDIR => |a| file::mkdirat(AT_FDCWD, a[0], a[1]),
+        nr::RMDIR => |a| file::unlinkat(AT_FDCWD, a[0], 0x200),
+        nr::UNLINK => |a| file::unlinkat(AT_FDCWD, a[0], 0),
+        nr::GETDENTS64 => |a| file::getdents64(a[0], a[1], a[2]),
+        nr::MKDIRAT => |a| file::mkdirat(a[0], a[1], a[2]),
+        nr::UNLINKAT => |a| file::unlinkat(a[0], a[1], a[2]),
+        nr::NEWFSTATAT => |a| {
+            if !file::is_file(a[0]) && file::path_is_empty(a[1]) {
+                io::newfstatat(a[0], a[1], a[2], a[3])
+            } else {
+                file::newfstatat(a[0], a[1], a[2], a[3])
+            }
+        },
         nr::SET_ROBUST_LIST => |a| thread::set_robust_list(a[0], a[1]),
         nr::GETRANDOM => |a| info::getrandom(a[0], a[1], a[2]),
         _ => return None,

@@ -1,0 +1,118 @@
+//! The root filesystem: `llmos_fs::ramfs::RamFs` behind one lock, filled
+//! from the initrd at boot (files borrow the ramdisk's bytes, so nothing is
+//! copied), plus the table of open files.
+#![deny(unsafe_code)]
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+use kcore::errno::Errno;
+use llmos_fs::cpio::{Kind, Reader};
+use llmos_fs::ramfs::{Ino, ROOT, RamFs};
+use spin::Mutex;
+
+use crate::klog;
+
+/// Default capacity for file data written at run time.
+pub const DEFAULT_CAPACITY: u64 = 256 * 1024 * 1024;
+
+/// The filesystem.
+pub static FS: Mutex<Option<RamFs>> = Mutex::new(None);
+
+/// Device numbers of the special files.
+pub mod dev {
+    /// /dev/null.
+    pub const NULL: (u32, u32) = (1, 3);
+    /// /dev/zero.
+    pub const ZERO: (u32, u32) = (1, 5);
+    /// /dev/urandom.
+    pub const URANDOM: (u32, u32) = (1, 9);
+    /// /dev/console.
+    pub const CONSOLE: (u32, u32) = (5, 1);
+}
+
+/// Builds the root filesystem from the initrd.
+pub fn init(initrd: Option<&'static [u8]>) -> Result<(), llmos_fs::cpio::Error> {
+    let now = crate::time::realtime_nanos();
+    let mut fs = RamFs::new(DEFAULT_CAPACITY);
+    let mut files = 0;
+    let mut bytes = 0usize;
+    if let Some(archive) = initrd {
+        for e in Reader::new(archive) {
+            let e = e?;
+            if e.path.is_empty() {
+                continue;
+            }
+            let path = alloc::format!("/{}", e.path);
+            let r = match e.kind {
+                Kind::Dir => fs.mkdir(ROOT, &path, e.perm, now).map(|_| ()),
+                Kind::File => {
+                    files += 1;
+                    bytes += e.data.len();
+                    fs.add_borrowed(ROOT, &path, e.data, e.perm, now)
+                        .map(|_| ())
+                }
+                Kind::Symlink => match core::str::from_utf8(e.data) {
+                    Ok(t) => fs.symlink(t, ROOT, &path, now).map(|_| ()),
+                    Err(_) => Err(Errno::EINVAL),
+                },
+            };
+            if let Err(err) = r
+                && err != Errno::EEXIST
+            {
+                klog!("fs", "initrd entry {path}: {err}; skipped");
+            }
+        }
+    }
+    for d in ["/dev", "/tmp", "/proc"] {
+        let _ = fs.mkdir(ROOT, d, 0o755, now);
+    }
+    let _ = fs.chmod(fs.lookup(ROOT, "/tmp", true).unwrap_or(ROOT), 0o1777, now);
+    for (name, dev) in [
+        ("null", dev::NULL),
+        ("zero", dev::ZERO),
+        ("urandom", dev::URANDOM),
+        ("console", dev::CONSOLE),
+    ] {
+        let _ = fs.mknod(ROOT, &alloc::format!("/dev/{name}"), dev, 0o666, now);
+    }
+    klog!(
+        "fs",
+        "root filesystem: {files} files ({} KiB) from the initrd, mapped in place (0 bytes copied); {} MiB for new data",
+        bytes / 1024,
+        DEFAULT_CAPACITY / (1024 * 1024)
+    );
+    *FS.lock() = Some(fs);
+    Ok(())
+}
+
+/// Runs `f` on the filesystem.
+pub fn with<R>(f: impl FnOnce(&mut RamFs) -> Result<R, Errno>) -> Result<R, Errno> {
+    let mut g = FS.lock();
+    let fs = g.as_mut().ok_or(Errno::ENOENT)?;
+    f(fs)
+}
+
+/// An open file description.
+#[derive(Debug, Clone)]
+pub struct OpenFile {
+    /// The inode.
+    pub ino: Ino,
+    /// File position.
+    pub offset: u64,
+    /// Status flags (access mode, O_APPEND, O_NONBLOCK…).
+    pub flags: u32,
+    /// FD_CLOEXEC.
+    pub cloexec: bool,
+    /// Where getdents64 resumes (the last name returned).
+    pub dir_cursor: Option<String>,
+    /// Whether getdents64 has returned `.` and `..` and everything.
+    pub dir_done: bool,
+}
+
+/// Open files by descriptor (descriptors 0–2 are the console, kept in
+/// the process).
+pub static FILES: Mutex<BTreeMap<i32, OpenFile>> = Mutex::new(BTreeMap::new());
+
+/// The most descriptors a process may have open (RLIMIT_NOFILE's default).
+pub const MAX_FDS: i32 = 1024;
