@@ -181,6 +181,10 @@ fn std_fs_on_the_ram_filesystem() {
     b.expect_line(r#"listing: \["a.txt", "b", "c"\]"#);
     b.expect_line(r"create_dir again: Err\(AlreadyExists\)");
     b.expect_line("remove non-empty dir: true");
+    b.expect_line(r#"readlink: "d""#);
+    b.expect_line(r#"through the link: "c""#);
+    b.expect_line("hard link sees the truncation: 0");
+    b.expect_line("mode: 600");
     b.expect_line(r"after cleanup: Err\(NotFound\)");
     b.expect_line(r"/dev/zero: \[0, 0, 0, 0, 0, 0, 0, 0\]");
     b.expect_line("files ok");

@@ -130,6 +130,23 @@ pub mod nr {
     pub const GETCPU: u64 = 309;
     pub const GETRANDOM: u64 = 318;
     pub const RSEQ: u64 = 334;
+    pub const FSYNC: u64 = 74;
+    pub const FDATASYNC: u64 = 75;
+    pub const TRUNCATE: u64 = 76;
+    pub const FTRUNCATE: u64 = 77;
+    pub const RENAME: u64 = 82;
+    pub const LINK: u64 = 86;
+    pub const SYMLINK: u64 = 88;
+    pub const CHMOD: u64 = 90;
+    pub const FCHMOD: u64 = 91;
+    pub const ACCESS: u64 = 21;
+    pub const RENAMEAT: u64 = 264;
+    pub const LINKAT: u64 = 265;
+    pub const SYMLINKAT: u64 = 266;
+    pub const FCHMODAT: u64 = 268;
+    pub const FACCESSAT: u64 = 269;
+    pub const RENAMEAT2: u64 = 316;
+    pub const FACCESSAT2: u64 = 439;
     pub const CLONE3: u64 = 435;
 }
 
@@ -229,6 +246,12 @@ pub const TABLE: &[Info] = &[
     row!(nr::READV, 3, Partial, "as read"),
     row!(nr::WRITEV, 3, Partial, "as write"),
     row!(
+        nr::ACCESS,
+        2,
+        Implemented,
+        "as faccessat(AT_FDCWD, …): existence; X needs an execute bit"
+    ),
+    row!(
         nr::SCHED_YIELD,
         0,
         Implemented,
@@ -286,7 +309,17 @@ pub const TABLE: &[Info] = &[
         Partial,
         "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console and files; F_DUPFD and locks not yet"
     ),
+    row!(nr::FSYNC, 1, Implemented, "nothing to flush in RAM"),
+    row!(nr::FDATASYNC, 1, Implemented, "nothing to flush in RAM"),
+    row!(nr::TRUNCATE, 2, Implemented, "RAM filesystem"),
+    row!(
+        nr::FTRUNCATE,
+        2,
+        Implemented,
+        "RAM filesystem (needs a writable descriptor)"
+    ),
     row!(nr::GETCWD, 2, Partial, "always /"),
+    row!(nr::RENAME, 2, Implemented, "as renameat2(AT_FDCWD, …, 0)"),
     row!(nr::MKDIR, 2, Implemented, "as mkdirat(AT_FDCWD, …)"),
     row!(
         nr::RMDIR,
@@ -300,13 +333,17 @@ pub const TABLE: &[Info] = &[
         Partial,
         "as open(path, O_CREAT|O_WRONLY|O_TRUNC)"
     ),
+    row!(nr::LINK, 2, Implemented, "as linkat(AT_FDCWD, …)"),
     row!(nr::UNLINK, 1, Implemented, "as unlinkat(AT_FDCWD, …)"),
+    row!(nr::SYMLINK, 2, Implemented, "as symlinkat(…, AT_FDCWD, …)"),
     row!(
         nr::READLINK,
         3,
-        Partial,
-        "/proc/self/exe; ENOENT otherwise until the filesystem lands"
+        Implemented,
+        "/proc/self/exe and symlinks in the RAM filesystem"
     ),
+    row!(nr::CHMOD, 2, Implemented, "permission bits"),
+    row!(nr::FCHMOD, 2, Implemented, "permission bits"),
     row!(nr::GETTIMEOFDAY, 2, Implemented, "realtime clock"),
     row!(nr::GETRLIMIT, 2, Implemented, "as prlimit64"),
     row!(
@@ -428,7 +465,27 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "files and, with AT_REMOVEDIR, empty directories"
     ),
-    row!(nr::READLINKAT, 4, Partial, "as readlink"),
+    row!(nr::RENAMEAT, 4, Implemented, "as renameat2(…, 0)"),
+    row!(
+        nr::LINKAT,
+        5,
+        Partial,
+        "AT_SYMLINK_FOLLOW/AT_EMPTY_PATH flags ignored"
+    ),
+    row!(nr::SYMLINKAT, 3, Implemented, "RAM filesystem"),
+    row!(
+        nr::READLINKAT,
+        4,
+        Implemented,
+        "as readlink, relative to a directory descriptor"
+    ),
+    row!(nr::FCHMODAT, 3, Implemented, "permission bits"),
+    row!(
+        nr::FACCESSAT,
+        3,
+        Implemented,
+        "existence; X needs an execute bit (root)"
+    ),
     row!(
         nr::SET_ROBUST_LIST,
         2,
@@ -448,6 +505,12 @@ pub const TABLE: &[Info] = &[
         "the CPU the thread runs on, node 0"
     ),
     row!(
+        nr::RENAMEAT2,
+        5,
+        Partial,
+        "RENAME_NOREPLACE; RENAME_EXCHANGE/WHITEOUT are EINVAL"
+    ),
+    row!(
         nr::GETRANDOM,
         3,
         Implemented,
@@ -460,6 +523,7 @@ pub const TABLE: &[Info] = &[
         Enosys,
         "glibc and Rust std fall back to clone"
     ),
+    row!(nr::FACCESSAT2, 4, Implemented, "as faccessat"),
 ];
 
 /// How the tracer shows an argument.

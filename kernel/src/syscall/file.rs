@@ -380,3 +380,114 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
         _ => Err(Errno::EINVAL),
     })
 }
+
+/// renameat2(2) (and rename/renameat): RENAME_NOREPLACE is honoured;
+/// RENAME_EXCHANGE and RENAME_WHITEOUT are EINVAL.
+pub fn renameat2(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> SysResult {
+    const RENAME_NOREPLACE: u64 = 1;
+    if flags & !RENAME_NOREPLACE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let o = read_path(old)?;
+    let n = read_path(new)?;
+    let ob = base_dir(olddir, &o)?;
+    let nb = base_dir(newdir, &n)?;
+    vfs::with(|fs| {
+        fs.rename(ob, &o, nb, &n, flags & RENAME_NOREPLACE != 0, now())
+            .map(|_| 0)
+    })
+}
+
+/// linkat(2) (and link).
+pub fn linkat(olddir: u64, old: u64, newdir: u64, new: u64) -> SysResult {
+    let o = read_path(old)?;
+    let n = read_path(new)?;
+    let ob = base_dir(olddir, &o)?;
+    let nb = base_dir(newdir, &n)?;
+    vfs::with(|fs| fs.link(ob, &o, nb, &n, now()).map(|_| 0))
+}
+
+/// symlinkat(2) (and symlink).
+pub fn symlinkat(target: u64, dir: u64, path: u64) -> SysResult {
+    let t = read_path(target)?;
+    let p = read_path(path)?;
+    let base = base_dir(dir, &p)?;
+    vfs::with(|fs| fs.symlink(&t, base, &p, now()).map(|_| 0))
+}
+
+/// readlinkat for paths in the RAM filesystem.
+pub fn readlink_fs(dir: u64, path: &[u8], buf: u64, size: u64) -> SysResult {
+    let p = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    let base = base_dir(dir, p)?;
+    let target = vfs::with(|fs| fs.readlink(base, p).map(alloc::string::String::from))?;
+    let n = target.len().min(size as usize);
+    UserSlice::new(buf, n)?.write(&target.as_bytes()[..n])?;
+    Ok(n as u64)
+}
+
+/// faccessat(2)/faccessat2 (and access): root may do anything except
+/// execute a file without any execute bit.
+pub fn faccessat(dir: u64, path: u64, amode: u64, _flags: u64) -> SysResult {
+    if amode & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = read_path(path)?;
+    let base = base_dir(dir, &p)?;
+    let st = vfs::with(|fs| {
+        let ino = fs.lookup(base, &p, true)?;
+        fs.stat(ino)
+    })?;
+    if amode & 1 != 0 && st.mode & 0o111 == 0 && st.mode & 0o170000 != mode::S_IFDIR {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+/// fchmodat(2) (and chmod).
+pub fn fchmodat(dir: u64, path: u64, perm: u64) -> SysResult {
+    let p = read_path(path)?;
+    let base = base_dir(dir, &p)?;
+    vfs::with(|fs| {
+        let ino = fs.lookup(base, &p, true)?;
+        fs.chmod(ino, perm as u32, now()).map(|_| 0)
+    })
+}
+
+/// fchmod(2).
+pub fn fchmod(fd: u64, perm: u64) -> SysResult {
+    let ino = with_file(fd, |f| Ok(f.ino))?;
+    vfs::with(|fs| fs.chmod(ino, perm as u32, now()).map(|_| 0))
+}
+
+/// ftruncate(2).
+pub fn ftruncate(fd: u64, len: u64) -> SysResult {
+    if (len as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (ino, flags) = with_file(fd, |f| Ok((f.ino, f.flags)))?;
+    if flags & O_ACCMODE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    vfs::with(|fs| fs.truncate(ino, len, now()).map(|_| 0))
+}
+
+/// truncate(2).
+pub fn truncate(path: u64, len: u64) -> SysResult {
+    if (len as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = read_path(path)?;
+    vfs::with(|fs| {
+        let ino = fs.lookup(ROOT, &p, true)?;
+        fs.truncate(ino, len, now()).map(|_| 0)
+    })
+}
+
+/// fsync(2)/fdatasync(2): the RAM filesystem has nothing to flush.
+pub fn fsync(fd: u64) -> SysResult {
+    if is_file(fd) || fd <= 2 {
+        Ok(0)
+    } else {
+        Err(Errno::EBADF)
+    }
+}

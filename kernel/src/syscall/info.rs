@@ -35,7 +35,7 @@ pub fn getcwd(buf: u64, size: u64) -> SysResult {
     Ok(2)
 }
 
-fn readlink_path(path: &[u8], buf: u64, size: u64) -> SysResult {
+fn readlink_path(dir: u64, path: &[u8], buf: u64, size: u64) -> SysResult {
     if size == 0 || size > i32::MAX as u64 {
         return Err(Errno::EINVAL);
     }
@@ -49,24 +49,21 @@ fn readlink_path(path: &[u8], buf: u64, size: u64) -> SysResult {
         UserSlice::new(buf, n)?.write(&exe.as_bytes()[..n])?;
         return Ok(n as u64);
     }
-    Err(Errno::ENOENT)
+    super::file::readlink_fs(dir, path, buf, size)
 }
 
 /// readlink(2).
 pub fn readlink(path: u64, buf: u64, size: u64) -> SysResult {
     let p = uaccess::read_cstr(path, 4096)?;
-    readlink_path(&p, buf, size)
+    readlink_path(AT_FDCWD_RAW, &p, buf, size)
 }
 
-const AT_FDCWD: i64 = -100;
+const AT_FDCWD_RAW: u64 = -100i64 as u64;
 
 /// readlinkat(2) (absolute paths or AT_FDCWD).
 pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     let p = uaccess::read_cstr(path, 4096)?;
-    if !p.starts_with(b"/") && i64::from(dirfd as i32) != AT_FDCWD {
-        return Err(Errno::EBADF);
-    }
-    readlink_path(&p, buf, size)
+    readlink_path(dirfd, &p, buf, size)
 }
 
 /// prlimit64(2) for the calling process (pid 0 or 1).

@@ -46,6 +46,34 @@ fn main() {
         "create_dir again: {:?}",
         fs::create_dir("/tmp/work").map_err(|e| e.kind())
     );
+    fs::rename("/tmp/work/c", "/tmp/work/d").unwrap();
+    fs::hard_link("/tmp/work/d", "/tmp/work/c").unwrap();
+    std::os::unix::fs::symlink("d", "/tmp/work/link").unwrap();
+    println!("readlink: {:?}", fs::read_link("/tmp/work/link").unwrap());
+    println!(
+        "through the link: {:?}",
+        fs::read_to_string("/tmp/work/link").unwrap()
+    );
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open("/tmp/work/d")
+        .unwrap();
+    f.set_len(0).unwrap();
+    f.sync_all().unwrap();
+    println!(
+        "hard link sees the truncation: {}",
+        fs::metadata("/tmp/work/c").unwrap().len()
+    );
+    let mut perms = fs::metadata("/tmp/work/d").unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    fs::set_permissions("/tmp/work/d", perms).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata("/tmp/work/d").unwrap().permissions(),
+    );
+    println!("mode: {:o}", mode & 0o777);
+    for n in ["d", "link"] {
+        fs::remove_file(format!("/tmp/work/{n}")).unwrap();
+    }
     println!(
         "remove non-empty dir: {}",
         fs::remove_dir("/tmp/work").is_err()
