@@ -87,19 +87,6 @@ pub fn realtime_nanos() -> u64 {
     BOOT_UNIX_NANOS.load(core::sync::atomic::Ordering::Relaxed) + now_nanos()
 }
 
-/// Waits until monotonic time `deadline` with interrupts on, halting the
-/// CPU between timer ticks (it never spins). Returns early if `stop`
-/// becomes true (checked after each interrupt).
-pub fn sleep_until(deadline: u64, mut stop: impl FnMut() -> bool) -> bool {
-    while now_nanos() < deadline {
-        if stop() {
-            return false;
-        }
-        crate::arch::x86_64::halt_until_interrupt();
-    }
-    true
-}
-
 /// Busy-waits for `nanos` (boot-time use only, before the scheduler).
 pub fn spin_for(nanos: u64) {
     let end = now_nanos().saturating_add(nanos);
