@@ -127,29 +127,8 @@ pub enum Kind {
     StaticPie,
 }
 
-/// Segment permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Perms {
-    /// Readable.
-    pub read: bool,
-    /// Writable.
-    pub write: bool,
-    /// Executable.
-    pub exec: bool,
-}
-
-impl fmt::Display for Perms {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = |b: bool, ch: char| if b { ch } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            c(self.read, 'r'),
-            c(self.write, 'w'),
-            c(self.exec, 'x')
-        )
-    }
-}
+/// Segment permissions: the same access rights a mapping has.
+pub use crate::vma::Prot as Perms;
 
 /// A `PT_LOAD` segment, addresses relative to the load bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,6 +75,18 @@ impl Prot {
     }
 }
 
+/// How a faulting access is named in reports: "instruction fetch from",
+/// "write to" or "read from" (an address follows).
+pub fn access_name(write: bool, exec: bool) -> &'static str {
+    if exec {
+        "instruction fetch from"
+    } else if write {
+        "write to"
+    } else {
+        "read from"
+    }
+}
+
 impl fmt::Display for Prot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |b: bool, ch: char| if b { ch } else { '-' };
@@ -334,6 +346,13 @@ mod tests {
             prot: Prot::RW,
             kind: Kind::Anon,
         }
+    }
+
+    #[test]
+    fn access_names() {
+        assert_eq!(access_name(false, true), "instruction fetch from");
+        assert_eq!(access_name(true, false), "write to");
+        assert_eq!(access_name(false, false), "read from");
     }
 
     #[test]

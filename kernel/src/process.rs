@@ -117,14 +117,6 @@ fn random_pages(range: u64) -> u64 {
     (crate::random::u64() % range) * PAGE
 }
 
-fn prot_of(p: elf::Perms) -> Prot {
-    Prot {
-        read: p.read,
-        write: p.write,
-        exec: p.exec,
-    }
-}
-
 /// Default resource limits.
 fn default_rlimits() -> [Rlimit; 16] {
     const INF: u64 = u64::MAX;
@@ -164,7 +156,7 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
             .insert(Vma {
                 start,
                 end,
-                prot: prot_of(seg.perms),
+                prot: seg.perms,
                 kind: Kind::Image,
             })
             .map_err(|_| StartError::Elf(elf::ElfError::Overlap(0)))?;
@@ -406,13 +398,7 @@ pub fn handle_user_fault(addr: u64, write: bool, exec: bool) -> FaultOutcome {
 /// Kills the process for a fault it cannot survive, with a report of the
 /// areas around the address.
 pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: FaultOutcome) -> ! {
-    let access = if exec {
-        "instruction fetch from"
-    } else if write {
-        "write to"
-    } else {
-        "read from"
-    };
+    let access = kcore::vma::access_name(write, exec);
     let why = match outcome {
         FaultOutcome::Denied(p) => {
             let mut s = String::new();

@@ -147,13 +147,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
         }
         return;
     }
-    let access = if exec {
-        "instruction fetch from"
-    } else if write {
-        "write to"
-    } else {
-        "read from"
-    };
+    let access = kcore::vma::access_name(write, exec);
     let why = if code.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
         "protection violation"
     } else {
