@@ -14,6 +14,7 @@
 //! Files may borrow `'static` bytes (the initrd) instead of owning a copy;
 //! the first write turns them into owned data.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,6 +28,8 @@ pub type Ino = u64;
 pub const NAME_MAX: usize = 255;
 /// Longest path.
 pub const PATH_MAX: usize = 4096;
+/// Largest file size (EFBIG beyond), as for tmpfs on x86_64.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 /// Symbolic links followed in one resolution before ELOOP.
 pub const MAX_SYMLINKS: usize = 40;
 
@@ -42,11 +45,114 @@ pub mod mode {
     pub const S_IFCHR: u32 = 0o020000;
 }
 
+/// Bytes per page of file data.
+pub const PAGE_SIZE: usize = 4096;
+
+/// One page of file data, page-aligned so the kernel can map it into a
+/// process (MAP_SHARED) without copying.
+#[derive(Clone)]
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; PAGE_SIZE]);
+
+impl core::fmt::Debug for Page {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Page")
+    }
+}
+
+/// A regular file's data: pages by index (holes are absent and read as
+/// zeros) and the size.
+#[derive(Debug, Clone, Default)]
+struct Pages {
+    map: BTreeMap<u64, Box<Page>>,
+    size: u64,
+}
+
+impl Pages {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        if offset >= self.size {
+            return 0;
+        }
+        let k = (buf.len() as u64).min(self.size - offset) as usize;
+        let mut done = 0;
+        while done < k {
+            let at = offset + done as u64;
+            let (idx, within) = (at / PAGE_SIZE as u64, (at % PAGE_SIZE as u64) as usize);
+            let n = (PAGE_SIZE - within).min(k - done);
+            match self.map.get(&idx) {
+                Some(p) => buf[done..done + n].copy_from_slice(&p.0[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        k
+    }
+
+    /// Pages that writing `[offset, end)` would allocate.
+    fn new_pages(&self, offset: u64, end: u64) -> u64 {
+        if end <= offset {
+            return 0;
+        }
+        let (first, last) = (offset / PAGE_SIZE as u64, (end - 1) / PAGE_SIZE as u64);
+        (first..=last).filter(|i| !self.map.contains_key(i)).count() as u64
+    }
+
+    /// Writes; returns the number of pages allocated.
+    fn write(&mut self, offset: u64, data: &[u8]) -> u64 {
+        let mut added = 0;
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done as u64;
+            let (idx, within) = (at / PAGE_SIZE as u64, (at % PAGE_SIZE as u64) as usize);
+            let n = (PAGE_SIZE - within).min(data.len() - done);
+            let page = self.map.entry(idx).or_insert_with(|| {
+                added += 1;
+                Box::new(Page([0; PAGE_SIZE]))
+            });
+            page.0[within..within + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        self.size = self.size.max(offset + data.len() as u64);
+        added
+    }
+
+    /// Sets the size; with `keep_pages` (the file is mapped) pages past
+    /// the end are zeroed but stay allocated. Returns pages freed.
+    fn truncate(&mut self, len: u64, keep_pages: bool) -> u64 {
+        if len < self.size {
+            let within = (len % PAGE_SIZE as u64) as usize;
+            if within != 0
+                && let Some(p) = self.map.get_mut(&(len / PAGE_SIZE as u64))
+            {
+                p.0[within..].fill(0);
+            }
+        }
+        self.size = len;
+        if keep_pages {
+            for (_, p) in self.map.range_mut(len.div_ceil(PAGE_SIZE as u64)..) {
+                p.0.fill(0);
+            }
+            return 0;
+        }
+        self.trim()
+    }
+
+    /// Frees pages wholly past the end; returns how many.
+    fn trim(&mut self) -> u64 {
+        let tail = self.map.split_off(&self.size.div_ceil(PAGE_SIZE as u64));
+        tail.len() as u64
+    }
+
+    fn bytes(&self) -> u64 {
+        self.map.len() as u64 * PAGE_SIZE as u64
+    }
+}
+
 /// What an inode holds.
 #[derive(Debug, Clone)]
 enum Data {
-    /// File contents owned by the filesystem.
-    Owned(Vec<u8>),
+    /// File contents owned by the filesystem, in pages.
+    Owned(Pages),
     /// Read-only bytes borrowed from the initrd (never copied unless
     /// written).
     Borrowed(&'static [u8]),
@@ -64,6 +170,8 @@ struct Inode {
     perm: u32,
     nlink: u32,
     open: u32,
+    /// Areas of a process that map this file's pages (MAP_SHARED).
+    mapped: u32,
     parent: Ino,
     atime: u64,
     mtime: u64,
@@ -133,6 +241,7 @@ impl RamFs {
                 perm: 0o755,
                 nlink: 2,
                 open: 0,
+                mapped: 0,
                 parent: ROOT,
                 atime: 0,
                 mtime: 0,
@@ -274,6 +383,7 @@ impl RamFs {
                 perm: perm & 0o7777,
                 nlink,
                 open: 0,
+                mapped: 0,
                 parent,
                 atime: now,
                 mtime: now,
@@ -323,7 +433,7 @@ impl RamFs {
                     // A dangling symlink with O_EXCL or similar.
                     return Err(Errno::EEXIST);
                 }
-                let ino = self.alloc(Data::Owned(Vec::new()), perm, dir, now);
+                let ino = self.alloc(Data::Owned(Pages::default()), perm, dir, now);
                 self.link_into(dir, name, ino, now)?;
                 Ok(ino)
             }
@@ -415,8 +525,18 @@ impl RamFs {
         now: u64,
     ) -> Result<(), Errno> {
         let ino = self.lookup(at, old, false)?;
+        self.link_inode(ino, new_at, new, now)
+    }
+
+    /// Adds a hard link named `new` to inode `ino` (linkat with
+    /// AT_SYMLINK_FOLLOW or AT_EMPTY_PATH). Directories cannot be linked
+    /// (EPERM); an inode with no links left cannot get one (ENOENT).
+    pub fn link_inode(&mut self, ino: Ino, new_at: Ino, new: &str, now: u64) -> Result<(), Errno> {
         if self.is_dir(ino) {
             return Err(Errno::EPERM);
+        }
+        if self.node(ino)?.nlink == 0 {
+            return Err(Errno::ENOENT);
         }
         let (dir, name) = self.parent_of(new_at, new)?;
         self.link_into(dir, name, ino, now)?;
@@ -440,7 +560,7 @@ impl RamFs {
         if let Some(n) = self.inodes.remove(&ino)
             && let Data::Owned(v) = n.data
         {
-            self.used -= v.len() as u64;
+            self.used -= v.bytes();
         }
     }
 
@@ -594,20 +714,22 @@ impl RamFs {
         now: u64,
     ) -> Result<usize, Errno> {
         let n = self.node_mut(ino)?;
-        let bytes: &[u8] = match &n.data {
-            Data::Owned(v) => v,
-            Data::Borrowed(b) => b,
+        let k = match &n.data {
+            Data::Owned(v) => v.read(offset, buf),
+            Data::Borrowed(bytes) => {
+                let Ok(off) = usize::try_from(offset) else {
+                    return Ok(0);
+                };
+                if off >= bytes.len() {
+                    return Ok(0);
+                }
+                let k = buf.len().min(bytes.len() - off);
+                buf[..k].copy_from_slice(&bytes[off..off + k]);
+                k
+            }
             Data::Dir(_) => return Err(Errno::EISDIR),
             _ => return Err(Errno::EINVAL),
         };
-        let Ok(off) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        if off >= bytes.len() {
-            return Ok(0);
-        }
-        let k = buf.len().min(bytes.len() - off);
-        buf[..k].copy_from_slice(&bytes[off..off + k]);
         n.atime = now;
         Ok(k)
     }
@@ -618,18 +740,23 @@ impl RamFs {
             Data::Borrowed(b) => b,
             _ => return Ok(()),
         };
-        if self.used + borrowed.len() as u64 > self.capacity {
+        let mut pages = Pages::default();
+        if self.used + pages.new_pages(0, borrowed.len() as u64) * PAGE_SIZE as u64 > self.capacity
+        {
             return Err(Errno::ENOSPC);
         }
-        self.node_mut(ino)?.data = Data::Owned(borrowed.to_vec());
-        self.used += borrowed.len() as u64;
+        pages.write(0, borrowed);
+        self.used += pages.bytes();
+        self.node_mut(ino)?.data = Data::Owned(pages);
         Ok(())
     }
 
     /// Writes at `offset`, growing the file (the gap reads as zeros).
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        let end_us = usize::try_from(end).map_err(|_| Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
         self.make_owned(ino)?;
         let (cap, used) = (self.capacity, self.used);
         let n = self.node_mut(ino)?;
@@ -637,15 +764,11 @@ impl RamFs {
             Data::Dir(_) => return Err(Errno::EISDIR),
             Data::Symlink(_) | Data::Device(..) | Data::Borrowed(_) => return Err(Errno::EINVAL),
             Data::Owned(v) => {
-                let g = end_us.saturating_sub(v.len()) as u64;
+                let g = v.new_pages(offset, end) * PAGE_SIZE as u64;
                 if used + g > cap {
                     return Err(Errno::ENOSPC);
                 }
-                if v.len() < end_us {
-                    v.resize(end_us, 0);
-                }
-                v[offset as usize..end_us].copy_from_slice(data);
-                g
+                v.write(offset, data) * PAGE_SIZE as u64
             }
         };
         n.mtime = now;
@@ -656,25 +779,21 @@ impl RamFs {
 
     /// truncate/ftruncate.
     pub fn truncate(&mut self, ino: Ino, len: u64, now: u64) -> Result<(), Errno> {
-        let len_us = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
+        if len > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
         self.make_owned(ino)?;
-        let (cap, used) = (self.capacity, self.used);
         let n = self.node_mut(ino)?;
-        let old = match &mut n.data {
+        let keep = n.mapped > 0;
+        let freed = match &mut n.data {
             Data::Dir(_) => return Err(Errno::EISDIR),
             Data::Symlink(_) | Data::Device(..) | Data::Borrowed(_) => return Err(Errno::EINVAL),
-            Data::Owned(v) => {
-                let old = v.len() as u64;
-                if len > old && used + (len - old) > cap {
-                    return Err(Errno::ENOSPC);
-                }
-                v.resize(len_us, 0);
-                old
-            }
+            // Growing adds a hole: no pages, no capacity.
+            Data::Owned(v) => v.truncate(len, keep),
         };
         n.mtime = now;
         n.ctime = now;
-        self.used = self.used - old + len;
+        self.used -= freed * PAGE_SIZE as u64;
         Ok(())
     }
 
@@ -682,7 +801,7 @@ impl RamFs {
     pub fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
         let n = self.node(ino)?;
         let (kind, size, rdev) = match &n.data {
-            Data::Owned(v) => (mode::S_IFREG, v.len() as u64, (0, 0)),
+            Data::Owned(v) => (mode::S_IFREG, v.size, (0, 0)),
             Data::Borrowed(b) => (mode::S_IFREG, b.len() as u64, (0, 0)),
             Data::Dir(d) => (mode::S_IFDIR, (d.len() as u64 + 2) * 20, (0, 0)),
             Data::Symlink(t) => (mode::S_IFLNK, t.len() as u64, (0, 0)),
@@ -706,6 +825,62 @@ impl RamFs {
         n.perm = perm & 0o7777;
         n.ctime = now;
         Ok(())
+    }
+
+    /// Sets access and/or modification times (utimensat); the change time
+    /// becomes `now`.
+    pub fn set_times(
+        &mut self,
+        ino: Ino,
+        atime: Option<u64>,
+        mtime: Option<u64>,
+        now: u64,
+    ) -> Result<(), Errno> {
+        let n = self.node_mut(ino)?;
+        if let Some(a) = atime {
+            n.atime = a;
+        }
+        if let Some(m) = mtime {
+            n.mtime = m;
+        }
+        n.ctime = now;
+        Ok(())
+    }
+
+    /// The absolute path of directory `ino` (getcwd). ENOENT if it was
+    /// removed, ENOTDIR if it is not a directory.
+    pub fn dir_path(&self, ino: Ino) -> Result<String, Errno> {
+        self.dir(ino)?;
+        let mut parts: Vec<&str> = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let parent = self.node(cur)?.parent;
+            let name = self
+                .dir(parent)?
+                .iter()
+                .find(|(_, c)| **c == cur)
+                .map(|(n, _)| n.as_str())
+                .ok_or(Errno::ENOENT)?;
+            parts.push(name);
+            if parts.len() > PATH_MAX / 2 {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            cur = parent;
+        }
+        let mut out = String::new();
+        for p in parts.iter().rev() {
+            out.push('/');
+            out.push_str(p);
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        Ok(out)
+    }
+
+    /// Number of inodes in use (statfs).
+    pub fn inode_count(&self) -> u64 {
+        self.inodes.len() as u64
     }
 
     /// Directory entries after `after` (a name; `None` from the start),
@@ -745,6 +920,67 @@ impl RamFs {
             });
         }
         Ok(out)
+    }
+
+    /// Marks a regular file as mapped shared by one more area: it stays
+    /// alive, and truncation zeroes its pages instead of freeing them, until
+    /// the matching [`RamFs::unpin`].
+    pub fn pin(&mut self, ino: Ino) -> Result<(), Errno> {
+        let n = self.node_mut(ino)?;
+        if !matches!(n.data, Data::Owned(_) | Data::Borrowed(_)) {
+            return Err(Errno::ENODEV);
+        }
+        n.open += 1;
+        n.mapped += 1;
+        Ok(())
+    }
+
+    /// Undoes one [`RamFs::pin`]: frees pages past the end once nothing
+    /// maps the file, and the inode if nothing else holds it.
+    pub fn unpin(&mut self, ino: Ino) {
+        let freed = match self.inodes.get_mut(&ino) {
+            Some(n) => {
+                n.mapped = n.mapped.saturating_sub(1);
+                match &mut n.data {
+                    Data::Owned(v) if n.mapped == 0 => v.trim(),
+                    _ => 0,
+                }
+            }
+            None => return,
+        };
+        self.used -= freed * PAGE_SIZE as u64;
+        self.close(ino);
+    }
+
+    /// The page at `index` of a file for a shared mapping: a borrowed file
+    /// becomes owned first, and a hole gets a zeroed page (counted against
+    /// the capacity: ENOSPC). EFAULT past the end of the file (SIGBUS).
+    pub fn shared_page(&mut self, ino: Ino, index: u64) -> Result<&Page, Errno> {
+        let size = self.stat(ino)?.size;
+        if index >= size.div_ceil(PAGE_SIZE as u64) {
+            return Err(Errno::EFAULT);
+        }
+        self.make_owned(ino)?;
+        let (cap, used) = (self.capacity, self.used);
+        let n = self.node_mut(ino)?;
+        let Data::Owned(v) = &mut n.data else {
+            return Err(Errno::ENODEV);
+        };
+        let added = match v.map.entry(index) {
+            alloc::collections::btree_map::Entry::Occupied(_) => 0,
+            alloc::collections::btree_map::Entry::Vacant(e) => {
+                if used + PAGE_SIZE as u64 > cap {
+                    return Err(Errno::ENOSPC);
+                }
+                e.insert(Box::new(Page([0; PAGE_SIZE])));
+                PAGE_SIZE as u64
+            }
+        };
+        self.used += added;
+        match &self.node(ino)?.data {
+            Data::Owned(v) => v.map.get(&index).map(|p| &**p).ok_or(Errno::EFAULT),
+            _ => Err(Errno::ENODEV),
+        }
     }
 
     /// The contents of a file without copying, if it is borrowed (for
@@ -798,18 +1034,71 @@ mod tests {
         assert_eq!(&b[..10], &[0; 10]);
         f.truncate(ino, 3, 0).unwrap();
         assert_eq!(f.stat(ino).unwrap().size, 3);
-        assert_eq!(f.used(), 3);
-        f.truncate(ino, 100, 0).unwrap();
-        assert_eq!(f.used(), 100);
+        assert_eq!(f.used(), PAGE_SIZE as u64, "one page holds the data");
+        // Growing makes a hole: no memory is used for it.
+        f.truncate(ino, 1 << 30, 0).unwrap();
+        assert_eq!(f.used(), PAGE_SIZE as u64);
+        let mut b = [9u8; 4];
+        assert_eq!(f.read(ino, (1 << 30) - 2, &mut b, 0), Ok(2));
+        assert_eq!(&b[..2], &[0, 0]);
+        // A write far out allocates one page, not the gap.
+        f.write(ino, 1 << 40, b"y", 0).unwrap();
+        assert_eq!(f.used(), 2 * PAGE_SIZE as u64);
+        assert_eq!(f.stat(ino).unwrap().size, (1 << 40) + 1);
+        assert_eq!(f.truncate(ino, 1 << 63, 0), Err(Errno::EFBIG));
+        assert_eq!(f.write(ino, i64::MAX as u64, b"z", 0), Err(Errno::EFBIG));
+        f.truncate(ino, 0, 0).unwrap();
+        assert_eq!(f.used(), 0);
+    }
+
+    #[test]
+    fn shared_pages_survive_truncate_while_mapped() {
+        let mut f = fs();
+        let ino = f.create(ROOT, "m", 0o644, true, 0).unwrap();
+        f.write(ino, 0, &[5; 3 * PAGE_SIZE], 0).unwrap();
+        f.pin(ino).unwrap();
+        let addr = core::ptr::from_ref(f.shared_page(ino, 2).unwrap()) as usize;
+        assert_eq!(addr % PAGE_SIZE, 0, "pages are page-aligned");
+        assert_eq!(f.shared_page(ino, 3).map(|_| ()), Err(Errno::EFAULT));
+        f.truncate(ino, 10, 0).unwrap();
+        // Still allocated (a mapping may point at them), but zeroed.
+        assert_eq!(f.used(), 3 * PAGE_SIZE as u64);
+        // Growing again shows zeros where the old data was.
+        f.truncate(ino, 3 * PAGE_SIZE as u64, 0).unwrap();
+        let mut b = [9u8; 3];
+        f.read(ino, 9, &mut b, 0).unwrap();
+        assert_eq!(b, [5, 0, 0]);
+        f.unlink(ROOT, "m", 0).unwrap();
+        assert!(f.stat(ino).is_ok(), "a mapped file outlives its name");
+        f.unpin(ino);
+        assert_eq!(f.used(), 0);
+        assert_eq!(f.stat(ino).map(|_| ()), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn holes_in_shared_mappings_take_capacity() {
+        let mut f = RamFs::new(PAGE_SIZE as u64);
+        let ino = f.create(ROOT, "h", 0o644, true, 0).unwrap();
+        f.truncate(ino, 3 * PAGE_SIZE as u64, 0).unwrap();
+        f.pin(ino).unwrap();
+        assert!(f.shared_page(ino, 1).is_ok());
+        assert_eq!(f.shared_page(ino, 2).map(|_| ()), Err(Errno::ENOSPC));
+        f.unpin(ino);
+        assert_eq!(f.used(), PAGE_SIZE as u64);
     }
 
     #[test]
     fn capacity_is_enforced() {
-        let mut f = RamFs::new(100);
+        // Capacity is counted in pages, as tmpfs does.
+        let mut f = RamFs::new(2 * PAGE_SIZE as u64);
         let ino = f.create(ROOT, "big", 0o644, true, 0).unwrap();
-        assert_eq!(f.write(ino, 0, &[1; 100], 0), Ok(100));
-        assert_eq!(f.write(ino, 100, &[1], 0), Err(Errno::ENOSPC));
-        assert_eq!(f.truncate(ino, 101, 0), Err(Errno::ENOSPC));
+        assert_eq!(f.write(ino, 0, &[1; 2 * PAGE_SIZE], 0), Ok(2 * PAGE_SIZE));
+        assert_eq!(
+            f.write(ino, 2 * PAGE_SIZE as u64, &[1], 0),
+            Err(Errno::ENOSPC)
+        );
+        // Rewriting allocated pages needs no new space.
+        assert_eq!(f.write(ino, 100, &[2; 100], 0), Ok(100));
         f.unlink(ROOT, "big", 0).unwrap();
         assert_eq!(f.used(), 0, "unlinked data is released");
     }
@@ -1031,10 +1320,28 @@ mod tests {
                     6 => f.rename(ROOT, p, ROOT, names[(k % 6) as usize], k % 2 == 0, 0),
                     _ => f.link(ROOT, p, ROOT, names[(k % 6) as usize], 0),
                 };
-                let sum: u64 = f.inodes.values().map(|n| match &n.data { Data::Owned(v) => v.len() as u64, _ => 0 }).sum();
+                let sum: u64 = f.inodes.values().map(|n| match &n.data { Data::Owned(v) => v.bytes(), _ => 0 }).sum();
                 proptest::prop_assert_eq!(sum, f.used());
                 proptest::prop_assert!(f.used() <= f.capacity());
             }
         }
+    }
+    #[test]
+    fn dir_path_and_times() {
+        let mut fs = RamFs::new(1 << 20);
+        let a = fs.mkdir(ROOT, "/a", 0o755, 1).unwrap();
+        let b = fs.mkdir(ROOT, "/a/b", 0o755, 1).unwrap();
+        assert_eq!(fs.dir_path(ROOT).unwrap(), "/");
+        assert_eq!(fs.dir_path(b).unwrap(), "/a/b");
+        fs.rename(ROOT, "/a", ROOT, "/c", false, 2).unwrap();
+        assert_eq!(fs.dir_path(b).unwrap(), "/c/b");
+        assert_eq!(fs.dir_path(a).unwrap(), "/c");
+        fs.rmdir(ROOT, "/c/b", 3).unwrap();
+        assert_eq!(fs.dir_path(b), Err(Errno::ENOENT));
+        let f = fs.create(ROOT, "/f", 0o644, false, 4).unwrap();
+        assert_eq!(fs.dir_path(f), Err(Errno::ENOTDIR));
+        fs.set_times(f, Some(10), None, 20).unwrap();
+        let st = fs.stat(f).unwrap();
+        assert_eq!((st.atime, st.mtime, st.ctime), (10, 4, 20));
     }
 }

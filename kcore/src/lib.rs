@@ -16,6 +16,9 @@
 //! - [`syscalls`]: the syscall table (status of every syscall; source of docs/syscalls.md).
 //! - [`tty`]: the console line discipline (canonical/raw mode, echo, signals).
 //! - [`futex`]: futex wait queues (wake, bitsets, requeue, wake-op).
+//! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
+//! - [`pipe`]: the bounded byte queue behind pipe(2).
+//! - [`procfs`]: the text of the generated `/proc` files.
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
 #![cfg_attr(not(test), no_std)]
@@ -28,9 +31,12 @@ pub mod bootlog;
 pub mod cpu;
 pub mod elf;
 pub mod errno;
+pub mod fdtable;
 pub mod frames;
 pub mod futex;
 pub mod memmap;
+pub mod pipe;
+pub mod procfs;
 pub mod syscalls;
 pub mod time;
 pub mod tty;

@@ -111,6 +111,38 @@ pub enum Kind {
     Stack,
     /// An anonymous `mmap`.
     Anon,
+    /// A file `mmap`.
+    File(FileMap),
+}
+
+/// Which file an area maps, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMap {
+    /// The file's inode.
+    pub ino: u64,
+    /// File offset minus virtual address (wrapping): the byte at address
+    /// `a` is file byte `a + delta`. Splitting an area keeps it valid.
+    pub delta: u64,
+    /// MAP_SHARED (writes reach the file) rather than MAP_PRIVATE.
+    pub shared: bool,
+    /// Whether the area may ever be made writable (for MAP_SHARED: the
+    /// file was opened for writing; mprotect refuses PROT_WRITE otherwise).
+    pub may_write: bool,
+}
+
+impl FileMap {
+    /// The file offset of address `addr`.
+    pub fn offset_of(&self, addr: u64) -> u64 {
+        addr.wrapping_add(self.delta)
+    }
+
+    /// The same mapping moved to start at `to` instead of `from`.
+    pub fn moved(self, from: u64, to: u64) -> Self {
+        Self {
+            delta: self.delta.wrapping_add(from).wrapping_sub(to),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for Kind {
@@ -120,6 +152,7 @@ impl fmt::Display for Kind {
             Kind::Heap => "[heap]",
             Kind::Stack => "[stack]",
             Kind::Anon => "[anon]",
+            Kind::File(_) => "[file]",
         })
     }
 }
@@ -222,8 +255,8 @@ impl VmaMap {
     }
 
     /// Removes `[start, end)` (holes are fine, as for munmap). Returns the
-    /// ranges that were mapped, so their pages can be freed.
-    pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<(u64, u64)>, VmaError> {
+    /// pieces that were mapped, so their pages and files can be released.
+    pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<Vma>, VmaError> {
         check(start, end)?;
         self.split_at(start);
         self.split_at(end);
@@ -231,7 +264,7 @@ impl VmaMap {
         let mut removed = Vec::new();
         for k in keys {
             if let Some(v) = self.areas.remove(&k) {
-                removed.push((v.start, v.end));
+                removed.push(v);
             }
         }
         Ok(removed)
@@ -379,7 +412,12 @@ mod tests {
         let mut m = VmaMap::new();
         m.insert(anon(0x10 * P, 0x20 * P)).unwrap();
         m.insert(anon(0x30 * P, 0x40 * P)).unwrap();
-        let removed = m.unmap(0x18 * P, 0x38 * P).unwrap();
+        let removed: Vec<(u64, u64)> = m
+            .unmap(0x18 * P, 0x38 * P)
+            .unwrap()
+            .iter()
+            .map(|v| (v.start, v.end))
+            .collect();
         assert_eq!(removed, [(0x18 * P, 0x20 * P), (0x30 * P, 0x38 * P)]);
         let left: Vec<(u64, u64)> = m.iter().map(|v| (v.start, v.end)).collect();
         assert_eq!(left, [(0x10 * P, 0x18 * P), (0x38 * P, 0x40 * P)]);
@@ -388,6 +426,32 @@ mod tests {
         assert_eq!(m.iter().count(), 3);
         assert_eq!(m.unmap(0, 0x1000 * P).unwrap().len(), 3);
         assert_eq!(m.iter().count(), 0);
+    }
+
+    #[test]
+    fn file_areas_keep_their_offsets_when_split_and_moved() {
+        let mut m = VmaMap::new();
+        let f = FileMap {
+            ino: 7,
+            delta: (0x100 * P).wrapping_sub(0x10 * P),
+            shared: false,
+            may_write: true,
+        };
+        m.insert(Vma {
+            start: 0x10 * P,
+            end: 0x20 * P,
+            prot: Prot::R,
+            kind: Kind::File(f),
+        })
+        .unwrap();
+        m.unmap(0x14 * P, 0x15 * P).unwrap();
+        let Kind::File(right) = m.find(0x18 * P).unwrap().kind else {
+            panic!("file area")
+        };
+        assert_eq!(right.offset_of(0x18 * P), 0x108 * P);
+        let moved = right.moved(0x18 * P, 0x50 * P);
+        assert_eq!(moved.offset_of(0x50 * P), 0x108 * P);
+        assert_eq!(Kind::File(f).to_string(), "[file]");
     }
 
     #[test]

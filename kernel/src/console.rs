@@ -54,6 +54,7 @@ pub fn poll_input() {
         for t in &waiters {
             crate::sched::wake(t);
         }
+        crate::fd::IO.wake_all();
     }
     if !echo.is_empty() {
         serial::with_console(|u| {

@@ -20,6 +20,8 @@ pub mod memory;
 
 pub mod acpi;
 pub mod console;
+pub mod fd;
+pub mod filemap;
 pub mod futex;
 pub mod init;
 pub mod initrd;
@@ -28,6 +30,7 @@ pub mod log;
 pub mod panic;
 pub mod power;
 pub mod process;
+pub mod procfs;
 pub mod random;
 pub mod sched;
 pub mod smp;

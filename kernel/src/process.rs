@@ -52,6 +52,9 @@ pub struct Mm {
     pub mmap_top: u64,
     /// The stack area.
     pub stack: (u64, u64),
+    /// Pages of mapped files unmapped since the lock was taken: released
+    /// (`filemap::release`) once other CPUs flushed their TLBs.
+    pub file_releases: Vec<(u64, u64)>,
 }
 
 /// A resource limit pair.
@@ -73,9 +76,6 @@ pub struct Process {
     pub altstack: (u64, u32, u64),
     /// Resource limits by RLIMIT_* number.
     pub rlimits: [Rlimit; 16],
-    /// File-descriptor flags (FD_CLOEXEC) and status flags of fds 0–2,
-    /// `None` once closed.
-    pub console_fds: [Option<(u32, u32)>; 3],
     /// Monotonic time when it started.
     pub started: u64,
 }
@@ -248,6 +248,7 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
         brk: brk_start,
         mmap_top: stack_bottom - STACK_GUARD_GAP,
         stack: (stack_bottom, stack_top),
+        file_releases: Vec::new(),
     });
     *PROCESS.lock() = Some(Process {
         exe: init.path.clone(),
@@ -257,10 +258,11 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
         sigmask: 0,
         altstack: (0, 2, 0), // SS_DISABLE
         rlimits: default_rlimits(),
-        console_fds: [Some((0, 2)), Some((0, 2)), Some((0, 2))], // O_RDWR
         started: crate::time::now_nanos(),
     });
     crate::console::init();
+    crate::fd::init_process();
+    crate::procfs::init(&init.path);
     let (Some((selectors, avx)), Some(kstack)) = (SELECTORS.get(), MAIN_KSTACK.lock().take())
     else {
         return Err(StartError::Memory(
@@ -390,7 +392,9 @@ pub fn handle_user_fault(addr: u64, write: bool, exec: bool) -> FaultOutcome {
     // cannot deadlock.
     let mut g = MM.lock();
     match g.as_mut() {
-        Some(mm) => mm.aspace.fault(addr, write, exec),
+        Some(mm) => mm
+            .aspace
+            .fault(addr, write, exec, &mut crate::filemap::FilePager),
         None => FaultOutcome::Unmapped,
     }
 }
@@ -406,6 +410,14 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
             s
         }
         FaultOutcome::OutOfMemory => String::from("out of memory"),
+        FaultOutcome::BeyondEof => {
+            kill(
+                sig::BUS,
+                format_args!(
+                    "bus error: {access} {addr:#x}, past the end of the mapped file, at RIP {rip:#x}"
+                ),
+            );
+        }
         _ => String::from("no mapping there"),
     };
     let mut map = String::new();

@@ -31,6 +31,11 @@ pub fn apic_id_of(cpu: usize) -> Option<u32> {
 }
 static CPU_INFO: Once<CpuInfo> = Once::new();
 
+/// What CPUID reported on the boot CPU (after SMP start-up).
+pub fn cpu_info() -> Option<&'static CpuInfo> {
+    CPU_INFO.get()
+}
+
 /// Number of CPUs running kernel code.
 pub fn online() -> usize {
     ONLINE.load(Ordering::Acquire)

@@ -66,6 +66,11 @@ pub fn report(hz: u64, source: Source, invariant: bool) {
     );
 }
 
+/// The TSC frequency in Hz (0 before calibration).
+pub fn tsc_hz() -> u64 {
+    CLOCK.get().map_or(0, |c| c.hz())
+}
+
 /// Nanoseconds since calibration (0 before it).
 pub fn now_nanos() -> u64 {
     match CLOCK.get() {

@@ -1,14 +1,11 @@
 //! The root filesystem: `llmos_fs::ramfs::RamFs` behind one lock, filled
 //! from the initrd at boot (files borrow the ramdisk's bytes, so nothing is
-//! copied), plus the table of open files.
+//! copied). Open files and descriptors are in `crate::fd`.
 #![deny(unsafe_code)]
-
-use alloc::collections::BTreeMap;
-use alloc::string::String;
 
 use kcore::errno::Errno;
 use llmos_fs::cpio::{Kind, Reader};
-use llmos_fs::ramfs::{Ino, ROOT, RamFs};
+use llmos_fs::ramfs::{ROOT, RamFs};
 use spin::Mutex;
 
 use crate::klog;
@@ -64,7 +61,7 @@ pub fn init(initrd: Option<&'static [u8]>) -> Result<(), llmos_fs::cpio::Error> 
             }
         }
     }
-    for d in ["/dev", "/tmp", "/proc"] {
+    for d in ["/dev", "/tmp", "/var", "/var/tmp", "/proc"] {
         let _ = fs.mkdir(ROOT, d, 0o755, now);
     }
     let _ = fs.chmod(fs.lookup(ROOT, "/tmp", true).unwrap_or(ROOT), 0o1777, now);
@@ -92,27 +89,3 @@ pub fn with<R>(f: impl FnOnce(&mut RamFs) -> Result<R, Errno>) -> Result<R, Errn
     let fs = g.as_mut().ok_or(Errno::ENOENT)?;
     f(fs)
 }
-
-/// An open file description.
-#[derive(Debug, Clone)]
-pub struct OpenFile {
-    /// The inode.
-    pub ino: Ino,
-    /// File position.
-    pub offset: u64,
-    /// Status flags (access mode, O_APPEND, O_NONBLOCK…).
-    pub flags: u32,
-    /// FD_CLOEXEC.
-    pub cloexec: bool,
-    /// Where getdents64 resumes (the last name returned).
-    pub dir_cursor: Option<String>,
-    /// Whether getdents64 has returned `.` and `..` and everything.
-    pub dir_done: bool,
-}
-
-/// Open files by descriptor (descriptors 0–2 are the console, kept in
-/// the process).
-pub static FILES: Mutex<BTreeMap<i32, OpenFile>> = Mutex::new(BTreeMap::new());
-
-/// The most descriptors a process may have open (RLIMIT_NOFILE's default).
-pub const MAX_FDS: i32 = 1024;

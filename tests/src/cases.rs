@@ -85,7 +85,37 @@ pub const CASES: &[Case] = &[
         strace: false,
         add: &[("userland/c/hello.c", "/data/hello.c")],
     },
+    case("fsio", "fsio", Lang::Rust, &[]),
+    Case {
+        name: "mmap",
+        program: "mmap",
+        lang: Lang::Rust,
+        args: &["/data/big.bin"],
+        strace: false,
+        add: &[(MMAP_DATA, "/data/big.bin")],
+    },
 ];
+
+/// A generated file (see [`mmap_data`]), written next to the images;
+/// sources starting with `$IMAGES/` are relative to the images directory.
+pub const MMAP_DATA: &str = "$IMAGES/mmap-64m.bin";
+
+/// Size of the mmap test's file.
+pub const MMAP_DATA_LEN: usize = 64 << 20;
+
+/// The mmap test's file: 64 MiB of deterministic pseudo-random bytes
+/// (xorshift64*).
+pub fn mmap_data() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(MMAP_DATA_LEN);
+    while out.len() < MMAP_DATA_LEN {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out
+}
 
 /// Rust test programs.
 pub const RUST_PROGRAMS: &[&str] = &[
@@ -107,6 +137,8 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "shootdown",
     "affinity",
     "files",
+    "fsio",
+    "mmap",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

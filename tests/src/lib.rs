@@ -207,3 +207,10 @@ pub fn host_run(name: &str) -> (String, i32) {
         out.status.code().unwrap_or(-1),
     )
 }
+
+/// FNV-1a, as the test programs print it.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
+}

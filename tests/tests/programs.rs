@@ -168,9 +168,7 @@ fn std_fs_on_the_ram_filesystem() {
         "/../userland/c/hello.c"
     ))
     .unwrap();
-    let sum = src.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
-    });
+    let sum = llmos_tests::fnv1a(&src);
     b.expect_line(&format!(
         "/data/hello.c: {} bytes, fnv1a {sum:016x}",
         src.len()
@@ -189,4 +187,41 @@ fn std_fs_on_the_ram_filesystem() {
     b.expect_line(r"/dev/zero: \[0, 0, 0, 0, 0, 0, 0, 0\]");
     b.expect_line("files ok");
     b.expect_line(r"\[\d+\.\d{6}\] fs: root filesystem: \d+ files \(\d+ KiB\) from the initrd, mapped in place \(0 bytes copied\).*");
+}
+
+#[test]
+fn file_and_descriptor_semantics_match_linux() {
+    let b = matches_host("fsio");
+    b.expect_line("fsio ok");
+}
+
+#[test]
+fn mmap_of_a_64_mib_initrd_file_copies_nothing() {
+    let b = boot_case("mmap", None);
+    b.expect_outcome(&Outcome::Success);
+    let data = llmos_tests::cases::mmap_data();
+    let sum = llmos_tests::fnv1a(&data);
+    b.expect_line(&format!(
+        "/data/big.bin: {} bytes, read\\(2\\) fnv1a {sum:016x}",
+        data.len()
+    ));
+    b.expect_line(&format!("shared mapping fnv1a {sum:016x}"));
+    b.expect_line("/proc/self/maps names it: true");
+    b.expect_line("private write: mapping changed true, file unchanged true");
+    b.expect_line(r"map a write-only fd: Some\(-13\)");
+    b.expect_line(r"shared writable map of a read-only fd: Some\(-13\)");
+    b.expect_line("mprotect it writable: -13");
+    b.expect_line(r"map a directory: Some\(-19\)");
+    b.expect_line(r"unaligned offset: Some\(-22\)");
+    b.expect_line(r"bad fd: Some\(-9\)");
+    b.expect_line("/dev/zero mapping is zero: true");
+    b.expect_line("write through the mapping, read\\(2\\) sees: 42");
+    b.expect_line("write\\(2\\), the mapping sees: 77");
+    b.expect_line("msync: 0");
+    b.expect_line("unlinked while mapped, still usable: true");
+    b.expect_line("private map of a RAM file: file keeps 42");
+    b.expect_line("mmap ok");
+    // The whole file came from the initrd in place.
+    b.expect_line(r"\[\d+\.\d{6}\] fs: /data/big.bin mapped \(65536 KiB of 65536 KiB, shared\): pages come from the initrd in place, nothing is copied");
+    b.expect_line(r"\[\d+\.\d{6}\] fs: /data/big.bin unmapped: 65536 KiB were mapped in place, 0 bytes copied");
 }

@@ -196,6 +196,7 @@ pub fn build_program_images() -> Result<()> {
     let kernel = build_kernel(Variant::Normal)?;
     let dir = paths::images().join("prog");
     std::fs::create_dir_all(&dir)?;
+    write_mmap_data()?;
     progress::header("writing test-program images");
     for case in llmos_tests::cases::CASES {
         let initrd = dir.join(format!("{}.cpio", case.name));
@@ -210,7 +211,13 @@ pub fn build_program_images() -> Result<()> {
         let extra: Vec<(PathBuf, String)> = case
             .add
             .iter()
-            .map(|(src, dest)| (paths::root().join(src), (*dest).to_owned()))
+            .map(|(src, dest)| {
+                let src = match src.strip_prefix("$IMAGES/") {
+                    Some(rel) => paths::images().join(rel),
+                    None => paths::root().join(src),
+                };
+                (src, (*dest).to_owned())
+            })
             .collect();
         write_initrd_with(&params, Some(&init), &extra, &initrd)?;
         let spec = ImageSpec {
@@ -220,6 +227,21 @@ pub fn build_program_images() -> Result<()> {
         let out = dir.join(format!("{}-bios.img", case.name));
         progress::spin(&format!("writing {}", out.display()), || {
             build_image(&spec, Firmware::Bios, &out)
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes the mmap test's generated file unless it is already there.
+fn write_mmap_data() -> Result<()> {
+    let rel = llmos_tests::cases::MMAP_DATA.trim_start_matches("$IMAGES/");
+    let path = paths::images().join(rel);
+    let current =
+        std::fs::metadata(&path).is_ok_and(|m| m.len() == llmos_tests::cases::MMAP_DATA_LEN as u64);
+    if !current {
+        progress::spin(&format!("writing {}", path.display()), || {
+            std::fs::write(&path, llmos_tests::cases::mmap_data())
+                .with_context(|| format!("writing {}", path.display()))
         })?;
     }
     Ok(())

@@ -148,6 +148,30 @@ pub mod nr {
     pub const RENAMEAT2: u64 = 316;
     pub const FACCESSAT2: u64 = 439;
     pub const CLONE3: u64 = 435;
+    pub const MSYNC: u64 = 26;
+    pub const DUP: u64 = 32;
+    pub const DUP2: u64 = 33;
+    pub const PIPE: u64 = 22;
+    pub const PIPE2: u64 = 293;
+    pub const DUP3: u64 = 292;
+    pub const CHDIR: u64 = 80;
+    pub const FCHDIR: u64 = 81;
+    pub const STATFS: u64 = 137;
+    pub const FSTATFS: u64 = 138;
+    pub const STATX: u64 = 332;
+    pub const UTIMENSAT: u64 = 280;
+    pub const CHOWN: u64 = 92;
+    pub const FCHOWN: u64 = 93;
+    pub const LCHOWN: u64 = 94;
+    pub const FCHOWNAT: u64 = 260;
+    pub const PREADV: u64 = 295;
+    pub const PWRITEV: u64 = 296;
+    pub const PREADV2: u64 = 327;
+    pub const PWRITEV2: u64 = 328;
+    pub const PPOLL: u64 = 271;
+    pub const FLOCK: u64 = 73;
+    pub const CLOSE_RANGE: u64 = 436;
+    pub const SYNCFS: u64 = 306;
 }
 
 macro_rules! row {
@@ -178,28 +202,28 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::READ,
         3,
-        Partial,
-        "console (fds 0–2, tty line discipline) and RAM-filesystem files; /dev/null, /dev/zero, /dev/urandom"
+        Implemented,
+        "any descriptor: console (tty line discipline), RAM-filesystem files, /dev/null, /dev/zero, /dev/urandom, /dev/console, pipes (blocking, O_NONBLOCK → EAGAIN), generated /proc files"
     ),
     row!(
         nr::WRITE,
         3,
-        Partial,
-        "console (ONLCR output processing) and RAM-filesystem files (O_APPEND honoured)"
+        Implemented,
+        "any descriptor: console (ONLCR output processing), files (O_APPEND honoured, ENOSPC at the capacity limit), pipes (atomic up to PIPE_BUF, EPIPE + SIGPIPE without readers)"
     ),
-    row!(nr::OPEN, 3, Partial, "as openat(AT_FDCWD, …)"),
+    row!(nr::OPEN, 3, Implemented, "as openat(AT_FDCWD, …)"),
     row!(
         nr::CLOSE,
         1,
         Implemented,
-        "console and files; an unlinked file is freed at its last close"
+        "any descriptor; a file is released when its last descriptor closes, an unlinked one is then freed"
     ),
     row!(nr::STAT, 2, Implemented, "as newfstatat(AT_FDCWD, …)"),
     row!(
         nr::FSTAT,
         2,
         Implemented,
-        "console (character device) and files"
+        "files, directories, devices, the console (character device), pipes (FIFO)"
     ),
     row!(
         nr::LSTAT,
@@ -211,21 +235,26 @@ pub const TABLE: &[Info] = &[
         nr::POLL,
         3,
         Partial,
-        "console fds: POLLIN when input is ready, POLLOUT always; timeouts honoured"
+        "console, pipes (POLLIN/POLLOUT/POLLHUP/POLLERR), files (always ready); sleeps until an event or the timeout; sockets come with networking"
     ),
     row!(
         nr::LSEEK,
         3,
-        Partial,
-        "files: SEEK_SET/CUR/END (SEEK_DATA/HOLE: EINVAL); ESPIPE on the console"
+        Implemented,
+        "SEEK_SET/CUR/END/DATA/HOLE (one data extent, hole at the end); ESPIPE on the console and pipes"
     ),
     row!(
         nr::MMAP,
         6,
-        Partial,
-        "anonymous private/shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; file mappings arrive with the filesystem (ENODEV)"
+        Implemented,
+        "anonymous and file mappings, private and shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; initrd files are mapped in place without copying (private: copy on write), RAM files MAP_SHARED map the file's pages; SIGBUS past the end of the file; /dev/zero maps anonymous memory"
     ),
-    row!(nr::MPROTECT, 3, Implemented, "W+X refused with EACCES"),
+    row!(
+        nr::MPROTECT,
+        3,
+        Implemented,
+        "W+X refused with EACCES; PROT_WRITE on a shared mapping of a file not opened for writing: EACCES"
+    ),
     row!(nr::MUNMAP, 2, Implemented, "partial ranges and holes"),
     row!(nr::BRK, 1, Implemented, "randomised start after the image"),
     row!(
@@ -239,18 +268,34 @@ pub const TABLE: &[Info] = &[
         nr::IOCTL,
         3,
         Partial,
-        "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD; ENOTTY otherwise"
+        "console: TCGETS, TCSETS/TCSETSW/TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP/TIOCSPGRP, FIONREAD; FIONREAD on pipes and files; FIONBIO/FIOCLEX/FIONCLEX on any descriptor; ENOTTY otherwise"
     ),
-    row!(nr::PREAD64, 4, Implemented, "files; ESPIPE on the console"),
-    row!(nr::PWRITE64, 4, Implemented, "files; ESPIPE on the console"),
-    row!(nr::READV, 3, Partial, "as read"),
-    row!(nr::WRITEV, 3, Partial, "as write"),
+    row!(
+        nr::PREAD64,
+        4,
+        Implemented,
+        "files and generated files; ESPIPE on the console and pipes"
+    ),
+    row!(
+        nr::PWRITE64,
+        4,
+        Implemented,
+        "files; ESPIPE on the console and pipes"
+    ),
+    row!(
+        nr::READV,
+        3,
+        Implemented,
+        "as read, buffer by buffer; stops at a short read"
+    ),
+    row!(nr::WRITEV, 3, Implemented, "as write, buffer by buffer"),
     row!(
         nr::ACCESS,
         2,
         Implemented,
         "as faccessat(AT_FDCWD, …): existence; X needs an execute bit"
     ),
+    row!(nr::PIPE, 1, Implemented, "as pipe2(fds, 0)"),
     row!(
         nr::SCHED_YIELD,
         0,
@@ -264,10 +309,28 @@ pub const TABLE: &[Info] = &[
         "shrink, grow in place, MREMAP_MAYMOVE (pages move without copying), MREMAP_FIXED"
     ),
     row!(
+        nr::MSYNC,
+        3,
+        Implemented,
+        "nothing to write back (shared file mappings are the file's own pages); ENOMEM for unmapped ranges"
+    ),
+    row!(
         nr::MADVISE,
         3,
         Implemented,
         "MADV_DONTNEED/FREE zero the range; other advice accepted"
+    ),
+    row!(
+        nr::DUP,
+        1,
+        Implemented,
+        "lowest free descriptor, sharing offset and status flags"
+    ),
+    row!(
+        nr::DUP2,
+        2,
+        Implemented,
+        "closes the target first; same descriptor: checks it"
     ),
     row!(
         nr::NANOSLEEP,
@@ -306,8 +369,14 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::FCNTL,
         3,
-        Partial,
-        "F_GETFD/F_SETFD/F_GETFL/F_SETFL on console and files; F_DUPFD and locks not yet"
+        Implemented,
+        "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD/SETFD, F_GETFL/SETFL (O_APPEND, O_NONBLOCK), F_GETPIPE_SZ/SETPIPE_SZ (64 KiB, fixed); advisory locks (F_GETLK/SETLK/SETLKW and OFD variants) are always granted: one process owns every file"
+    ),
+    row!(
+        nr::FLOCK,
+        2,
+        Implemented,
+        "always granted (one process owns every file)"
     ),
     row!(nr::FSYNC, 1, Implemented, "nothing to flush in RAM"),
     row!(nr::FDATASYNC, 1, Implemented, "nothing to flush in RAM"),
@@ -318,7 +387,19 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "RAM filesystem (needs a writable descriptor)"
     ),
-    row!(nr::GETCWD, 2, Partial, "always /"),
+    row!(
+        nr::GETCWD,
+        2,
+        Implemented,
+        "the working directory's path; ENOENT once it was removed; ERANGE if the buffer is short"
+    ),
+    row!(nr::CHDIR, 1, Implemented, "RAM filesystem directories"),
+    row!(
+        nr::FCHDIR,
+        1,
+        Implemented,
+        "directory and O_PATH descriptors"
+    ),
     row!(nr::RENAME, 2, Implemented, "as renameat2(AT_FDCWD, …, 0)"),
     row!(nr::MKDIR, 2, Implemented, "as mkdirat(AT_FDCWD, …)"),
     row!(
@@ -340,10 +421,28 @@ pub const TABLE: &[Info] = &[
         nr::READLINK,
         3,
         Implemented,
-        "/proc/self/exe and symlinks in the RAM filesystem"
+        "symlinks in the RAM filesystem, including /proc/self/exe"
     ),
     row!(nr::CHMOD, 2, Implemented, "permission bits"),
     row!(nr::FCHMOD, 2, Implemented, "permission bits"),
+    row!(
+        nr::CHOWN,
+        3,
+        Stub,
+        "accepted, not recorded: every file belongs to root"
+    ),
+    row!(
+        nr::FCHOWN,
+        3,
+        Stub,
+        "accepted, not recorded: every file belongs to root"
+    ),
+    row!(
+        nr::LCHOWN,
+        3,
+        Stub,
+        "accepted, not recorded: every file belongs to root"
+    ),
     row!(nr::GETTIMEOFDAY, 2, Implemented, "realtime clock"),
     row!(nr::GETRLIMIT, 2, Implemented, "as prlimit64"),
     row!(
@@ -358,6 +457,13 @@ pub const TABLE: &[Info] = &[
     row!(nr::GETEGID, 0, Implemented, "0"),
     row!(nr::GETPPID, 0, Implemented, "0 (init has no parent)"),
     row!(nr::SIGALTSTACK, 2, Stub, "recorded and reported back"),
+    row!(
+        nr::STATFS,
+        2,
+        Implemented,
+        "tmpfs magic; blocks from the capacity limit and the bytes in use"
+    ),
+    row!(nr::FSTATFS, 2, Implemented, "as statfs"),
     row!(
         nr::SCHED_GETPARAM,
         2,
@@ -449,10 +555,16 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::OPENAT,
         4,
-        Partial,
-        "RAM filesystem: O_CREAT/EXCL/TRUNC/APPEND/DIRECTORY/NOFOLLOW/CLOEXEC; AT_FDCWD is /; new descriptors start at 3"
+        Implemented,
+        "RAM filesystem: O_CREAT/EXCL/TRUNC/APPEND/DIRECTORY/NOFOLLOW/CLOEXEC/PATH/NONBLOCK, lowest free descriptor (EMFILE at RLIMIT_NOFILE, 1024); O_TMPFILE is EOPNOTSUPP; generated /proc files are read-only"
     ),
     row!(nr::MKDIRAT, 3, Implemented, "RAM filesystem"),
+    row!(
+        nr::FCHOWNAT,
+        5,
+        Stub,
+        "accepted, not recorded: every file belongs to root"
+    ),
     row!(
         nr::NEWFSTATAT,
         4,
@@ -469,8 +581,8 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::LINKAT,
         5,
-        Partial,
-        "AT_SYMLINK_FOLLOW/AT_EMPTY_PATH flags ignored"
+        Implemented,
+        "AT_SYMLINK_FOLLOW, AT_EMPTY_PATH"
     ),
     row!(nr::SYMLINKAT, 3, Implemented, "RAM filesystem"),
     row!(
@@ -487,17 +599,44 @@ pub const TABLE: &[Info] = &[
         "existence; X needs an execute bit (root)"
     ),
     row!(
+        nr::PPOLL,
+        4,
+        Partial,
+        "as poll with a timespec timeout; the signal mask is ignored"
+    ),
+    row!(
         nr::SET_ROBUST_LIST,
         2,
         Stub,
         "recorded per thread; robust futexes are not released at thread death yet"
     ),
     row!(
+        nr::UTIMENSAT,
+        4,
+        Implemented,
+        "UTIME_NOW, UTIME_OMIT, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, NULL path (futimens)"
+    ),
+    row!(
+        nr::DUP3,
+        3,
+        Implemented,
+        "O_CLOEXEC; EINVAL when both descriptors are equal"
+    ),
+    row!(
+        nr::PIPE2,
+        2,
+        Implemented,
+        "in-kernel 64 KiB pipe with blocking reads and writes; O_CLOEXEC, O_NONBLOCK"
+    ),
+    row!(nr::PREADV, 4, Implemented, "as readv at an offset"),
+    row!(nr::PWRITEV, 4, Implemented, "as writev at an offset"),
+    row!(
         nr::PRLIMIT64,
         4,
         Implemented,
         "own process; limits are recorded, RLIMIT_STACK is 8 MiB"
     ),
+    row!(nr::SYNCFS, 1, Implemented, "nothing to flush in RAM"),
     row!(
         nr::GETCPU,
         3,
@@ -516,12 +655,36 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"
     ),
+    row!(
+        nr::PREADV2,
+        5,
+        Partial,
+        "as preadv; offset -1 uses the file position; flags ignored"
+    ),
+    row!(
+        nr::PWRITEV2,
+        5,
+        Partial,
+        "as pwritev; offset -1 uses the file position; flags ignored"
+    ),
+    row!(
+        nr::STATX,
+        5,
+        Implemented,
+        "STATX_BASIC_STATS and the mount id; no birth time"
+    ),
     row!(nr::RSEQ, 4, Enosys, "glibc falls back without it"),
     row!(
         nr::CLONE3,
         2,
         Enosys,
         "glibc and Rust std fall back to clone"
+    ),
+    row!(
+        nr::CLOSE_RANGE,
+        3,
+        Implemented,
+        "CLOSE_RANGE_CLOEXEC; CLOSE_RANGE_UNSHARE accepted"
     ),
     row!(nr::FACCESSAT2, 4, Implemented, "as faccessat"),
 ];

@@ -5,12 +5,15 @@
 //! with the kernel and whose lower half starts empty (nothing the
 //! bootloader identity-mapped is visible to user code). Pages are
 //! allocated lazily: a VMA only promises memory, and the page-fault handler
-//! maps a zeroed frame on first touch ([`AddressSpace::fault`]). Every user
-//! frame is owned by exactly one page-table entry and is freed when it is
-//! unmapped.
+//! maps a zeroed frame on first touch ([`AddressSpace::fault`]). Anonymous
+//! frames are owned by exactly one page-table entry and freed when it is
+//! unmapped. File mappings may instead map frames the process does not own
+//! (initrd pages, pages of a RAM-filesystem file): their entries carry
+//! [`NOT_OWNED`] and are never freed here, and private ones also carry
+//! [`COW`]: read-only until the first write copies them.
 
 use kcore::elf::PAGE;
-use kcore::vma::{Prot, VmaMap};
+use kcore::vma::{Kind, Prot, VmaMap};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{TranslateResult, UnmapError};
@@ -32,6 +35,43 @@ pub enum FaultOutcome {
     Denied(Prot),
     /// No memory left for the page.
     OutOfMemory,
+    /// The address is past the end of the mapped file (SIGBUS).
+    BeyondEof,
+}
+
+/// PTE bit: the frame belongs to someone else (do not free it).
+pub const NOT_OWNED: PageTableFlags = PageTableFlags::BIT_9;
+/// PTE bit: a private mapping of a shared frame; copy before writing.
+pub const COW: PageTableFlags = PageTableFlags::BIT_10;
+
+/// Where a file-backed page comes from.
+pub enum FilePage {
+    /// Map this physical frame in place (not owned); `cow` for private
+    /// mappings (read-only until written).
+    Frame {
+        /// Physical address of the page.
+        phys: u64,
+        /// Copy on write.
+        cow: bool,
+    },
+    /// Copy these bytes (at most a page; the rest is zero) into a fresh
+    /// private frame.
+    Copy(alloc::vec::Vec<u8>),
+}
+
+/// Supplies file pages on faults.
+pub trait Pager {
+    /// The page of `map` at file offset `offset` (page-aligned), for a
+    /// `write` access or not.
+    fn page(
+        &mut self,
+        map: kcore::vma::FileMap,
+        offset: u64,
+        write: bool,
+    ) -> Result<FilePage, FaultOutcome>;
+    /// Counts bytes of `map`'s file copied into private frames, or (with
+    /// `in_place`) mapped without copying (for the log).
+    fn account(&mut self, map: kcore::vma::FileMap, bytes: u64, in_place: bool);
 }
 
 /// A user address space.
@@ -138,56 +178,74 @@ impl AddressSpace {
 
     /// Maps a zeroed frame at `page` with `prot` and returns it.
     fn map_zeroed(&mut self, page: u64, prot: Prot) -> Result<PhysFrame, MapError> {
+        self.map_filled(page, prot, &[])
+    }
+
+    /// Maps a fresh frame holding `data` (zero-filled after it) at `page`.
+    fn map_filled(&mut self, page: u64, prot: Prot, data: &[u8]) -> Result<PhysFrame, MapError> {
         let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
         let offset = paging::phys_offset();
+        let n = data.len().min(PAGE as usize);
+        let dst = (offset + frame.start_address().as_u64()) as *mut u8;
         // SAFETY: `frame` was just allocated and is reached through the
-        // physical-memory mapping; nothing else refers to it.
+        // physical-memory mapping; nothing else refers to it, and both
+        // writes stay inside its 4 KiB.
         unsafe {
-            core::ptr::write_bytes(
-                (offset + frame.start_address().as_u64()) as *mut u8,
-                0,
-                PAGE as usize,
-            )
+            core::ptr::copy_nonoverlapping(data.as_ptr(), dst, n);
+            core::ptr::write_bytes(dst.add(n), 0, PAGE as usize - n);
         };
+        if let Err(e) = self.map_frame(page, frame, pte_flags(prot)) {
+            frames::free(frame);
+            return Err(e);
+        }
+        Ok(frame)
+    }
+
+    /// Enters `frame` at user page `page` with `flags`.
+    fn map_frame(
+        &mut self,
+        page: u64,
+        frame: PhysFrame,
+        flags: PageTableFlags,
+    ) -> Result<(), MapError> {
         let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
-        // SAFETY: a fresh frame mapped at a user address that is not mapped
-        // yet (callers check): no aliasing of kernel memory is possible.
+        // SAFETY: the page is a user address that is not mapped yet
+        // (callers check); the frame is either fresh (owned by this entry)
+        // or a file page marked NOT_OWNED, which user code may only write
+        // when it is a shared, writable file mapping.
         match unsafe {
-            self.table().map_to_with_table_flags(
-                p,
-                frame,
-                pte_flags(prot),
-                table_flags(),
-                &mut GlobalFrames,
-            )
+            self.table()
+                .map_to_with_table_flags(p, frame, flags, table_flags(), &mut GlobalFrames)
         } {
             Ok(flush) => {
                 flush.flush();
                 self.resident_pages += 1;
-                Ok(frame)
+                Ok(())
             }
-            Err(e) => {
-                frames::free(frame);
-                Err(match e {
-                    x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
-                        MapError::OutOfFrames
-                    }
-                    x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => {
-                        MapError::AlreadyMapped(page)
-                    }
-                    x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage => {
-                        MapError::HugePage(page)
-                    }
-                })
-            }
+            Err(e) => Err(match e {
+                x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
+                    MapError::OutOfFrames
+                }
+                x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => {
+                    MapError::AlreadyMapped(page)
+                }
+                x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage => {
+                    MapError::HugePage(page)
+                }
+            }),
         }
     }
 
     /// The frame mapped at `page`, if any.
     fn frame_at(&mut self, page: u64) -> Option<PhysFrame> {
+        self.entry_at(page).map(|(f, _)| f)
+    }
+
+    /// The frame mapped at `page` and the entry's flags.
+    fn entry_at(&mut self, page: u64) -> Option<(PhysFrame, PageTableFlags)> {
         match self.table().translate(VirtAddr::new(page)) {
-            TranslateResult::Mapped { frame, .. } => {
-                Some(PhysFrame::containing_address(frame.start_address()))
+            TranslateResult::Mapped { frame, flags, .. } => {
+                Some((PhysFrame::containing_address(frame.start_address()), flags))
             }
             _ => None,
         }
@@ -230,8 +288,15 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Resolves a fault at `addr` (a user address).
-    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> FaultOutcome {
+    /// Resolves a fault at `addr` (a user address); file pages come from
+    /// `pager`.
+    pub fn fault(
+        &mut self,
+        addr: u64,
+        write: bool,
+        exec: bool,
+        pager: &mut dyn Pager,
+    ) -> FaultOutcome {
         let Some(vma) = self.vmas.find(addr).copied() else {
             return FaultOutcome::Unmapped;
         };
@@ -239,13 +304,63 @@ impl AddressSpace {
             return FaultOutcome::Denied(vma.prot);
         }
         let page = addr & !(PAGE - 1);
-        if self.frame_at(page).is_some() {
+        if let Some((frame, flags)) = self.entry_at(page) {
+            if write
+                && flags.contains(COW)
+                && let Kind::File(map) = vma.kind
+            {
+                pager.account(map, PAGE, false);
+                return self.break_cow(page, frame, vma.prot);
+            }
             // Present with the right VMA rights but still faulting: the PTE
             // is stale after an mprotect; refresh it.
             self.reprotect(page, page + PAGE, vma.prot);
             return FaultOutcome::Resolved;
         }
-        match self.map_zeroed(page, vma.prot) {
+        let Kind::File(map) = vma.kind else {
+            return match self.map_zeroed(page, vma.prot) {
+                Ok(_) => FaultOutcome::Resolved,
+                Err(_) => FaultOutcome::OutOfMemory,
+            };
+        };
+        let r = match pager.page(map, map.offset_of(page), write) {
+            Err(o) => return o,
+            Ok(FilePage::Copy(data)) => {
+                pager.account(map, data.len() as u64, false);
+                self.map_filled(page, vma.prot, &data).map(|_| ())
+            }
+            Ok(FilePage::Frame { phys, cow }) => {
+                pager.account(map, PAGE, true);
+                let mut flags = pte_flags(vma.prot) | NOT_OWNED;
+                if cow {
+                    flags = (flags | COW) & !PageTableFlags::WRITABLE;
+                }
+                let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(phys));
+                self.map_frame(page, frame, flags)
+            }
+        };
+        match r {
+            Ok(()) => FaultOutcome::Resolved,
+            Err(_) => FaultOutcome::OutOfMemory,
+        }
+    }
+
+    /// A write to a private copy-on-write page: copies it into a fresh
+    /// frame of its own.
+    fn break_cow(&mut self, page: u64, shared: PhysFrame, prot: Prot) -> FaultOutcome {
+        let mut data = alloc::vec![0u8; PAGE as usize];
+        let src = (paging::phys_offset() + shared.start_address().as_u64()) as *const u8;
+        // SAFETY: `shared` is a file page mapped here read-only; it stays
+        // allocated while mapped (the file is pinned), and this reads
+        // exactly its 4 KiB through the physical-memory mapping.
+        unsafe { core::ptr::copy_nonoverlapping(src, data.as_mut_ptr(), data.len()) };
+        let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+        if let Ok((_, flush)) = self.table().unmap(p) {
+            flush.flush();
+            self.needs_flush = true;
+            self.resident_pages -= 1;
+        }
+        match self.map_filled(page, prot, &data) {
             Ok(_) => FaultOutcome::Resolved,
             Err(_) => FaultOutcome::OutOfMemory,
         }
@@ -267,10 +382,15 @@ impl AddressSpace {
         let mut page = start;
         while page < end {
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+            let owned = self
+                .entry_at(page)
+                .is_some_and(|(_, f)| !f.contains(NOT_OWNED));
             match self.table().unmap(p) {
                 Ok((frame, flush)) => {
                     flush.flush();
-                    self.stale_frames.push(frame);
+                    if owned {
+                        self.stale_frames.push(frame);
+                    }
                     self.needs_flush = true;
                     self.resident_pages -= 1;
                 }
@@ -287,10 +407,15 @@ impl AddressSpace {
         let mut page = start;
         while page < end {
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
-            if self.frame_at(page).is_some() {
+            if let Some((_, old)) = self.entry_at(page) {
+                let mut flags = pte_flags(prot) | (old & (NOT_OWNED | COW));
+                if old.contains(COW) {
+                    flags.remove(PageTableFlags::WRITABLE);
+                }
                 // SAFETY: only the flags of an existing user mapping change;
-                // the frame stays owned by this entry.
-                if let Ok(flush) = unsafe { self.table().update_flags(p, pte_flags(prot)) } {
+                // the frame keeps its owner, and copy-on-write pages stay
+                // read-only.
+                if let Ok(flush) = unsafe { self.table().update_flags(p, flags) } {
                     flush.flush();
                     self.needs_flush = true;
                 }
@@ -305,25 +430,35 @@ impl AddressSpace {
         let mut off = 0;
         while off < len {
             let src = Page::<Size4KiB>::containing_address(VirtAddr::new(from + off));
+            let keep = self
+                .entry_at(from + off)
+                .map_or(PageTableFlags::empty(), |(_, f)| f & (NOT_OWNED | COW));
+            let mut flags = pte_flags(prot) | keep;
+            if keep.contains(COW) {
+                flags.remove(PageTableFlags::WRITABLE);
+            }
             if let Ok((frame, flush)) = self.table().unmap(src) {
                 flush.flush();
                 self.needs_flush = true;
                 let dst = Page::<Size4KiB>::containing_address(VirtAddr::new(to + off));
                 // SAFETY: the frame was just unmapped from `src`, so this
-                // entry becomes its only owner; `dst` is free (the VMA map
-                // checked the destination range).
+                // entry takes over its ownership (or its NOT_OWNED/COW
+                // marking); `dst` is free (the VMA map checked the
+                // destination range).
                 match unsafe {
                     self.table().map_to_with_table_flags(
                         dst,
                         frame,
-                        pte_flags(prot),
+                        flags,
                         table_flags(),
                         &mut GlobalFrames,
                     )
                 } {
                     Ok(f) => f.flush(),
                     Err(_) => {
-                        frames::free(frame);
+                        if !keep.contains(NOT_OWNED) {
+                            frames::free(frame);
+                        }
                         self.resident_pages -= 1;
                         return Err(MapError::OutOfFrames);
                     }

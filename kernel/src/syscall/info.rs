@@ -1,5 +1,5 @@
 //! Process and system information: uname, ids, limits, affinity, sysinfo,
-//! arch_prctl, readlink("/proc/self/exe"), getcwd, getrandom.
+//! arch_prctl, readlink, getrandom.
 
 use kcore::errno::Errno;
 
@@ -25,29 +25,9 @@ pub fn uname(buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// getcwd(2): the working directory is always `/` until the filesystem
-/// lands.
-pub fn getcwd(buf: u64, size: u64) -> SysResult {
-    if size < 2 {
-        return Err(Errno::ERANGE);
-    }
-    UserSlice::new(buf, 2)?.write(b"/\0")?;
-    Ok(2)
-}
-
 fn readlink_path(dir: u64, path: &[u8], buf: u64, size: u64) -> SysResult {
     if size == 0 || size > i32::MAX as u64 {
         return Err(Errno::EINVAL);
-    }
-    if path == b"/proc/self/exe" || path == b"/proc/1/exe" {
-        let exe = PROCESS
-            .lock()
-            .as_ref()
-            .map(|p| p.exe.clone())
-            .unwrap_or_default();
-        let n = exe.len().min(size as usize);
-        UserSlice::new(buf, n)?.write(&exe.as_bytes()[..n])?;
-        return Ok(n as u64);
     }
     super::file::readlink_fs(dir, path, buf, size)
 }
@@ -60,11 +40,13 @@ pub fn readlink(path: u64, buf: u64, size: u64) -> SysResult {
 
 const AT_FDCWD_RAW: u64 = -100i64 as u64;
 
-/// readlinkat(2) (absolute paths or AT_FDCWD).
+/// readlinkat(2).
 pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     let p = uaccess::read_cstr(path, 4096)?;
     readlink_path(dirfd, &p, buf, size)
 }
+
+const RLIMIT_NOFILE: usize = 7;
 
 /// prlimit64(2) for the calling process (pid 0 or 1).
 pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
@@ -81,6 +63,10 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
         if cur > max {
             return Err(Errno::EINVAL);
         }
+        if r == RLIMIT_NOFILE && max > crate::fd::MAX_LIMIT {
+            // Linux's fs.nr_open: EPERM even for root.
+            return Err(Errno::EPERM);
+        }
         Some((cur, max))
     } else {
         None
@@ -95,6 +81,12 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
                 // root, so allow it as Linux would.
             }
             p.rlimits[r] = (cur, max);
+            if r == RLIMIT_NOFILE {
+                crate::fd::with_table(|t| {
+                    t.set_limit(cur);
+                    Ok(())
+                })?;
+            }
         }
         prev
     };

@@ -1,32 +1,36 @@
-//! I/O syscalls on file descriptors. Today the only files are the console
-//! on fds 0–2; the RAM filesystem will add the rest.
+//! I/O syscalls on file descriptors, whatever is behind them (console,
+//! RAM-filesystem file, generated `/proc` file, pipe): read/write and their
+//! vectored and positioned forms, lseek, close, fstat, poll/ppoll, ioctl,
+//! fcntl, dup/dup2/dup3, pipe/pipe2, close_range.
 
 use alloc::vec::Vec;
 
 use kcore::errno::Errno;
+use kcore::pipe::Io;
 use kcore::tty::{Read, TERMIOS_SIZE, Termios};
+use llmos_fs::ramfs::{Stat, mode};
 
 use super::SysResult;
 use crate::console;
+use crate::fd::{self, Desc, IO, Object, OpenFile};
 use crate::memory::uaccess::{self, UserSlice};
-use crate::process::PROCESS;
+use crate::vfs;
 
+const O_ACCMODE: u32 = 0o3;
+const O_WRONLY: u32 = 0o1;
 const O_NONBLOCK: u32 = 0o4000;
 const O_APPEND: u32 = 0o2000;
-const FD_CLOEXEC: u32 = 1;
+const O_CLOEXEC: u64 = 0o2000000;
+const FD_CLOEXEC: u64 = 1;
 /// Largest single transfer (Linux caps at 0x7ffff000).
 const MAX_RW: u64 = 0x7fff_f000;
+/// Bytes moved through the kernel per step for files.
+const CHUNK: usize = 1 << 20;
 const UIO_MAXIOV: u64 = 1024;
+const SIGPIPE: u64 = 13;
 
-/// The console fd's (fd flags, status flags), or EBADF.
-fn console_fd(fd: u64) -> Result<(usize, u32, u32), Errno> {
-    let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-    let g = PROCESS.lock();
-    let p = g.as_ref().ok_or(Errno::EBADF)?;
-    match p.console_fds.get(i).copied().flatten() {
-        Some((fdf, sf)) => Ok((i, fdf, sf)),
-        None => Err(Errno::EBADF),
-    }
+fn now() -> u64 {
+    crate::time::realtime_nanos()
 }
 
 fn write_console(buf: u64, count: u64) -> SysResult {
@@ -61,16 +65,205 @@ fn read_console(status: u32, buf: u64, count: u64) -> SysResult {
     }
 }
 
-/// write(2).
-pub fn write(fd: u64, buf: u64, count: u64) -> SysResult {
-    console_fd(fd)?;
-    write_console(buf, count)
+/// Waits for the pipe condition `ready`, or fails with EAGAIN
+/// (non-blocking) or EINTR (a terminal signal the program ignores).
+fn wait_pipe(nonblocking: bool, ready: impl Fn() -> bool) -> Result<(), Errno> {
+    if nonblocking {
+        return Err(Errno::EAGAIN);
+    }
+    if let Some(sig) = console::take_signal() {
+        super::signal::deliver_tty_signal(sig)?;
+    }
+    IO.wait(None, ready);
+    Ok(())
+}
+
+fn read_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: u64) -> SysResult {
+    let dst = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+    loop {
+        let r = p.lock().read(dst.len().min(kcore::pipe::CAPACITY));
+        match r {
+            Io::Ready(d) => {
+                IO.wake_all();
+                dst.write(&d)?;
+                return Ok(d.len() as u64);
+            }
+            Io::WouldBlock => wait_pipe(status & O_NONBLOCK != 0, || p.lock().readable())?,
+        }
+    }
+}
+
+fn write_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: u64) -> SysResult {
+    let data = UserSlice::new(buf, count.min(MAX_RW) as usize)?.read_vec()?;
+    let mut done = 0usize;
+    loop {
+        let r = p.lock().write(&data[done..]);
+        match r {
+            Err(e) => {
+                if done > 0 {
+                    return Ok(done as u64);
+                }
+                super::signal::raise(SIGPIPE)?;
+                return Err(e);
+            }
+            Ok(Io::Ready(n)) => {
+                done += n;
+                IO.wake_all();
+                if done == data.len() {
+                    return Ok(done as u64);
+                }
+            }
+            Ok(Io::WouldBlock) => {
+                if let Err(e) = wait_pipe(status & O_NONBLOCK != 0, || p.lock().writable()) {
+                    return if done > 0 { Ok(done as u64) } else { Err(e) };
+                }
+            }
+        }
+    }
+}
+
+/// Reads from a RAM-filesystem inode (or device node) at `at`.
+fn read_inode(ino: u64, buf: u64, count: u64, at: u64) -> SysResult {
+    let n = count.min(CHUNK as u64) as usize;
+    let dst = UserSlice::new(buf, n)?;
+    let mut data = alloc::vec![0u8; n];
+    let got = match device(ino)? {
+        Some(vfs::dev::NULL) => 0,
+        Some(vfs::dev::ZERO) => n,
+        Some(vfs::dev::URANDOM) => {
+            crate::random::fill(&mut data);
+            n
+        }
+        Some(vfs::dev::CONSOLE) => return read_console(0, buf, count),
+        Some(_) => return Err(Errno::ENXIO),
+        None => vfs::with(|fs| fs.read(ino, at, &mut data, now()))?,
+    };
+    dst.write(&data[..got])?;
+    Ok(got as u64)
+}
+
+fn device(ino: u64) -> Result<Option<(u32, u32)>, Errno> {
+    let st = vfs::with(|fs| fs.stat(ino))?;
+    Ok((st.mode & 0o170000 == mode::S_IFCHR).then_some(st.rdev))
+}
+
+/// Reads through a description: at `at`, or at (and advancing) its offset.
+pub fn read_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResult {
+    let status = d.flags();
+    if status & O_ACCMODE == O_WRONLY {
+        return Err(Errno::EBADF);
+    }
+    match &d.object {
+        Object::Console if at.is_none() => read_console(status, buf, count),
+        Object::PipeRead(p) if at.is_none() => read_pipe(p, status, buf, count),
+        Object::Console | Object::PipeRead(_) => Err(Errno::ESPIPE),
+        Object::PipeWrite(_) | Object::Path(_) => Err(Errno::EBADF),
+        Object::File(ino) => {
+            let pos = at.unwrap_or_else(|| d.state.lock().offset);
+            if vfs::with(|fs| fs.stat(*ino))?.mode & 0o170000 == mode::S_IFDIR {
+                return Err(Errno::EISDIR);
+            }
+            let got = read_inode(*ino, buf, count, pos)?;
+            if at.is_none() {
+                d.state.lock().offset = pos + got;
+            }
+            Ok(got)
+        }
+        Object::Generated(_, bytes) => {
+            let pos = at.unwrap_or_else(|| d.state.lock().offset);
+            let start = (pos.min(bytes.len() as u64)) as usize;
+            let n = (bytes.len() - start).min(count.min(MAX_RW) as usize);
+            UserSlice::new(buf, n)?.write(&bytes[start..start + n])?;
+            if at.is_none() {
+                d.state.lock().offset = pos + n as u64;
+            }
+            Ok(n as u64)
+        }
+    }
+}
+
+/// Writes through a description.
+pub fn write_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResult {
+    let status = d.flags();
+    if status & O_ACCMODE == 0 {
+        return Err(Errno::EBADF);
+    }
+    match &d.object {
+        Object::Console if at.is_none() => write_console(buf, count),
+        Object::PipeWrite(p) if at.is_none() => write_pipe(p, status, buf, count),
+        Object::Console | Object::PipeWrite(_) => Err(Errno::ESPIPE),
+        Object::PipeRead(_) | Object::Path(_) | Object::Generated(..) => Err(Errno::EBADF),
+        Object::File(ino) => {
+            let ino = *ino;
+            if let Some(dev) = device(ino)? {
+                return match dev {
+                    vfs::dev::NULL | vfs::dev::ZERO | vfs::dev::URANDOM => {
+                        UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+                        Ok(count.min(MAX_RW))
+                    }
+                    vfs::dev::CONSOLE => write_console(buf, count),
+                    _ => Err(Errno::ENXIO),
+                };
+            }
+            let mut total = 0u64;
+            let count = count.min(MAX_RW);
+            while total < count {
+                let n = (count - total).min(CHUNK as u64) as usize;
+                let data = match UserSlice::new(buf + total, n).and_then(|s| s.read_vec()) {
+                    Ok(v) => v,
+                    Err(e) if total == 0 => return Err(e),
+                    Err(_) => break,
+                };
+                let offset = match at {
+                    Some(o) => o + total,
+                    None if status & O_APPEND != 0 => vfs::with(|fs| fs.stat(ino))?.size,
+                    None => d.state.lock().offset,
+                };
+                let wrote = match vfs::with(|fs| fs.write(ino, offset, &data, now())) {
+                    Ok(w) => w as u64,
+                    Err(e) if total == 0 => return Err(e),
+                    Err(_) => break,
+                };
+                if at.is_none() {
+                    d.state.lock().offset = offset + wrote;
+                }
+                total += wrote;
+                if wrote < n as u64 {
+                    break;
+                }
+            }
+            Ok(total)
+        }
+    }
 }
 
 /// read(2).
 pub fn read(fd: u64, buf: u64, count: u64) -> SysResult {
-    let (_, _, status) = console_fd(fd)?;
-    read_console(status, buf, count)
+    read_desc(&*fd::get(fd)?, buf, count, None)
+}
+
+/// write(2).
+pub fn write(fd: u64, buf: u64, count: u64) -> SysResult {
+    write_desc(&*fd::get(fd)?, buf, count, None)
+}
+
+fn offset_arg(off: u64) -> Result<u64, Errno> {
+    if (off as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(off)
+}
+
+/// pread64(2).
+pub fn pread64(fd: u64, buf: u64, count: u64, off: u64) -> SysResult {
+    let d = fd::get(fd)?;
+    read_desc(&d, buf, count, Some(offset_arg(off)?))
+}
+
+/// pwrite64(2).
+pub fn pwrite64(fd: u64, buf: u64, count: u64, off: u64) -> SysResult {
+    let d = fd::get(fd)?;
+    write_desc(&d, buf, count, Some(offset_arg(off)?))
 }
 
 fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
@@ -92,35 +285,36 @@ fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
     Ok(v)
 }
 
-/// writev(2).
-pub fn writev(fd: u64, iov: u64, cnt: u64) -> SysResult {
-    console_fd(fd)?;
-    let mut total = 0;
-    for (base, len) in iovecs(iov, cnt)? {
-        match write_console(base, len) {
-            Ok(n) => total += n,
-            Err(e) if total == 0 => return Err(e),
-            Err(_) => break,
-        }
+/// Whether more can be read from `d` without blocking (readv goes on to
+/// the next buffer only then).
+fn more_ready(d: &OpenFile) -> bool {
+    match &d.object {
+        Object::Console => console::readable(),
+        Object::PipeRead(p) => !p.lock().is_empty(),
+        _ => true,
     }
-    Ok(total)
 }
 
-/// readv(2): fills the first buffer with what one read returns (the
-/// console delivers a line at a time), then the next ones while more is
-/// ready.
-pub fn readv(fd: u64, iov: u64, cnt: u64) -> SysResult {
-    let (_, _, status) = console_fd(fd)?;
+/// readv(2)/preadv(2) (`read`) and writev(2)/pwritev(2): buffers in
+/// order, stopping at a short transfer; a readv goes on to the next
+/// buffer only if more is ready.
+fn vectored(fd: u64, iov: u64, cnt: u64, at: Option<u64>, read: bool) -> SysResult {
+    let d = fd::get(fd)?;
     let mut total = 0;
     for (i, (base, len)) in iovecs(iov, cnt)?.into_iter().enumerate() {
-        if len == 0 {
+        if read && len == 0 {
             continue;
         }
-        if i > 0 && !console::readable() {
+        if read && i > 0 && !more_ready(&d) {
             break;
         }
-        let n = read_console(if i > 0 { status | O_NONBLOCK } else { status }, base, len);
-        match n {
+        let pos = at.map(|o| o + total);
+        let r = if read {
+            read_desc(&d, base, len, pos)
+        } else {
+            write_desc(&d, base, len, pos)
+        };
+        match r {
             Ok(n) => {
                 total += n;
                 if n < len {
@@ -134,117 +328,282 @@ pub fn readv(fd: u64, iov: u64, cnt: u64) -> SysResult {
     Ok(total)
 }
 
-/// pread64(2): the console is not seekable.
-pub fn pread64(fd: u64) -> SysResult {
-    console_fd(fd)?;
-    Err(Errno::ESPIPE)
+fn readv_impl(fd: u64, iov: u64, cnt: u64, at: Option<u64>) -> SysResult {
+    vectored(fd, iov, cnt, at, true)
 }
 
-/// lseek(2).
-pub fn lseek(fd: u64) -> SysResult {
-    console_fd(fd)?;
-    Err(Errno::ESPIPE)
+fn writev_impl(fd: u64, iov: u64, cnt: u64, at: Option<u64>) -> SysResult {
+    vectored(fd, iov, cnt, at, false)
+}
+
+/// readv(2).
+pub fn readv(fd: u64, iov: u64, cnt: u64) -> SysResult {
+    readv_impl(fd, iov, cnt, None)
+}
+
+/// writev(2).
+pub fn writev(fd: u64, iov: u64, cnt: u64) -> SysResult {
+    writev_impl(fd, iov, cnt, None)
+}
+
+/// preadv(2)/preadv2 (offset -1 on preadv2 means the file position).
+pub fn preadv(fd: u64, iov: u64, cnt: u64, off: u64) -> SysResult {
+    if off as i64 == -1 {
+        return readv_impl(fd, iov, cnt, None);
+    }
+    readv_impl(fd, iov, cnt, Some(offset_arg(off)?))
+}
+
+/// pwritev(2)/pwritev2.
+pub fn pwritev(fd: u64, iov: u64, cnt: u64, off: u64) -> SysResult {
+    if off as i64 == -1 {
+        return writev_impl(fd, iov, cnt, None);
+    }
+    writev_impl(fd, iov, cnt, Some(offset_arg(off)?))
+}
+
+const SEEK_SET: u64 = 0;
+const SEEK_CUR: u64 = 1;
+const SEEK_END: u64 = 2;
+const SEEK_DATA: u64 = 3;
+const SEEK_HOLE: u64 = 4;
+
+/// lseek(2), with SEEK_DATA/SEEK_HOLE (a file is one data extent followed
+/// by the hole at its end, as tmpfs reports for files without holes).
+pub fn lseek(fd: u64, off: u64, whence: u64) -> SysResult {
+    let d = fd::get(fd)?;
+    let size = match &d.object {
+        Object::Console | Object::PipeRead(_) | Object::PipeWrite(_) => return Err(Errno::ESPIPE),
+        Object::Path(_) => return Err(Errno::EBADF),
+        Object::Generated(_, b) => b.len() as i64,
+        Object::File(ino) => {
+            let st = vfs::with(|fs| fs.stat(*ino))?;
+            if st.mode & 0o170000 == mode::S_IFCHR {
+                // Devices: the position is accepted and meaningless.
+                return Ok(0);
+            }
+            st.size as i64
+        }
+    };
+    let mut s = d.state.lock();
+    let off = off as i64;
+    let new = match whence {
+        SEEK_SET => off,
+        SEEK_CUR => (s.offset as i64).checked_add(off).ok_or(Errno::EOVERFLOW)?,
+        SEEK_END => size.checked_add(off).ok_or(Errno::EOVERFLOW)?,
+        SEEK_DATA | SEEK_HOLE => {
+            if off < 0 || off >= size {
+                return Err(Errno::ENXIO);
+            }
+            if whence == SEEK_DATA { off } else { size }
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if new < 0 {
+        return Err(Errno::EINVAL);
+    }
+    s.offset = new as u64;
+    if new == 0 {
+        s.dir_cursor = None;
+        s.dir_done = false;
+    }
+    Ok(new as u64)
 }
 
 /// close(2).
 pub fn close(fd: u64) -> SysResult {
-    let (i, _, _) = console_fd(fd)?;
-    if let Some(p) = PROCESS.lock().as_mut() {
-        p.console_fds[i] = None;
-    }
-    Ok(0)
+    fd::close(fd)
 }
 
-fn stat_console(buf: u64) -> SysResult {
-    let mut st = [0u8; 144];
-    let put = |st: &mut [u8; 144], off: usize, v: &[u8]| st[off..off + v.len()].copy_from_slice(v);
-    put(&mut st, 0, &0x16u64.to_le_bytes()); // st_dev (devtmpfs-like)
-    put(&mut st, 8, &5u64.to_le_bytes()); // st_ino
-    put(&mut st, 16, &1u64.to_le_bytes()); // st_nlink
-    put(&mut st, 24, &(0o020000u32 | 0o620).to_le_bytes()); // S_IFCHR | rw--w----
-    put(&mut st, 40, &((4u64 << 8) | 64).to_le_bytes()); // st_rdev: ttyS0 (4, 64)
-    put(&mut st, 56, &1024u64.to_le_bytes()); // st_blksize
-    let now = crate::time::realtime_nanos();
-    for off in [72, 88, 104] {
-        put(&mut st, off, &(now / 1_000_000_000).to_le_bytes());
-        put(&mut st, off + 8, &(now % 1_000_000_000).to_le_bytes());
+/// close_range(2): CLOSE_RANGE_CLOEXEC (4) marks instead of closing;
+/// CLOSE_RANGE_UNSHARE (2) is accepted (the table is never shared).
+pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
+    if flags & !6 != 0 || first > last {
+        return Err(Errno::EINVAL);
     }
-    UserSlice::new(buf, 144)?.write(&st)?;
-    Ok(0)
+    let (first, last) = (
+        first.min(i32::MAX as u64) as i32,
+        last.min(i32::MAX as u64) as i32,
+    );
+    if flags & 4 != 0 {
+        fd::with_table(|t| {
+            t.cloexec_range(first, last);
+            Ok(0)
+        })
+    } else {
+        let closed = fd::with_table(|t| Ok(t.remove_range(first, last)))?;
+        drop(closed);
+        Ok(0)
+    }
+}
+
+/// Device number of pipes (pipefs).
+const PIPE_DEV: u64 = 0xc;
+/// Device number of the console's filesystem (devtmpfs).
+const CONSOLE_DEV: u64 = 0x16;
+/// Device number of the RAM filesystem.
+pub const RAMFS_DEV: u64 = 0x1e;
+
+/// `stat` of whatever a description refers to, and its device number.
+pub fn stat_desc(d: &Desc) -> Result<(Stat, u64), Errno> {
+    let synthetic = |ino: u64, mode: u32, rdev: (u32, u32)| {
+        let t = now();
+        Stat {
+            ino,
+            mode,
+            nlink: 1,
+            size: 0,
+            rdev,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    };
+    match &d.object {
+        Object::Console => Ok((synthetic(5, mode::S_IFCHR | 0o620, (4, 64)), CONSOLE_DEV)),
+        Object::PipeRead(p) | Object::PipeWrite(p) => {
+            // A stable number per pipe: its buffer's address.
+            let ino = alloc::sync::Arc::as_ptr(p) as u64 >> 4;
+            Ok((synthetic(ino, 0o010000 | 0o600, (0, 0)), PIPE_DEV))
+        }
+        Object::File(ino) | Object::Path(ino) | Object::Generated(ino, _) => {
+            Ok((vfs::with(|fs| fs.stat(*ino))?, RAMFS_DEV))
+        }
+    }
+}
+
+/// Fills a `struct stat`.
+pub fn stat_bytes(st: &Stat, dev: u64) -> [u8; 144] {
+    let mut b = [0u8; 144];
+    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+    put(0, &dev.to_le_bytes());
+    put(8, &st.ino.to_le_bytes());
+    put(16, &u64::from(st.nlink).to_le_bytes());
+    put(24, &st.mode.to_le_bytes());
+    put(
+        40,
+        &((u64::from(st.rdev.0) << 8) | u64::from(st.rdev.1)).to_le_bytes(),
+    );
+    put(48, &st.size.to_le_bytes());
+    put(56, &4096u64.to_le_bytes());
+    put(64, &st.size.div_ceil(512).to_le_bytes());
+    for (off, t) in [(72, st.atime), (88, st.mtime), (104, st.ctime)] {
+        put(off, &(t / 1_000_000_000).to_le_bytes());
+        put(off + 8, &(t % 1_000_000_000).to_le_bytes());
+    }
+    b
 }
 
 /// fstat(2).
 pub fn fstat(fd: u64, buf: u64) -> SysResult {
-    console_fd(fd)?;
-    stat_console(buf)
-}
-
-const AT_EMPTY_PATH: u64 = 0x1000;
-
-/// newfstatat(2).
-pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
-    let p = uaccess::read_cstr(path, 4096)?;
-    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        return fstat(dirfd, buf);
-    }
-    if p.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    Err(Errno::ENOENT)
+    let (st, dev) = stat_desc(&fd::get(fd)?)?;
+    UserSlice::new(buf, 144)?.write(&stat_bytes(&st, dev))?;
+    Ok(0)
 }
 
 const POLLIN: u16 = 0x1;
 const POLLOUT: u16 = 0x4;
+const POLLERR: u16 = 0x8;
+const POLLHUP: u16 = 0x10;
 const POLLNVAL: u16 = 0x20;
+const POLLRDNORM: u16 = 0x40;
+const POLLWRNORM: u16 = 0x100;
 
-/// poll(2).
-pub fn poll(fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
-    if nfds > 1024 {
+/// The poll events ready on `fd` now (POLLNVAL if it is not open).
+pub fn poll_events(fd: i32, events: u16) -> u16 {
+    let Ok(d) = fd::get(fd as u64) else {
+        return POLLNVAL;
+    };
+    let inp = events & (POLLIN | POLLRDNORM);
+    let out = events & (POLLOUT | POLLWRNORM);
+    match &d.object {
+        Object::Console => (if console::readable() { inp } else { 0 }) | out,
+        Object::PipeRead(p) => {
+            let p = p.lock();
+            let mut r = if p.is_empty() { 0 } else { inp };
+            if p.writers == 0 {
+                r |= POLLHUP;
+            }
+            r
+        }
+        Object::PipeWrite(p) => {
+            let p = p.lock();
+            if p.readers == 0 {
+                POLLERR
+            } else if p.writable() {
+                out
+            } else {
+                0
+            }
+        }
+        Object::Path(_) => POLLNVAL,
+        Object::File(_) | Object::Generated(..) => inp | out,
+    }
+}
+
+/// Polls `fds` until one is ready or the monotonic `deadline` (`None`:
+/// forever) passes; returns how many are ready.
+fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
+    if nfds > fd::DEFAULT_LIMIT as u64 * 16 {
         return Err(Errno::EINVAL);
     }
     let slice = UserSlice::new(fds, (nfds * 8) as usize)?;
     let mut raw = slice.read_vec()?;
-    let timeout = timeout_ms as i32;
-    let deadline = (timeout > 0).then(|| crate::time::now_nanos() + timeout as u64 * 1_000_000);
-    loop {
-        let readable = console::readable();
+    let scan = |raw: &mut [u8]| {
         let mut ready = 0u64;
         for c in raw.as_chunks_mut::<8>().0 {
             let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             let events = u16::from_le_bytes([c[4], c[5]]);
-            let revents = if fd < 0 {
-                0
-            } else if console_fd(fd as u64).is_err() {
-                POLLNVAL
-            } else {
-                let mut r = 0;
-                if events & POLLIN != 0 && readable {
-                    r |= POLLIN;
-                }
-                if events & POLLOUT != 0 {
-                    r |= POLLOUT;
-                }
-                r
-            };
+            let revents = if fd < 0 { 0 } else { poll_events(fd, events) };
             c[6..8].copy_from_slice(&revents.to_le_bytes());
             if revents != 0 {
                 ready += 1;
             }
         }
-        let expired = match (timeout, deadline) {
-            (0, _) => true,
-            (_, Some(d)) => crate::time::now_nanos() >= d,
-            _ => false,
-        };
+        ready
+    };
+    loop {
+        let ready = scan(&mut raw);
+        let expired = deadline.is_some_and(|d| crate::time::now_nanos() >= d);
         if ready > 0 || expired {
             slice.write(&raw)?;
             return Ok(ready);
         }
         if let Some(sig) = console::take_signal() {
-            let _ = super::signal::deliver_tty_signal(sig);
+            super::signal::deliver_tty_signal(sig)?;
         }
-        console::wait_for_input(deadline);
+        let probe = spin::Mutex::new(raw.clone());
+        IO.wait(deadline, || scan(&mut probe.lock()) > 0);
     }
+}
+
+/// poll(2).
+pub fn poll(fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
+    let timeout = timeout_ms as i32;
+    let deadline = match timeout {
+        t if t < 0 => None,
+        t => Some(crate::time::now_nanos() + t as u64 * 1_000_000),
+    };
+    poll_until(fds, nfds, deadline)
+}
+
+/// ppoll(2) (the signal mask is ignored: no handlers run yet).
+pub fn ppoll(fds: u64, nfds: u64, tsp: u64, _sigmask: u64) -> SysResult {
+    let deadline = if tsp == 0 {
+        None
+    } else {
+        let secs = uaccess::read_u64(tsp)?;
+        let nsecs = uaccess::read_u64(tsp + 8)?;
+        if (secs as i64) < 0 || nsecs >= 1_000_000_000 {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            crate::time::now_nanos()
+                .saturating_add(secs.saturating_mul(1_000_000_000))
+                .saturating_add(nsecs),
+        )
+    };
+    poll_until(fds, nfds, deadline)
 }
 
 const TCGETS: u64 = 0x5401;
@@ -256,10 +615,49 @@ const TIOCSPGRP: u64 = 0x5410;
 const TIOCGWINSZ: u64 = 0x5413;
 const TIOCSWINSZ: u64 = 0x5414;
 const FIONREAD: u64 = 0x541b;
+const FIONBIO: u64 = 0x5421;
+const FIOCLEX: u64 = 0x5451;
+const FIONCLEX: u64 = 0x5450;
 
-/// ioctl(2) on the console.
+/// ioctl(2): terminal requests on the console, FIONREAD on pipes and
+/// files, FIONBIO/FIOCLEX/FIONCLEX on anything.
 pub fn ioctl(fd: u64, req: u64, arg: u64) -> SysResult {
-    console_fd(fd)?;
+    let d = fd::get(fd)?;
+    match req {
+        FIONBIO => {
+            let on = uaccess::read_u64(arg).map(|v| v as u32 != 0)?;
+            let mut s = d.state.lock();
+            s.flags = if on {
+                s.flags | O_NONBLOCK
+            } else {
+                s.flags & !O_NONBLOCK
+            };
+            return Ok(0);
+        }
+        FIOCLEX | FIONCLEX => {
+            fd::with_table(|t| t.set_cloexec(fd as i32, req == FIOCLEX))?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    match &d.object {
+        Object::Console => console_ioctl(req, arg),
+        Object::PipeRead(p) if req == FIONREAD => {
+            let n = p.lock().len() as u32;
+            uaccess::write_u32(arg, n)?;
+            Ok(0)
+        }
+        Object::File(ino) if req == FIONREAD => {
+            let size = vfs::with(|fs| fs.stat(*ino))?.size;
+            let pos = d.state.lock().offset;
+            uaccess::write_u32(arg, size.saturating_sub(pos).min(u32::MAX as u64) as u32)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn console_ioctl(req: u64, arg: u64) -> SysResult {
     match req {
         TCGETS => {
             let t = console::with_tty(|t| t.termios).unwrap_or_default();
@@ -314,29 +712,131 @@ pub fn ioctl(fd: u64, req: u64, arg: u64) -> SysResult {
     }
 }
 
+const F_DUPFD: u64 = 0;
 const F_GETFD: u64 = 1;
 const F_SETFD: u64 = 2;
 const F_GETFL: u64 = 3;
 const F_SETFL: u64 = 4;
+const F_GETLK: u64 = 5;
+const F_SETLK: u64 = 6;
+const F_SETLKW: u64 = 7;
+const F_OFD_GETLK: u64 = 36;
+const F_OFD_SETLK: u64 = 37;
+const F_OFD_SETLKW: u64 = 38;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_SETPIPE_SZ: u64 = 1031;
+const F_GETPIPE_SZ: u64 = 1032;
+const F_UNLCK: u16 = 2;
 
-/// fcntl(2).
+/// fcntl(2). Advisory record locks are always granted: one process owns
+/// every file, so no lock can conflict (F_GETLK reports F_UNLCK).
 pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
-    let (i, fdf, sf) = console_fd(fd)?;
-    let mut g = PROCESS.lock();
-    let p = g.as_mut().ok_or(Errno::EBADF)?;
+    let d = fd::get(fd)?;
     match cmd {
-        F_GETFD => Ok(u64::from(fdf)),
-        F_SETFD => {
-            p.console_fds[i] = Some(((arg as u32) & FD_CLOEXEC, sf));
-            Ok(0)
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let floor = i32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            let r = fd::with_table(|t| t.insert_from(floor, d.clone(), cmd == F_DUPFD_CLOEXEC));
+            drop(d);
+            r.map(|n| n as u64)
         }
-        F_GETFL => Ok(u64::from(sf)),
+        F_GETFD => fd::with_table(|t| Ok(u64::from(t.get(fd as i32)?.cloexec))),
+        F_SETFD => fd::with_table(|t| t.set_cloexec(fd as i32, arg & FD_CLOEXEC != 0)).map(|_| 0),
+        F_GETFL => Ok(u64::from(d.flags())),
         F_SETFL => {
             let changeable = O_NONBLOCK | O_APPEND;
-            let new = (sf & !changeable) | (arg as u32 & changeable);
-            p.console_fds[i] = Some((fdf, new));
+            let mut s = d.state.lock();
+            s.flags = (s.flags & !changeable) | (arg as u32 & changeable);
             Ok(0)
         }
+        F_GETLK | F_OFD_GETLK => {
+            if matches!(d.object, Object::Path(_)) {
+                return Err(Errno::EBADF);
+            }
+            // struct flock starts with the 16-bit l_type.
+            let mut b = [0u8; 2];
+            UserSlice::new(arg, 2)?.read_into(&mut b)?;
+            UserSlice::new(arg, 2)?.write(&F_UNLCK.to_le_bytes())?;
+            Ok(0)
+        }
+        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            if matches!(d.object, Object::Path(_)) {
+                return Err(Errno::EBADF);
+            }
+            let mut b = [0u8; 2];
+            UserSlice::new(arg, 2)?.read_into(&mut b)?;
+            if u16::from_le_bytes(b) > 2 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        F_GETPIPE_SZ | F_SETPIPE_SZ => match d.object {
+            Object::PipeRead(_) | Object::PipeWrite(_) => Ok(kcore::pipe::CAPACITY as u64),
+            _ => Err(Errno::EBADF),
+        },
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// flock(2): always granted (see [`fcntl`]).
+pub fn flock(fd: u64, op: u64) -> SysResult {
+    fd::get(fd)?;
+    // LOCK_SH 1, LOCK_EX 2, LOCK_UN 8, optionally | LOCK_NB 4.
+    match op & !4 {
+        1 | 2 | 8 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// dup(2).
+pub fn dup(fd: u64) -> SysResult {
+    fd::with_table(|t| t.dup(fd as i32)).map(|n| n as u64)
+}
+
+/// dup2(2): `old == new` only checks `old`.
+pub fn dup2(old: u64, new: u64) -> SysResult {
+    if old as i32 == new as i32 {
+        fd::get(old)?;
+        return Ok(new as i32 as u64);
+    }
+    dup3(old, new, 0)
+}
+
+/// dup3(2).
+pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    if flags & !O_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let replaced = fd::with_table(|t| t.dup_to(old as i32, new as i32, flags != 0))?;
+    drop(replaced);
+    Ok(new as i32 as u64)
+}
+
+/// pipe2(2) (and pipe): O_CLOEXEC and O_NONBLOCK; O_DIRECT is EINVAL.
+pub fn pipe2(fds: u64, flags: u64) -> SysResult {
+    if flags & !(O_CLOEXEC | u64::from(O_NONBLOCK)) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let out = UserSlice::new(fds, 8)?;
+    let p = alloc::sync::Arc::new(spin::Mutex::new(kcore::pipe::Pipe::new()));
+    let nb = flags as u32 & O_NONBLOCK;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let r = OpenFile::new(Object::PipeRead(p.clone()), nb);
+    let w = OpenFile::new(Object::PipeWrite(p), O_WRONLY | nb);
+    let rfd = fd::install(r, cloexec)?;
+    let wfd = match fd::install(w, cloexec) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = fd::close(rfd);
+            return Err(e);
+        }
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&(rfd as i32).to_le_bytes());
+    b[4..].copy_from_slice(&(wfd as i32).to_le_bytes());
+    if let Err(e) = out.write(&b) {
+        let _ = fd::close(rfd);
+        let _ = fd::close(wfd);
+        return Err(e);
+    }
+    Ok(0)
 }

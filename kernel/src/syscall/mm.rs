@@ -2,10 +2,12 @@
 //!
 //! The VMA map decides what is legal; page tables follow. Anonymous memory
 //! is demand-paged (zeroed on first touch), except with MAP_POPULATE.
+//! File mappings are demand-paged from the file (`crate::filemap`): initrd
+//! pages are mapped in place without copying.
 
 use kcore::elf::{PAGE, USER_END};
 use kcore::errno::Errno;
-use kcore::vma::{Kind, Prot, Vma, VmaError};
+use kcore::vma::{FileMap, Kind, Prot, Vma, VmaError};
 
 use super::SysResult;
 use crate::process::{MM, MMAP_MIN, Mm, STACK_GUARD_GAP};
@@ -32,14 +34,38 @@ fn page_up(len: u64) -> Result<u64, Errno> {
 /// other CPUs' TLBs and frees unmapped frames if `f` removed or downgraded
 /// mappings.
 fn with_mm<R>(f: impl FnOnce(&mut Mm) -> Result<R, Errno>) -> Result<R, Errno> {
-    let (result, stale) = {
+    let (result, stale, files) = {
         let mut g = MM.lock();
         let mm = g.as_mut().ok_or(Errno::ENOMEM)?;
         let r = f(mm);
-        (r, mm.aspace.take_stale())
+        (
+            r,
+            mm.aspace.take_stale(),
+            core::mem::take(&mut mm.file_releases),
+        )
     };
     stale.finish();
+    for (ino, pages) in files {
+        crate::filemap::release(ino, pages);
+    }
     result
+}
+
+/// Removes `[start, end)` from the address space: areas, pages, and (after
+/// the TLB shootdown, see [`with_mm`]) the files they mapped.
+fn remove(mm: &mut Mm, start: u64, end: u64) -> Result<(), Errno> {
+    for v in mm
+        .aspace
+        .vmas
+        .unmap(start, end)
+        .map_err(|_| Errno::EINVAL)?
+    {
+        mm.aspace.unmap_pages(v.start, v.end);
+        if let Kind::File(f) = v.kind {
+            mm.file_releases.push((f.ino, (v.end - v.start) / PAGE));
+        }
+    }
+    Ok(())
 }
 
 fn prot_arg(bits: u64) -> Result<Prot, Errno> {
@@ -80,7 +106,7 @@ fn place(mm: &Mm, hint: u64, len: u64) -> Result<u64, Errno> {
 }
 
 /// mmap(2).
-pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, _fd: u64, off: u64) -> SysResult {
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult {
     if len == 0 || !off.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
@@ -95,11 +121,12 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, _fd: u64, off: u64) -> S
     if flags & MAP_HUGETLB != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        // File mappings arrive with the filesystem.
-        return Err(Errno::ENODEV);
-    }
     let prot = prot_arg(prot)?;
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        file_source(fd, off, len, flags & MAP_TYPE == MAP_SHARED, prot)?
+    } else {
+        None
+    };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     with_mm(|mm| {
         let start = if fixed {
@@ -114,32 +141,97 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, _fd: u64, off: u64) -> S
                 if flags & MAP_FIXED_NOREPLACE != 0 {
                     return Err(Errno::EEXIST);
                 }
-                for (s, e) in mm.aspace.vmas.unmap(addr, end).map_err(|_| Errno::EINVAL)? {
-                    mm.aspace.unmap_pages(s, e);
-                }
+                remove(mm, addr, end)?;
             }
             addr
         } else {
             place(mm, addr, len)?
         };
-        mm.aspace
+        let kind = match &file {
+            Some((map, path, ..)) => {
+                crate::filemap::acquire(map.ino, len / PAGE, path)?;
+                Kind::File(FileMap {
+                    delta: off.wrapping_sub(start),
+                    ..*map
+                })
+            }
+            None => Kind::Anon,
+        };
+        if mm
+            .aspace
             .vmas
             .insert(Vma {
                 start,
                 end: start + len,
                 prot,
-                kind: Kind::Anon,
+                kind,
             })
-            .map_err(|_| Errno::ENOMEM)?;
+            .is_err()
+        {
+            if let Kind::File(f) = kind {
+                mm.file_releases.push((f.ino, len / PAGE));
+            }
+            return Err(Errno::ENOMEM);
+        }
+        if let (Some((_, path, size, initrd)), Kind::File(f)) = (&file, kind) {
+            crate::filemap::log_map(path, len, f, *size, *initrd);
+        }
         if flags & MAP_POPULATE != 0 && prot != Prot::NONE {
             let mut p = start;
             while p < start + len {
-                mm.aspace.fault(p, false, false);
+                mm.aspace
+                    .fault(p, false, false, &mut crate::filemap::FilePager);
                 p += PAGE;
             }
         }
         Ok(start)
     })
+}
+
+/// What a file mapping maps: the file (offset 0 at address 0 for now),
+/// its path, its size, and whether it lives in the initrd. `None`: map
+/// anonymous memory (/dev/zero).
+fn file_source(
+    fd: u64,
+    off: u64,
+    len: u64,
+    shared: bool,
+    prot: Prot,
+) -> Result<Option<(FileMap, alloc::string::String, u64, bool)>, Errno> {
+    use crate::fd::Object;
+    const O_ACCMODE: u32 = 3;
+    const O_WRONLY: u32 = 1;
+    const O_RDWR: u32 = 2;
+    let d = crate::fd::get(fd)?;
+    let ino = match d.object {
+        Object::File(ino) => ino,
+        Object::Path(_) => return Err(Errno::EBADF),
+        _ => return Err(Errno::ENODEV),
+    };
+    let acc = d.flags() & O_ACCMODE;
+    let (st, initrd) =
+        crate::vfs::with(|fs| Ok((fs.stat(ino)?, fs.borrowed_bytes(ino).is_some())))?;
+    match st.mode & 0o170000 {
+        llmos_fs::ramfs::mode::S_IFREG => {}
+        llmos_fs::ramfs::mode::S_IFCHR if st.rdev == crate::vfs::dev::ZERO => return Ok(None),
+        _ => return Err(Errno::ENODEV),
+    }
+    if acc == O_WRONLY {
+        return Err(Errno::EACCES);
+    }
+    if shared && prot.write && acc != O_RDWR {
+        return Err(Errno::EACCES);
+    }
+    if off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+        return Err(Errno::EOVERFLOW);
+    }
+    let map = FileMap {
+        ino,
+        delta: 0,
+        shared,
+        may_write: !shared || acc == O_RDWR,
+    };
+    Ok(Some((map, d.path.clone(), st.size, initrd)))
 }
 
 /// munmap(2).
@@ -149,12 +241,7 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
     }
     let len = page_up(len)?;
     let end = user_range(addr, len).map_err(|_| Errno::EINVAL)?;
-    with_mm(|mm| {
-        for (s, e) in mm.aspace.vmas.unmap(addr, end).map_err(|_| Errno::EINVAL)? {
-            mm.aspace.unmap_pages(s, e);
-        }
-        Ok(0)
-    })
+    with_mm(|mm| remove(mm, addr, end).map(|_| 0))
 }
 
 /// mprotect(2).
@@ -169,6 +256,22 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     let len = page_up(len)?;
     let end = user_range(addr, len)?;
     with_mm(|mm| {
+        if prot.write {
+            let mut p = addr;
+            while p < end {
+                let Some(v) = mm.aspace.vmas.find(p) else {
+                    break;
+                };
+                if let Kind::File(f) = v.kind
+                    && f.shared
+                    && !f.may_write
+                {
+                    // The file was not opened for writing.
+                    return Err(Errno::EACCES);
+                }
+                p = v.end;
+            }
+        }
         match mm.aspace.vmas.protect(addr, end, prot) {
             Ok(_) => {}
             Err(VmaError::Hole) => return Err(Errno::ENOMEM),
@@ -207,12 +310,8 @@ pub fn brk(addr: u64) -> SysResult {
             if !ok {
                 return Ok(mm.brk);
             }
-        } else if new_end < old_end
-            && let Ok(removed) = mm.aspace.vmas.unmap(new_end, old_end)
-        {
-            for (s, e) in removed {
-                mm.aspace.unmap_pages(s, e);
-            }
+        } else if new_end < old_end {
+            remove(mm, new_end, old_end)?;
         }
         mm.brk = addr;
         Ok(addr)
@@ -247,14 +346,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         }
         if new_len <= old_len && flags & MREMAP_FIXED == 0 {
             if new_len < old_len {
-                for (s, e) in mm
-                    .aspace
-                    .vmas
-                    .unmap(old + new_len, old_end)
-                    .map_err(|_| Errno::EINVAL)?
-                {
-                    mm.aspace.unmap_pages(s, e);
-                }
+                remove(mm, old + new_len, old_end)?;
             }
             return Ok(old);
         }
@@ -264,6 +356,12 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             && new_end_in_place <= mm.mmap_top.max(vma.end)
             && mm.aspace.vmas.grow(old_end, new_end_in_place).is_ok()
         {
+            if let Kind::File(f) = vma.kind
+                && let Err(e) = crate::filemap::acquire(f.ino, (new_len - old_len) / PAGE, "")
+            {
+                remove(mm, old_end, new_end_in_place)?;
+                return Err(e);
+            }
             return Ok(old);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -277,17 +375,17 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             if new_addr < old_end && old < dest_end {
                 return Err(Errno::EINVAL);
             }
-            for (s, e) in mm
-                .aspace
-                .vmas
-                .unmap(new_addr, dest_end)
-                .map_err(|_| Errno::EINVAL)?
-            {
-                mm.aspace.unmap_pages(s, e);
-            }
+            remove(mm, new_addr, dest_end)?;
             new_addr
         } else {
             place(mm, 0, new_len)?
+        };
+        let kind = match vma.kind {
+            Kind::File(f) => {
+                crate::filemap::acquire(f.ino, new_len / PAGE, "")?;
+                Kind::File(f.moved(old, dest))
+            }
+            k => k,
         };
         mm.aspace
             .vmas
@@ -295,21 +393,14 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
                 start: dest,
                 end: dest + new_len,
                 prot: vma.prot,
-                kind: vma.kind,
+                kind,
             })
             .map_err(|_| Errno::ENOMEM)?;
         let moved = old_len.min(new_len);
         mm.aspace
             .move_pages(old, moved, dest, vma.prot)
             .map_err(|_| Errno::ENOMEM)?;
-        for (s, e) in mm
-            .aspace
-            .vmas
-            .unmap(old, old_end)
-            .map_err(|_| Errno::EINVAL)?
-        {
-            mm.aspace.unmap_pages(s, e);
-        }
+        remove(mm, old, old_end)?;
         Ok(dest)
     })
 }
@@ -339,6 +430,31 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         // MADV_DONTNEED (4) and MADV_FREE (8): the next touch sees zeros.
         if advice == 4 || advice == 8 {
             mm.aspace.unmap_pages(addr, end);
+        }
+        Ok(0)
+    })
+}
+
+/// msync(2): file pages are the file's own memory (or initrd pages that
+/// cannot change), so there is nothing to write back; the range must be
+/// mapped.
+pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    if !addr.is_multiple_of(PAGE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len)?;
+    let end = user_range(addr, len)?;
+    with_mm(|mm| {
+        let mut p = addr;
+        while p < end {
+            let v = mm.aspace.vmas.find(p).ok_or(Errno::ENOMEM)?;
+            p = v.end;
         }
         Ok(0)
     })

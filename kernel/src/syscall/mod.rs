@@ -147,42 +147,12 @@ const AT_FDCWD: u64 = -100i64 as u64;
 /// The handler for syscall `n`, if the kernel implements it.
 fn handler(n: u64) -> Option<Handler> {
     Some(match n {
-        nr::READ => |a| {
-            if file::is_file(a[0]) {
-                file::read(a[0], a[1], a[2])
-            } else {
-                io::read(a[0], a[1], a[2])
-            }
-        },
-        nr::WRITE => |a| {
-            if file::is_file(a[0]) {
-                file::write(a[0], a[1], a[2])
-            } else {
-                io::write(a[0], a[1], a[2])
-            }
-        },
-        nr::CLOSE => |a| {
-            if file::is_file(a[0]) {
-                file::close(a[0])
-            } else {
-                io::close(a[0])
-            }
-        },
-        nr::FSTAT => |a| {
-            if file::is_file(a[0]) {
-                file::fstat(a[0], a[1])
-            } else {
-                io::fstat(a[0], a[1])
-            }
-        },
+        nr::READ => |a| io::read(a[0], a[1], a[2]),
+        nr::WRITE => |a| io::write(a[0], a[1], a[2]),
+        nr::CLOSE => |a| io::close(a[0]),
+        nr::FSTAT => |a| io::fstat(a[0], a[1]),
         nr::POLL => |a| io::poll(a[0], a[1], a[2]),
-        nr::LSEEK => |a| {
-            if file::is_file(a[0]) {
-                file::lseek(a[0], a[1], a[2])
-            } else {
-                io::lseek(a[0])
-            }
-        },
+        nr::LSEEK => |a| io::lseek(a[0], a[1], a[2]),
         nr::MMAP => |a| mm::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
         nr::MPROTECT => |a| mm::mprotect(a[0], a[1], a[2]),
         nr::MUNMAP => |a| mm::munmap(a[0], a[1]),
@@ -190,25 +160,14 @@ fn handler(n: u64) -> Option<Handler> {
         nr::RT_SIGACTION => |a| signal::rt_sigaction(a[0], a[1], a[2], a[3]),
         nr::RT_SIGPROCMASK => |a| signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         nr::IOCTL => |a| io::ioctl(a[0], a[1], a[2]),
-        nr::PREAD64 => |a| {
-            if file::is_file(a[0]) {
-                file::pread64(a[0], a[1], a[2], a[3])
-            } else {
-                io::pread64(a[0])
-            }
-        },
-        nr::PWRITE64 => |a| {
-            if file::is_file(a[0]) {
-                file::pwrite64(a[0], a[1], a[2], a[3])
-            } else {
-                io::pread64(a[0])
-            }
-        },
+        nr::PREAD64 => |a| io::pread64(a[0], a[1], a[2], a[3]),
+        nr::PWRITE64 => |a| io::pwrite64(a[0], a[1], a[2], a[3]),
         nr::READV => |a| io::readv(a[0], a[1], a[2]),
         nr::WRITEV => |a| io::writev(a[0], a[1], a[2]),
         nr::SCHED_YIELD => |_| thread::sched_yield(),
         nr::MREMAP => |a| mm::mremap(a[0], a[1], a[2], a[3], a[4]),
         nr::MADVISE => |a| mm::madvise(a[0], a[1], a[2]),
+        nr::MSYNC => |a| mm::msync(a[0], a[1], a[2]),
         nr::NANOSLEEP => |a| time::nanosleep(a[0], a[1]),
         nr::GETPID => |_| Ok(1),
         nr::GETTID => |_| thread::gettid(),
@@ -218,14 +177,8 @@ fn handler(n: u64) -> Option<Handler> {
         nr::KILL => |a| signal::kill(a[0], a[1]),
         nr::TGKILL => |a| signal::tgkill(a[0], a[1], a[2]),
         nr::UNAME => |a| info::uname(a[0]),
-        nr::FCNTL => |a| {
-            if file::is_file(a[0]) {
-                file::fcntl(a[0], a[1], a[2])
-            } else {
-                io::fcntl(a[0], a[1], a[2])
-            }
-        },
-        nr::GETCWD => |a| info::getcwd(a[0], a[1]),
+        nr::FCNTL => |a| io::fcntl(a[0], a[1], a[2]),
+        nr::GETCWD => |a| file::getcwd(a[0], a[1]),
         nr::READLINK => |a| info::readlink(a[0], a[1], a[2]),
         nr::READLINKAT => |a| info::readlinkat(a[0], a[1], a[2], a[3]),
         nr::GETTIMEOFDAY => |a| time::gettimeofday(a[0]),
@@ -266,8 +219,8 @@ fn handler(n: u64) -> Option<Handler> {
         nr::RENAME => |a| file::renameat2(AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
         nr::RENAMEAT => |a| file::renameat2(a[0], a[1], a[2], a[3], 0),
         nr::RENAMEAT2 => |a| file::renameat2(a[0], a[1], a[2], a[3], a[4]),
-        nr::LINK => |a| file::linkat(AT_FDCWD, a[0], AT_FDCWD, a[1]),
-        nr::LINKAT => |a| file::linkat(a[0], a[1], a[2], a[3]),
+        nr::LINK => |a| file::linkat(AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
+        nr::LINKAT => |a| file::linkat(a[0], a[1], a[2], a[3], a[4]),
         nr::SYMLINK => |a| file::symlinkat(a[0], AT_FDCWD, a[1]),
         nr::SYMLINKAT => |a| file::symlinkat(a[0], a[1], a[2]),
         nr::CHMOD => |a| file::fchmodat(AT_FDCWD, a[0], a[1]),
@@ -276,15 +229,30 @@ fn handler(n: u64) -> Option<Handler> {
         nr::GETDENTS64 => |a| file::getdents64(a[0], a[1], a[2]),
         nr::MKDIRAT => |a| file::mkdirat(a[0], a[1], a[2]),
         nr::UNLINKAT => |a| file::unlinkat(a[0], a[1], a[2]),
-        nr::NEWFSTATAT => |a| {
-            if !file::is_file(a[0]) && file::path_is_empty(a[1]) {
-                io::newfstatat(a[0], a[1], a[2], a[3])
-            } else {
-                file::newfstatat(a[0], a[1], a[2], a[3])
-            }
-        },
+        nr::NEWFSTATAT => |a| file::newfstatat(a[0], a[1], a[2], a[3]),
         nr::SET_ROBUST_LIST => |a| thread::set_robust_list(a[0], a[1]),
         nr::GETRANDOM => |a| info::getrandom(a[0], a[1], a[2]),
+        nr::PIPE => |a| io::pipe2(a[0], 0),
+        nr::PIPE2 => |a| io::pipe2(a[0], a[1]),
+        nr::DUP => |a| io::dup(a[0]),
+        nr::DUP2 => |a| io::dup2(a[0], a[1]),
+        nr::DUP3 => |a| io::dup3(a[0], a[1], a[2]),
+        nr::FLOCK => |a| io::flock(a[0], a[1]),
+        nr::CLOSE_RANGE => |a| io::close_range(a[0], a[1], a[2]),
+        nr::PPOLL => |a| io::ppoll(a[0], a[1], a[2], a[3]),
+        nr::PREADV | nr::PREADV2 => |a| io::preadv(a[0], a[1], a[2], a[3]),
+        nr::PWRITEV | nr::PWRITEV2 => |a| io::pwritev(a[0], a[1], a[2], a[3]),
+        nr::CHDIR => |a| file::chdir(a[0]),
+        nr::FCHDIR => |a| file::fchdir(a[0]),
+        nr::CHOWN => |a| file::fchownat(AT_FDCWD, a[0], a[1], a[2], 0),
+        nr::LCHOWN => |a| file::fchownat(AT_FDCWD, a[0], a[1], a[2], 0x100),
+        nr::FCHOWNAT => |a| file::fchownat(a[0], a[1], a[2], a[3], a[4]),
+        nr::FCHOWN => |a| file::fchown(a[0]),
+        nr::STATFS => |a| file::statfs(a[0], a[1]),
+        nr::FSTATFS => |a| file::fstatfs(a[0], a[1]),
+        nr::STATX => |a| file::statx(a[0], a[1], a[2], a[3], a[4]),
+        nr::UTIMENSAT => |a| file::utimensat(a[0], a[1], a[2], a[3]),
+        nr::SYNCFS => |a| file::fsync(a[0]),
         _ => return None,
     })
 }

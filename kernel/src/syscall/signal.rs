@@ -137,7 +137,7 @@ pub fn sigaltstack(ss: u64, old: u64) -> SysResult {
 }
 
 /// Applies signal `s` to the process: ignored, or the process ends.
-fn raise(s: u64) -> SysResult {
+pub(super) fn raise(s: u64) -> SysResult {
     let handler = PROCESS
         .lock()
         .as_ref()

@@ -1,0 +1,123 @@
+//! The generated `/proc` files.
+//!
+//! `/proc` lives in the RAM filesystem: at process start it gets
+//! `/proc/1/` with `exe` (a symlink to the program) and `maps`, a
+//! `/proc/self` symlink to `1`, and `/proc/cpuinfo` and `/proc/meminfo`.
+//! The generated files are empty, read-only inodes (size 0, as on Linux);
+//! opening one snapshots its text (`kcore::procfs`) into the description,
+//! so reads see one consistent version.
+#![deny(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use llmos_fs::ramfs::{Ino, ROOT};
+use spin::Mutex;
+
+use crate::vfs;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gen {
+    CpuInfo,
+    MemInfo,
+    Maps,
+}
+
+static FILES: Mutex<Vec<(Ino, Gen)>> = Mutex::new(Vec::new());
+
+/// Creates `/proc` for the process started from `exe`.
+pub fn init(exe: &str) {
+    let now = crate::time::realtime_nanos();
+    let mut files = Vec::new();
+    let r = vfs::with(|fs| {
+        let _ = fs.mkdir(ROOT, "/proc", 0o555, now);
+        let _ = fs.mkdir(ROOT, "/proc/1", 0o555, now);
+        let _ = fs.symlink("1", ROOT, "/proc/self", now);
+        let _ = fs.symlink(exe, ROOT, "/proc/1/exe", now);
+        for (path, g) in [
+            ("/proc/cpuinfo", Gen::CpuInfo),
+            ("/proc/meminfo", Gen::MemInfo),
+            ("/proc/1/maps", Gen::Maps),
+        ] {
+            let ino = fs.create(ROOT, path, 0o444, false, now)?;
+            files.push((ino, g));
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        crate::klog!("fs", "cannot create /proc: {e}");
+    }
+    *FILES.lock() = files;
+}
+
+fn kind(ino: Ino) -> Option<Gen> {
+    FILES
+        .lock()
+        .iter()
+        .find(|(i, _)| *i == ino)
+        .map(|(_, g)| *g)
+}
+
+/// Whether `ino` is a generated file (read-only whatever its mode says).
+pub fn is_generated(ino: Ino) -> bool {
+    kind(ino).is_some()
+}
+
+/// The current text of generated file `ino`, or `None` for other inodes.
+pub fn generate(ino: Ino) -> Option<Vec<u8>> {
+    let text = match kind(ino)? {
+        Gen::CpuInfo => cpuinfo(),
+        Gen::MemInfo => meminfo(),
+        Gen::Maps => maps(),
+    };
+    Some(text.into_bytes())
+}
+
+fn cpuinfo() -> String {
+    let ids: Vec<u32> = (0..crate::smp::online())
+        .map(|i| crate::smp::apic_id_of(i).unwrap_or(i as u32))
+        .collect();
+    match crate::smp::cpu_info() {
+        Some(info) => kcore::procfs::cpuinfo(info, &ids, crate::time::tsc_hz() / 1000),
+        None => String::new(),
+    }
+}
+
+fn meminfo() -> String {
+    let total = crate::memory::frames::total_frames() * 4;
+    let free = crate::memory::frames::free_frames() * 4;
+    let files = vfs::with(|fs| Ok(fs.used() / 1024)).unwrap_or(0);
+    kcore::procfs::meminfo(total, free, files)
+}
+
+fn maps() -> String {
+    let exe = crate::process::PROCESS
+        .lock()
+        .as_ref()
+        .map(|p| p.exe.clone())
+        .unwrap_or_default();
+    let mut out = String::new();
+    let g = crate::process::MM.lock();
+    let Some(mm) = g.as_ref() else {
+        return out;
+    };
+    for v in mm.aspace.vmas.iter() {
+        let (shared, offset, dev, ino, name) = match v.kind {
+            kcore::vma::Kind::Image => (false, 0, (0, 0x1e), 0, exe.clone()),
+            kcore::vma::Kind::Heap => (false, 0, (0, 0), 0, String::from("[heap]")),
+            kcore::vma::Kind::Stack => (false, 0, (0, 0), 0, String::from("[stack]")),
+            kcore::vma::Kind::Anon => (false, 0, (0, 0), 0, String::new()),
+            kcore::vma::Kind::File(f) => (
+                f.shared,
+                f.offset_of(v.start),
+                (0, 0x1e),
+                f.ino,
+                crate::filemap::path(f.ino).unwrap_or_default(),
+            ),
+        };
+        kcore::procfs::maps_line(
+            &mut out, v.start, v.end, v.prot, shared, offset, dev, ino, &name,
+        );
+    }
+    out
+}
