@@ -24,7 +24,7 @@ pub const PATH: &str = "boot/params";
 pub const MAGIC: [u8; 8] = *b"LLMOSBP\0";
 
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Largest file the kernel accepts.
 pub const MAX_SIZE: usize = 64 * 1024;
@@ -58,6 +58,10 @@ pub struct BootParams {
     /// A test-hooks scenario (only honoured by kernels built with the
     /// `test-hooks` feature).
     pub test_hook: Option<String>,
+    /// How much file data (MiB) programs may write to the RAM filesystem
+    /// before ENOSPC; `None`: a quarter of the memory free at boot (see
+    /// docs/filesystem.md). Initrd files do not count.
+    pub fs_capacity_mib: Option<u64>,
 }
 
 /// Decoding errors.
@@ -133,6 +137,7 @@ mod tests {
             }),
             trace_syscalls: true,
             test_hook: None,
+            fs_capacity_mib: Some(64),
         }
     }
 
@@ -148,9 +153,12 @@ mod tests {
     fn rejects_foreign_and_corrupt_input() {
         let good = sample().encode();
         assert_eq!(BootParams::decode(b"hello"), Err(Error::BadMagic));
-        let mut v2 = good.clone();
-        v2[8] = 2;
-        assert_eq!(BootParams::decode(&v2), Err(Error::Version { found: 2 }));
+        let mut other = good.clone();
+        other[8] = (VERSION + 1) as u8;
+        assert_eq!(
+            BootParams::decode(&other),
+            Err(Error::Version { found: VERSION + 1 })
+        );
         assert_eq!(
             BootParams::decode(&good[..good.len() - 1]),
             Err(Error::Malformed)

@@ -97,8 +97,12 @@ impl Pages {
         (first..=last).filter(|i| !self.map.contains_key(i)).count() as u64
     }
 
-    /// Writes; returns the number of pages allocated.
+    /// Writes; returns the number of pages allocated. An empty write
+    /// changes nothing (not even the size).
     fn write(&mut self, offset: u64, data: &[u8]) -> u64 {
+        if data.is_empty() {
+            return 0;
+        }
         let mut added = 0;
         let mut done = 0;
         while done < data.len() {
@@ -1049,6 +1053,9 @@ mod tests {
         assert_eq!(f.write(ino, i64::MAX as u64, b"z", 0), Err(Errno::EFBIG));
         f.truncate(ino, 0, 0).unwrap();
         assert_eq!(f.used(), 0);
+        // An empty write past the end does not extend the file.
+        assert_eq!(f.write(ino, 500, b"", 0), Ok(0));
+        assert_eq!(f.stat(ino).unwrap().size, 0);
     }
 
     #[test]

@@ -218,7 +218,8 @@ extern "C" fn continue_on_main_stack() -> ! {
         }
     };
 
-    if let Err(e) = crate::vfs::init(facts.ramdisk.filter(|_| initrd.is_some())) {
+    let capacity = crate::vfs::capacity(params.fs_capacity_mib);
+    if let Err(e) = crate::vfs::init(facts.ramdisk.filter(|_| initrd.is_some()), capacity) {
         fail("cannot boot", &e);
     }
 

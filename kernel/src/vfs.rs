@@ -10,8 +10,17 @@ use spin::Mutex;
 
 use crate::klog;
 
-/// Default capacity for file data written at run time.
-pub const DEFAULT_CAPACITY: u64 = 256 * 1024 * 1024;
+/// Without a `fs_capacity_mib` boot parameter, file data written at run
+/// time may use this fraction (1/N) of the memory free at boot.
+pub const DEFAULT_CAPACITY_DIVISOR: u64 = 4;
+
+/// The capacity for `requested` MiB (or the default).
+pub fn capacity(requested: Option<u64>) -> u64 {
+    match requested {
+        Some(mib) => mib.saturating_mul(1024 * 1024),
+        None => crate::memory::frames::free_frames() * 4096 / DEFAULT_CAPACITY_DIVISOR,
+    }
+}
 
 /// The filesystem.
 pub static FS: Mutex<Option<RamFs>> = Mutex::new(None);
@@ -29,9 +38,9 @@ pub mod dev {
 }
 
 /// Builds the root filesystem from the initrd.
-pub fn init(initrd: Option<&'static [u8]>) -> Result<(), llmos_fs::cpio::Error> {
+pub fn init(initrd: Option<&'static [u8]>, capacity: u64) -> Result<(), llmos_fs::cpio::Error> {
     let now = crate::time::realtime_nanos();
-    let mut fs = RamFs::new(DEFAULT_CAPACITY);
+    let mut fs = RamFs::new(capacity);
     let mut files = 0;
     let mut bytes = 0usize;
     if let Some(archive) = initrd {
@@ -77,7 +86,7 @@ pub fn init(initrd: Option<&'static [u8]>) -> Result<(), llmos_fs::cpio::Error> 
         "fs",
         "root filesystem: {files} files ({} KiB) from the initrd, mapped in place (0 bytes copied); {} MiB for new data",
         bytes / 1024,
-        DEFAULT_CAPACITY / (1024 * 1024)
+        capacity / (1024 * 1024)
     );
     *FS.lock() = Some(fs);
     Ok(())

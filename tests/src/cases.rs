@@ -29,6 +29,8 @@ pub struct Case {
     pub strace: bool,
     /// Extra files: (source relative to the workspace root, destination).
     pub add: &'static [(&'static str, &'static str)],
+    /// The `fs_capacity_mib` boot parameter.
+    pub fs_capacity_mib: Option<u64>,
 }
 
 const fn case(
@@ -44,6 +46,7 @@ const fn case(
         args,
         strace: false,
         add: &[],
+        fs_capacity_mib: None,
     }
 }
 
@@ -76,6 +79,7 @@ pub const CASES: &[Case] = &[
         args: &[],
         strace: true,
         add: &[],
+        fs_capacity_mib: None,
     },
     Case {
         name: "files",
@@ -84,8 +88,18 @@ pub const CASES: &[Case] = &[
         args: &[],
         strace: false,
         add: &[("userland/c/hello.c", "/data/hello.c")],
+        fs_capacity_mib: None,
     },
     case("fsio", "fsio", Lang::Rust, &[]),
+    Case {
+        name: "enospc",
+        program: "enospc",
+        lang: Lang::Rust,
+        args: &[],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: Some(2),
+    },
     Case {
         name: "mmap",
         program: "mmap",
@@ -93,6 +107,7 @@ pub const CASES: &[Case] = &[
         args: &["/data/big.bin"],
         strace: false,
         add: &[(MMAP_DATA, "/data/big.bin")],
+        fs_capacity_mib: None,
     },
 ];
 
@@ -139,6 +154,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "files",
     "fsio",
     "mmap",
+    "enospc",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

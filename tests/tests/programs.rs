@@ -225,3 +225,17 @@ fn mmap_of_a_64_mib_initrd_file_copies_nothing() {
     b.expect_line(r"\[\d+\.\d{6}\] fs: /data/big.bin mapped \(65536 KiB of 65536 KiB, shared\): pages come from the initrd in place, nothing is copied");
     b.expect_line(r"\[\d+\.\d{6}\] fs: /data/big.bin unmapped: 65536 KiB were mapped in place, 0 bytes copied");
 }
+
+#[test]
+fn runaway_writer_gets_enospc_at_the_boot_parameter_limit() {
+    let b = boot_case("enospc", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] fs: root filesystem: .*; 2 MiB for new data");
+    b.expect_line(r"wrote 2048 KiB, then StorageFull \(28\)");
+    b.expect_line("file length matches what was written: true");
+    b.expect_line("contents intact: true");
+    b.expect_line(r"a small new file now: StorageFull");
+    b.expect_line(r"sparse growth to 1 GiB: Ok\(\(\)\)");
+    b.expect_line("after unlinking, the space is back: true");
+    b.expect_line("enospc ok");
+}

@@ -33,6 +33,10 @@ pub struct ContentArgs {
     /// Log every syscall of the init program (strace-like) on the console.
     #[arg(long)]
     pub strace: bool,
+    /// MiB of file data programs may write to the RAM filesystem (default:
+    /// a quarter of the memory free at boot).
+    #[arg(long, value_name = "MIB")]
+    pub fs_capacity: Option<u64>,
 }
 
 impl ContentArgs {
@@ -174,6 +178,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
     let initrd = paths::images().join("initrd.cpio");
     let params = BootParams {
         trace_syscalls: content.strace,
+        fs_capacity_mib: content.fs_capacity,
         ..BootParams::default()
     };
     let init = content.init.as_ref().map(|source| InitProgram {
@@ -202,6 +207,7 @@ pub fn build_program_images() -> Result<()> {
         let initrd = dir.join(format!("{}.cpio", case.name));
         let params = BootParams {
             trace_syscalls: case.strace,
+            fs_capacity_mib: case.fs_capacity_mib,
             ..BootParams::default()
         };
         let init = InitProgram {

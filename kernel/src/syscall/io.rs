@@ -625,7 +625,9 @@ pub fn ioctl(fd: u64, req: u64, arg: u64) -> SysResult {
     let d = fd::get(fd)?;
     match req {
         FIONBIO => {
-            let on = uaccess::read_u64(arg).map(|v| v as u32 != 0)?;
+            let mut b = [0u8; 4];
+            UserSlice::new(arg, 4)?.read_into(&mut b)?;
+            let on = u32::from_le_bytes(b) != 0;
             let mut s = d.state.lock();
             s.flags = if on {
                 s.flags | O_NONBLOCK
