@@ -9,7 +9,6 @@ use llmos_boot::initrd::Initrd;
 use llmos_boot::{Firmware, ImageSpec, build_image};
 
 use crate::build::{Variant, build_kernel};
-use crate::unsupported::not_yet;
 use crate::{paths, progress};
 
 /// What goes into the image (shared by `image` and `run`).
@@ -35,7 +34,7 @@ pub struct ContentArgs {
     pub strace: bool,
     /// MiB of file data programs may write to the RAM filesystem (default:
     /// a quarter of the memory free at boot).
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub fs_capacity: Option<u64>,
 }
 
@@ -48,13 +47,48 @@ impl ContentArgs {
         for a in &self.add {
             parse_add(a)?;
         }
-        if self.model.is_some() {
-            return not_yet("--model", "models arrive with the LLM runtime");
+        if let Some(m) = &self.model {
+            model_entry(m)?;
         }
-        // --no-model is what images contain today: there is no runtime yet,
-        // so no model is packed either way.
+        // Without --model no model is packed until the runtime (and its
+        // default model) lands; --no-model says so explicitly.
         Ok(())
     }
+
+    /// Extra initrd entries: `--add` files and the `--model` GGUF.
+    pub fn extra_files(&self) -> Result<Vec<(PathBuf, String)>> {
+        let mut extra = self
+            .add
+            .iter()
+            .map(|a| parse_add(a))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(m) = &self.model {
+            extra.push(model_entry(m)?);
+        }
+        Ok(extra)
+    }
+}
+
+/// Where a model goes in the initrd: `/models/<file name>`. The file must
+/// exist and start with the GGUF magic.
+pub fn model_entry(path: &Path) -> Result<(PathBuf, String)> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .with_context(|| format!("--model {}: cannot read the file", path.display()))?;
+    if &magic != b"GGUF" {
+        bail!(
+            "--model {}: not a GGUF file (it starts with {:02x?}, not \"GGUF\")",
+            path.display(),
+            magic
+        );
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("--model {}: the file name is not UTF-8", path.display()))?;
+    Ok((path.to_owned(), format!("/models/{name}")))
 }
 
 /// Options of `cargo xtask image`.
@@ -185,11 +219,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
         source: source.clone(),
         args: content.init_args.clone(),
     });
-    let extra = content
-        .add
-        .iter()
-        .map(|a| parse_add(a))
-        .collect::<Result<Vec<_>>>()?;
+    let extra = content.extra_files()?;
     write_initrd_with(&params, init.as_ref(), &extra, &initrd)?;
     write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
 }
@@ -352,15 +382,30 @@ mod tests {
         };
         assert!(c.check_supported().is_ok());
         let c = ContentArgs {
-            model: Some("m.gguf".into()),
+            model: Some("Cargo.toml".into()),
             ..Default::default()
         };
-        assert!(
-            c.check_supported()
-                .unwrap_err()
-                .to_string()
-                .starts_with("not yet supported: --model")
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("not a GGUF file"), "{err}");
+        let c = ContentArgs {
+            model: Some("/nonexistent.gguf".into()),
+            ..Default::default()
+        };
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        let dir = std::env::temp_dir().join(format!("llmos-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gguf = dir.join("tiny.gguf");
+        std::fs::write(&gguf, b"GGUF\x03\0\0\0").unwrap();
+        let c = ContentArgs {
+            model: Some(gguf.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.extra_files().unwrap(),
+            [(gguf, "/models/tiny.gguf".to_owned())]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
         let c = ContentArgs {
             no_model: true,
             ..Default::default()
