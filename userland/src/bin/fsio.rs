@@ -304,6 +304,36 @@ fn main() {
     let mut pw = pw;
     println!("std pipe without readers: {}", kind(pw.write_all(b"x")));
 
+    // Bad arguments are refused with Linux's errors.
+    let f = fs::File::open("b").unwrap();
+    let fd = f.as_raw_fd() as u64;
+    let (r, w) = pipe(0);
+    let bad: [(&str, u64, &[u64]); 12] = [
+        ("read into NULL", READ, &[fd, 0, 10]),
+        ("write from NULL", WRITE, &[w as u64, 0, 10]),
+        ("pipe2 to NULL", PIPE2, &[0, 0]),
+        (
+            "pipe2 with O_DIRECT|O_ASYNC",
+            PIPE2,
+            &[0, 0o20000 | 0o40000],
+        ),
+        ("open a NULL path", OPENAT, &[-100i64 as u64, 0, 0, 0]),
+        ("fstat into NULL", 5, &[fd, 0]),
+        ("getdents64 on a file", 217, &[fd, 0x1000, 4096]),
+        ("lseek on a pipe", LSEEK, &[r as u64, 0, 0]),
+        ("lseek whence 9", LSEEK, &[fd, 0, 9]),
+        ("dup3 with bad flags", DUP3, &[fd, 200, 1]),
+        ("fcntl command 9999", FCNTL, &[fd, 9999, 0]),
+        ("read from a write end", READ, &[w as u64, 0x1000, 1]),
+    ];
+    for (what, nr, args) in bad {
+        println!("{what}: {}", sys(nr, args));
+    }
+    for n in [r, w] {
+        sys(CLOSE, &[n as u64]);
+    }
+    drop(f);
+
     // Directory listing order is not specified; sorted it must match.
     let mut names: Vec<String> = fs::read_dir(".")
         .unwrap()
