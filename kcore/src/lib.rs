@@ -19,6 +19,7 @@
 //! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
 //! - [`pipe`]: the bounded byte queue behind pipe(2).
 //! - [`procfs`]: the text of the generated `/proc` files.
+//! - [`pci`]: PCI enumeration, BAR sizing, capability lists, MCFG (ECAM).
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
 #![cfg_attr(not(test), no_std)]
@@ -35,6 +36,7 @@ pub mod fdtable;
 pub mod frames;
 pub mod futex;
 pub mod memmap;
+pub mod pci;
 pub mod pipe;
 pub mod procfs;
 pub mod syscalls;

@@ -20,6 +20,8 @@ pub struct AcpiFacts {
     pub century: Option<u8>,
     /// APIC IDs of the usable processors.
     pub apic_ids: alloc::vec::Vec<u32>,
+    /// PCI ECAM regions from the MCFG table.
+    pub ecam: alloc::vec::Vec<kcore::pci::Ecam>,
 }
 
 /// Parses the tables found from the RSDP at `rsdp` (physical).
@@ -42,6 +44,9 @@ pub fn init(rsdp: Option<u64>) -> AcpiFacts {
     };
     klog!("acpi", "RSDP at {rsdp:#x}, revision {}", acpi.revision);
 
+    if let Some(t) = acpi.find(b"MCFG") {
+        facts.ecam = kcore::pci::parse_mcfg(t);
+    }
     match acpi.find(b"APIC").map(Madt::parse) {
         Some(Ok(madt)) => {
             facts.cpus = madt.apic_ids().len();

@@ -104,3 +104,16 @@ fn boots_on_a_cpu_without_avx_xsave_or_rdrand() {
     );
     b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }
+
+#[test]
+fn pci_scan_finds_the_virtio_nic_through_ecam() {
+    let mut cfg = Config::new(image("llmos-bios.img"));
+    cfg.network = Some(Vec::new());
+    cfg.memory_mib = 256;
+    let b = boot_with("pci", &cfg, BIOS_TIMEOUT);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] pci: ECAM at 0x[0-9a-f]+ for buses 00-[0-9a-f]{2}");
+    b.expect_line(r"\[\d+\.\d{6}\] pci: 00:00\.0 8086:29c0 host bridge");
+    b.expect_line(r"\[\d+\.\d{6}\] pci: [0-9a-f]{2}:[0-9a-f]{2}\.\d 1af4:1000 virtio network");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
+}

@@ -2,4 +2,5 @@
 //! `unsafe` (port and MMIO access) is allowed; each driver wraps it in a
 //! safe type that owns its device.
 
+pub mod pci;
 pub mod serial;
