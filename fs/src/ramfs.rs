@@ -11,6 +11,13 @@
 //! lives until the last [`RamFs::close`]), rename over existing targets
 //! with the directory rules, and capacity accounting (ENOSPC).
 //!
+//! Errors follow Linux tmpfs, including which check wins when several
+//! apply: the namespace operations resolve the parent directory first and
+//! then judge the last component (`.`, `..`, `/`, a trailing slash) the
+//! way `filename_parentat` and its callers do. A removed directory that is
+//! still open has no entries, refuses new ones and listing (ENOENT), and
+//! keeps its old parent reachable through `..` until it is freed.
+//!
 //! Files may borrow `'static` bytes (the initrd) instead of owning a copy;
 //! the first write turns them into owned data.
 
@@ -26,7 +33,8 @@ pub type Ino = u64;
 
 /// Longest name of a directory entry.
 pub const NAME_MAX: usize = 255;
-/// Longest path.
+/// Linux `PATH_MAX`: the size of a path buffer, NUL included, so the
+/// longest path (and symlink target) is one byte shorter.
 pub const PATH_MAX: usize = 4096;
 /// Largest file size (EFBIG beyond), as for tmpfs on x86_64.
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -176,6 +184,11 @@ struct Inode {
     open: u32,
     /// Areas of a process that map this file's pages (MAP_SHARED).
     mapped: u32,
+    /// Removed but still open subdirectories: their `..` leads here, so
+    /// this inode lives (even once removed itself) until they are freed.
+    held: u32,
+    /// A directory's parent (what `..` names); for other inodes, the
+    /// directory they were created in (unused).
     parent: Ino,
     atime: u64,
     mtime: u64,
@@ -233,6 +246,38 @@ fn check_name(name: &str) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Refuses paths of [`PATH_MAX`] bytes or more: Linux counts the NUL.
+fn check_path(path: &str) -> Result<(), Errno> {
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+/// The last component of a path, classified as Linux does
+/// (`LAST_NORM`, `LAST_DOT`, `LAST_DOTDOT`, `LAST_ROOT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last<'p> {
+    /// The path is only slashes.
+    Root,
+    /// `.`
+    Dot,
+    /// `..`
+    DotDot,
+    /// A name that can be looked up, created or removed.
+    Name(&'p str),
+}
+
+/// A path split into its resolved directory and its last component (what
+/// Linux's `filename_parentat` hands the namespace operations).
+#[derive(Debug, Clone, Copy)]
+struct Parent<'p> {
+    dir: Ino,
+    last: Last<'p>,
+    /// The path ended in `/`: only a directory may be named.
+    trailing_slash: bool,
+}
+
 impl RamFs {
     /// An empty filesystem whose owned file data may use at most
     /// `capacity` bytes.
@@ -246,6 +291,7 @@ impl RamFs {
                 nlink: 2,
                 open: 0,
                 mapped: 0,
+                held: 0,
                 parent: ROOT,
                 atime: 0,
                 mtime: 0,
@@ -296,6 +342,25 @@ impl RamFs {
         matches!(self.inodes.get(&ino).map(|n| &n.data), Some(Data::Dir(_)))
     }
 
+    /// A directory that was removed (rmdir, or replaced by rename) but is
+    /// still open: it has no entries and nothing can be created in it.
+    fn is_removed_dir(&self, ino: Ino) -> bool {
+        self.inodes
+            .get(&ino)
+            .is_some_and(|n| matches!(n.data, Data::Dir(_)) && n.nlink == 0)
+    }
+
+    /// Looks `name` up in directory `dir` (Linux `lookup_one_qstr_excl`):
+    /// ENOENT in a removed directory, ENAMETOOLONG for an over-long name,
+    /// `None` if there is no such entry.
+    fn child(&self, dir: Ino, name: &str) -> Result<Option<Ino>, Errno> {
+        if self.is_removed_dir(dir) {
+            return Err(Errno::ENOENT);
+        }
+        check_name(name)?;
+        Ok(self.dir(dir)?.get(name).copied())
+    }
+
     /// Resolves `path` relative to directory `at`. With `follow`, a
     /// symlink in the last component is followed too. A trailing slash
     /// requires a directory.
@@ -305,28 +370,26 @@ impl RamFs {
     }
 
     fn walk(&self, at: Ino, path: &str, follow: bool, budget: &mut usize) -> Result<Ino, Errno> {
-        if path.len() > PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
+        check_path(path)?;
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
         let mut cur = if path.starts_with('/') { ROOT } else { at };
+        let trailing_slash = path.ends_with('/');
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         if !self.is_dir(cur) {
             return Err(Errno::ENOTDIR);
         }
-        let trailing_slash = path.ends_with('/');
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         for (i, comp) in comps.iter().enumerate() {
-            check_name(comp)?;
             let last = i + 1 == comps.len();
             if !self.is_dir(cur) {
                 return Err(Errno::ENOTDIR);
             }
             let next = match *comp {
                 "." => cur,
+                // A removed directory keeps its parent alive (see `held`).
                 ".." => self.node(cur)?.parent,
-                name => *self.dir(cur)?.get(name).ok_or(Errno::ENOENT)?,
+                name => self.child(cur, name)?.ok_or(Errno::ENOENT)?,
             };
             if let Data::Symlink(target) = &self.node(next)?.data
                 && (!last || follow || trailing_slash)
@@ -346,34 +409,90 @@ impl RamFs {
         Ok(cur)
     }
 
-    /// Splits `path` into the directory that should contain it and its last
-    /// component (`.`/`..` are refused as names to create).
-    pub fn parent_of<'p>(&self, at: Ino, path: &'p str) -> Result<(Ino, &'p str), Errno> {
-        if path.len() > PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
+    /// Resolves all but the last component of `path` (following links)
+    /// and classifies the last one (Linux `filename_parentat`). The last
+    /// component itself is neither looked up nor length-checked here.
+    fn parent_at<'p>(
+        &self,
+        at: Ino,
+        path: &'p str,
+        budget: &mut usize,
+    ) -> Result<Parent<'p>, Errno> {
+        check_path(path)?;
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
         }
         let trimmed = path.trim_end_matches('/');
         if trimmed.is_empty() {
-            return Err(if path.is_empty() {
-                Errno::ENOENT
-            } else {
-                Errno::EEXIST
+            return Ok(Parent {
+                dir: ROOT,
+                last: Last::Root,
+                trailing_slash: false,
             });
         }
-        let (dir, name) = match trimmed.rfind('/') {
+        let (dir_part, name) = match trimmed.rfind('/') {
             Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
             None => ("", trimmed),
         };
-        check_name(name)?;
-        let dir_ino = if dir.is_empty() {
+        let dir = if dir_part.is_empty() {
             at
         } else {
-            self.lookup(at, dir, true)?
+            self.walk(at, dir_part, true, budget)?
         };
-        if !self.is_dir(dir_ino) {
+        if !self.is_dir(dir) {
             return Err(Errno::ENOTDIR);
         }
-        Ok((dir_ino, name))
+        let last = match name {
+            "." => Last::Dot,
+            ".." => Last::DotDot,
+            n => Last::Name(n),
+        };
+        Ok(Parent {
+            dir,
+            last,
+            trailing_slash: trimmed.len() < path.len(),
+        })
+    }
+
+    /// Splits `path` into the directory that should contain it and its last
+    /// component. A path whose last component is `.` or `..`, or that is
+    /// only slashes, has no name to create: EEXIST.
+    pub fn parent_of<'p>(&self, at: Ino, path: &'p str) -> Result<(Ino, &'p str), Errno> {
+        let mut budget = MAX_SYMLINKS;
+        let p = self.parent_at(at, path, &mut budget)?;
+        match p.last {
+            Last::Name(name) => {
+                check_name(name)?;
+                Ok((p.dir, name))
+            }
+            _ => Err(Errno::EEXIST),
+        }
+    }
+
+    /// Where a new non-directory named by `path` goes (Linux
+    /// `filename_create` without `LOOKUP_DIRECTORY`): EEXIST for `.`, `..`,
+    /// `/` or an existing name, ENOENT for a trailing slash or a removed
+    /// directory.
+    fn new_name<'p>(&self, at: Ino, path: &'p str) -> Result<(Ino, &'p str), Errno> {
+        let (dir, name, trailing_slash) = self.new_entry(at, path)?;
+        if trailing_slash {
+            // Asking for a directory that does not exist.
+            return Err(Errno::ENOENT);
+        }
+        Ok((dir, name))
+    }
+
+    /// [`RamFs::new_name`] allowing a trailing slash (mkdir); returns it.
+    fn new_entry<'p>(&self, at: Ino, path: &'p str) -> Result<(Ino, &'p str, bool), Errno> {
+        let mut budget = MAX_SYMLINKS;
+        let p = self.parent_at(at, path, &mut budget)?;
+        let Last::Name(name) = p.last else {
+            return Err(Errno::EEXIST);
+        };
+        if self.child(p.dir, name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        Ok((p.dir, name, p.trailing_slash))
     }
 
     fn alloc(&mut self, data: Data, perm: u32, parent: Ino, now: u64) -> Ino {
@@ -388,6 +507,7 @@ impl RamFs {
                 nlink,
                 open: 0,
                 mapped: 0,
+                held: 0,
                 parent,
                 atime: now,
                 mtime: now,
@@ -409,8 +529,22 @@ impl RamFs {
         Ok(())
     }
 
-    /// Creates a regular file (`O_CREAT`); with `exclusive` (`O_EXCL`) an
-    /// existing name is EEXIST, otherwise the existing file is returned.
+    /// Allocates an inode holding `data` and names it `name` in `dir`
+    /// (which [`RamFs::new_name`] or [`RamFs::new_entry`] checked).
+    fn add(&mut self, dir: Ino, name: &str, data: Data, perm: u32, now: u64) -> Result<Ino, Errno> {
+        let ino = self.alloc(data, perm, dir, now);
+        if let Err(e) = self.link_into(dir, name, ino, now) {
+            self.inodes.remove(&ino);
+            return Err(e);
+        }
+        Ok(ino)
+    }
+
+    /// Opens or creates a regular file (`open` with `O_CREAT`, Linux
+    /// `open_last_lookups`). With `exclusive` (`O_EXCL`) any existing name,
+    /// a symlink included, is EEXIST; otherwise an existing file (or device)
+    /// is returned, a symlink is followed (a dangling one creates its
+    /// target), and a directory is EISDIR. A trailing slash is EISDIR.
     pub fn create(
         &mut self,
         at: Ino,
@@ -419,29 +553,43 @@ impl RamFs {
         exclusive: bool,
         now: u64,
     ) -> Result<Ino, Errno> {
-        match self.lookup(at, path, !exclusive) {
-            Ok(ino) if exclusive => {
-                let _ = ino;
-                Err(Errno::EEXIST)
+        let mut budget = MAX_SYMLINKS;
+        let mut base = at;
+        let mut target: String;
+        let mut path = path;
+        loop {
+            let p = self.parent_at(base, path, &mut budget)?;
+            let Last::Name(name) = p.last else {
+                // `.`, `..` or `/`: an existing directory.
+                return Err(if exclusive {
+                    Errno::EEXIST
+                } else {
+                    Errno::EISDIR
+                });
+            };
+            if p.trailing_slash {
+                return Err(Errno::EISDIR);
             }
-            Ok(ino) => Ok(ino),
-            Err(Errno::ENOENT) => {
-                let (dir, name) = self.parent_of(at, path)?;
-                if name == "." || name == ".." {
-                    return Err(Errno::EEXIST);
-                }
-                if path.ends_with('/') {
-                    return Err(Errno::EISDIR);
-                }
-                if self.dir(dir)?.contains_key(name) {
-                    // A dangling symlink with O_EXCL or similar.
-                    return Err(Errno::EEXIST);
-                }
-                let ino = self.alloc(Data::Owned(Pages::default()), perm, dir, now);
-                self.link_into(dir, name, ino, now)?;
-                Ok(ino)
+            let Some(ino) = self.child(p.dir, name)? else {
+                return self.add(p.dir, name, Data::Owned(Pages::default()), perm, now);
+            };
+            if exclusive {
+                return Err(Errno::EEXIST);
             }
-            Err(e) => Err(e),
+            match &self.node(ino)?.data {
+                Data::Dir(_) => return Err(Errno::EISDIR),
+                Data::Symlink(t) => {
+                    if budget == 0 {
+                        return Err(Errno::ELOOP);
+                    }
+                    budget -= 1;
+                    // Resolve (or create) the target from the link's directory.
+                    base = p.dir;
+                    target = t.clone();
+                    path = &target;
+                }
+                _ => return Ok(ino),
+            }
         }
     }
 
@@ -454,13 +602,8 @@ impl RamFs {
         perm: u32,
         now: u64,
     ) -> Result<Ino, Errno> {
-        let (dir, name) = self.parent_of(at, path)?;
-        let ino = self.alloc(Data::Borrowed(bytes), perm, dir, now);
-        if let Err(e) = self.link_into(dir, name, ino, now) {
-            self.inodes.remove(&ino);
-            return Err(e);
-        }
-        Ok(ino)
+        let (dir, name) = self.new_name(at, path)?;
+        self.add(dir, name, Data::Borrowed(bytes), perm, now)
     }
 
     /// Creates a device node.
@@ -472,23 +615,14 @@ impl RamFs {
         perm: u32,
         now: u64,
     ) -> Result<Ino, Errno> {
-        let (dir, name) = self.parent_of(at, path)?;
-        let ino = self.alloc(Data::Device(dev.0, dev.1), perm, dir, now);
-        if let Err(e) = self.link_into(dir, name, ino, now) {
-            self.inodes.remove(&ino);
-            return Err(e);
-        }
-        Ok(ino)
+        let (dir, name) = self.new_name(at, path)?;
+        self.add(dir, name, Data::Device(dev.0, dev.1), perm, now)
     }
 
-    /// mkdir.
+    /// mkdir (a trailing slash is allowed).
     pub fn mkdir(&mut self, at: Ino, path: &str, perm: u32, now: u64) -> Result<Ino, Errno> {
-        let (dir, name) = self.parent_of(at, path)?;
-        if name == "." || name == ".." || self.dir(dir)?.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
-        let ino = self.alloc(Data::Dir(BTreeMap::new()), perm, dir, now);
-        self.link_into(dir, name, ino, now)?;
+        let (dir, name, _) = self.new_entry(at, path)?;
+        let ino = self.add(dir, name, Data::Dir(BTreeMap::new()), perm, now)?;
         self.node_mut(dir)?.nlink += 1;
         Ok(ino)
     }
@@ -498,16 +632,9 @@ impl RamFs {
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
-        if target.len() > PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        let (dir, name) = self.parent_of(at, path)?;
-        if self.dir(dir)?.contains_key(name) || name == "." || name == ".." {
-            return Err(Errno::EEXIST);
-        }
-        let ino = self.alloc(Data::Symlink(String::from(target)), 0o777, dir, now);
-        self.link_into(dir, name, ino, now)?;
-        Ok(ino)
+        check_path(target)?;
+        let (dir, name) = self.new_name(at, path)?;
+        self.add(dir, name, Data::Symlink(String::from(target)), 0o777, now)
     }
 
     /// readlink.
@@ -533,16 +660,19 @@ impl RamFs {
     }
 
     /// Adds a hard link named `new` to inode `ino` (linkat with
-    /// AT_SYMLINK_FOLLOW or AT_EMPTY_PATH). Directories cannot be linked
-    /// (EPERM); an inode with no links left cannot get one (ENOENT).
+    /// AT_SYMLINK_FOLLOW or AT_EMPTY_PATH). As in Linux, problems with
+    /// `new` come first (EEXIST, ENOENT, ...); then directories cannot be
+    /// linked (EPERM), and an inode with no links left cannot get one
+    /// (ENOENT).
     pub fn link_inode(&mut self, ino: Ino, new_at: Ino, new: &str, now: u64) -> Result<(), Errno> {
+        self.node(ino)?;
+        let (dir, name) = self.new_name(new_at, new)?;
         if self.is_dir(ino) {
             return Err(Errno::EPERM);
         }
         if self.node(ino)?.nlink == 0 {
             return Err(Errno::ENOENT);
         }
-        let (dir, name) = self.parent_of(new_at, new)?;
         self.link_into(dir, name, ino, now)?;
         let n = self.node_mut(ino)?;
         n.nlink += 1;
@@ -554,9 +684,30 @@ impl RamFs {
         if let Some(n) = self.inodes.get_mut(&ino) {
             n.nlink = n.nlink.saturating_sub(1);
             n.ctime = now;
-            if n.nlink == 0 && n.open == 0 {
-                self.free(ino);
+        }
+        self.reap(ino);
+    }
+
+    /// Frees `ino` once nothing holds it: no names, no open references and
+    /// no removed subdirectory whose `..` leads to it. A freed removed
+    /// directory lets go of its parent, which may go in turn.
+    fn reap(&mut self, mut ino: Ino) {
+        while let Some(n) = self.inodes.get(&ino) {
+            if n.nlink > 0 || n.open > 0 || n.held > 0 {
+                return;
             }
+            let (parent, was_dir) = (n.parent, matches!(n.data, Data::Dir(_)));
+            self.free(ino);
+            // Only a directory that outlived its removal gets here (see
+            // `remove_dir`), and such a directory holds its parent.
+            if !was_dir {
+                return;
+            }
+            match self.inodes.get_mut(&parent) {
+                Some(p) => p.held = p.held.saturating_sub(1),
+                None => return,
+            }
+            ino = parent;
         }
     }
 
@@ -568,52 +719,75 @@ impl RamFs {
         }
     }
 
-    /// unlink (not for directories: EISDIR).
+    /// Marks directory `ino`, already unlinked from its parent, removed:
+    /// it is freed now, or, if it is still open (or holds a removed
+    /// subdirectory), when the last reference goes. Until then its `..`
+    /// still leads to its old parent, so it holds that parent alive, as
+    /// a Linux dentry holds its `d_parent`.
+    fn remove_dir(&mut self, ino: Ino, now: u64) -> Result<(), Errno> {
+        let n = self.node_mut(ino)?;
+        n.nlink = 0;
+        n.ctime = now;
+        if n.open == 0 && n.held == 0 {
+            self.inodes.remove(&ino);
+        } else {
+            let parent = n.parent;
+            self.node_mut(parent)?.held += 1;
+        }
+        Ok(())
+    }
+
+    /// unlink (not for directories: EISDIR; `.`, `..` and `/` are
+    /// directories too). A trailing slash on a non-directory is ENOTDIR.
     pub fn unlink(&mut self, at: Ino, path: &str, now: u64) -> Result<(), Errno> {
-        let (dir, name) = self.parent_of(at, path)?;
-        let ino = *self.dir(dir)?.get(name).ok_or(Errno::ENOENT)?;
+        let mut budget = MAX_SYMLINKS;
+        let p = self.parent_at(at, path, &mut budget)?;
+        let Last::Name(name) = p.last else {
+            return Err(Errno::EISDIR);
+        };
+        let ino = self.child(p.dir, name)?.ok_or(Errno::ENOENT)?;
         if self.is_dir(ino) {
             return Err(Errno::EISDIR);
         }
-        self.dir_mut(dir)?.remove(name);
-        let d = self.node_mut(dir)?;
+        if p.trailing_slash {
+            return Err(Errno::ENOTDIR);
+        }
+        self.dir_mut(p.dir)?.remove(name);
+        let d = self.node_mut(p.dir)?;
         d.mtime = now;
         d.ctime = now;
         self.drop_link(ino, now);
         Ok(())
     }
 
-    /// rmdir: the directory must be empty (ENOTEMPTY).
+    /// rmdir: the directory must be empty (ENOTEMPTY). After the parent
+    /// resolves, a last component `.` is EINVAL, `..` ENOTEMPTY and `/`
+    /// EBUSY.
     pub fn rmdir(&mut self, at: Ino, path: &str, now: u64) -> Result<(), Errno> {
-        let trimmed = path.trim_end_matches('/');
-        if trimmed.ends_with("/.") || trimmed == "." {
-            return Err(Errno::EINVAL);
-        }
-        if trimmed.ends_with("/..") || trimmed == ".." {
-            return Err(Errno::ENOTEMPTY);
-        }
-        let (dir, name) = self.parent_of(at, path)?;
-        let ino = *self.dir(dir)?.get(name).ok_or(Errno::ENOENT)?;
+        let mut budget = MAX_SYMLINKS;
+        let p = self.parent_at(at, path, &mut budget)?;
+        let name = match p.last {
+            Last::Name(name) => name,
+            Last::Dot => return Err(Errno::EINVAL),
+            Last::DotDot => return Err(Errno::ENOTEMPTY),
+            Last::Root => return Err(Errno::EBUSY),
+        };
+        let ino = self.child(p.dir, name)?.ok_or(Errno::ENOENT)?;
         if ino == ROOT {
             return Err(Errno::EBUSY);
         }
         if !self.dir(ino)?.is_empty() {
             return Err(Errno::ENOTEMPTY);
         }
-        self.dir_mut(dir)?.remove(name);
-        let d = self.node_mut(dir)?;
+        self.dir_mut(p.dir)?.remove(name);
+        let d = self.node_mut(p.dir)?;
         d.nlink -= 1;
         d.mtime = now;
         d.ctime = now;
-        if let Some(n) = self.inodes.get_mut(&ino) {
-            n.nlink = 0;
-            if n.open == 0 {
-                self.inodes.remove(&ino);
-            }
-        }
-        Ok(())
+        self.remove_dir(ino, now)
     }
 
+    /// Whether `anc` is `ino` or one of its ancestors.
     fn is_ancestor(&self, anc: Ino, mut ino: Ino) -> bool {
         loop {
             if ino == anc {
@@ -630,6 +804,15 @@ impl RamFs {
     }
 
     /// rename (atomic; replaces an existing target unless `noreplace`).
+    /// The checks come in Linux's order (`do_renameat2`, then
+    /// `vfs_rename`): both parents resolve; `.`, `..` or `/` as the old
+    /// name is EBUSY, as the new one EBUSY (EEXIST with `noreplace`); the
+    /// old name must exist and the new directory must not be removed
+    /// (ENOENT); an existing target with `noreplace` is EEXIST, even the
+    /// same inode; a trailing slash on a non-directory source is ENOTDIR;
+    /// a directory cannot move into itself (EINVAL) nor over its own
+    /// ancestor (ENOTEMPTY); renaming a name to the same inode does
+    /// nothing; then the type rules (ENOTDIR, EISDIR, ENOTEMPTY).
     pub fn rename(
         &mut self,
         at: Ino,
@@ -639,22 +822,40 @@ impl RamFs {
         noreplace: bool,
         now: u64,
     ) -> Result<(), Errno> {
-        let (odir, oname) = self.parent_of(at, old)?;
-        let (ndir, nname) = self.parent_of(new_at, new)?;
-        if [oname, nname].iter().any(|n| *n == "." || *n == "..") {
+        let mut budget = MAX_SYMLINKS;
+        let po = self.parent_at(at, old, &mut budget)?;
+        let mut budget = MAX_SYMLINKS;
+        let pn = self.parent_at(new_at, new, &mut budget)?;
+        let Last::Name(oname) = po.last else {
             return Err(Errno::EBUSY);
+        };
+        let Last::Name(nname) = pn.last else {
+            return Err(if noreplace {
+                Errno::EEXIST
+            } else {
+                Errno::EBUSY
+            });
+        };
+        let (odir, ndir) = (po.dir, pn.dir);
+        let ino = self.child(odir, oname)?.ok_or(Errno::ENOENT)?;
+        let existing = self.child(ndir, nname)?;
+        if noreplace && existing.is_some() {
+            return Err(Errno::EEXIST);
         }
-        let ino = *self.dir(odir)?.get(oname).ok_or(Errno::ENOENT)?;
         let moving_dir = self.is_dir(ino);
+        if !moving_dir && (po.trailing_slash || pn.trailing_slash) {
+            return Err(Errno::ENOTDIR);
+        }
         if moving_dir && self.is_ancestor(ino, ndir) {
             return Err(Errno::EINVAL);
         }
-        if let Some(&target) = self.dir(ndir)?.get(nname) {
+        if let Some(target) = existing {
+            if self.is_ancestor(target, odir) {
+                // The target contains the source.
+                return Err(Errno::ENOTEMPTY);
+            }
             if target == ino {
                 return Ok(());
-            }
-            if noreplace {
-                return Err(Errno::EEXIST);
             }
             match (moving_dir, self.is_dir(target)) {
                 (true, false) => return Err(Errno::ENOTDIR),
@@ -665,17 +866,10 @@ impl RamFs {
             self.dir_mut(ndir)?.remove(nname);
             if self.is_dir(target) {
                 self.node_mut(ndir)?.nlink -= 1;
-                if let Some(n) = self.inodes.get_mut(&target) {
-                    n.nlink = 0;
-                    if n.open == 0 {
-                        self.inodes.remove(&target);
-                    }
-                }
+                self.remove_dir(target, now)?;
             } else {
                 self.drop_link(target, now);
             }
-        } else if noreplace {
-            // fine
         }
         self.dir_mut(odir)?.remove(oname);
         self.dir_mut(ndir)?.insert(String::from(nname), ino);
@@ -703,10 +897,8 @@ impl RamFs {
     pub fn close(&mut self, ino: Ino) {
         if let Some(n) = self.inodes.get_mut(&ino) {
             n.open = n.open.saturating_sub(1);
-            if n.open == 0 && n.nlink == 0 {
-                self.free(ino);
-            }
         }
+        self.reap(ino);
     }
 
     /// Reads at `offset`; returns the bytes copied (0 at or past the end).
@@ -891,8 +1083,12 @@ impl RamFs {
     /// in name order, with `.` and `..` first. Resuming by name keeps the
     /// listing stable while entries are created: nothing is repeated, and
     /// entries that existed when the listing started are not skipped.
+    /// A removed directory cannot be listed (ENOENT), as in Linux.
     pub fn readdir(&self, ino: Ino, after: Option<&str>) -> Result<Vec<DirEntry>, Errno> {
         let d = self.dir(ino)?;
+        if self.is_removed_dir(ino) {
+            return Err(Errno::ENOENT);
+        }
         let mut out = Vec::new();
         if after.is_none() {
             out.push(DirEntry {
@@ -1203,7 +1399,8 @@ mod tests {
         assert_eq!(f.rmdir(ROOT, "d/.", 0), Err(Errno::EINVAL));
         f.rmdir(ROOT, "d/", 0).unwrap();
         assert_eq!(f.stat(ROOT).unwrap().nlink, 2);
-        assert_eq!(f.rmdir(ROOT, "/", 0), Err(Errno::EEXIST));
+        assert_eq!(f.rmdir(ROOT, "/", 0), Err(Errno::EBUSY));
+        assert_eq!(f.mkdir(ROOT, "/", 0o755, 0), Err(Errno::EEXIST));
     }
 
     #[test]

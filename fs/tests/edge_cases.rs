@@ -3,10 +3,9 @@
 //! capacity accounting. Expected values are Linux tmpfs behaviour, checked
 //! on a real tmpfs.
 //!
-//! The `#[ignore]`d tests at the end are known deviations from Linux (the
-//! quirks `model.rs` skips); each states the Linux result and fails until
-//! ramfs is fixed. `cargo test -p llmos-fs --test edge_cases -- --ignored`
-//! lists them.
+//! The tests at the end pin corner cases where ramfs once differed from
+//! Linux (found by the model test in `model.rs`); each states the Linux
+//! result.
 //!
 //! The cargo-fuzz corpus of the `ramfs` target is replayed here too (the
 //! target's code is included from `fuzz/fuzz_targets/ramfs.rs`).
@@ -643,10 +642,9 @@ fn fuzz_corpus_replays_cleanly() {
     assert!(n >= 4, "corpus has only {n} files");
 }
 
-// ---- known deviations from Linux (fail until ramfs is fixed) ----
+// ---- corner cases ramfs once got wrong (Linux results) ----
 
 #[test]
-#[ignore = "ramfs bug: unlink(\"f/\") removes the file"]
 fn unlink_with_a_trailing_slash_on_a_file_is_enotdir() {
     let mut f = fs();
     file(&mut f, "f", b"keep me");
@@ -657,7 +655,6 @@ fn unlink_with_a_trailing_slash_on_a_file_is_enotdir() {
 }
 
 #[test]
-#[ignore = "ramfs bug: unlink of . or .. is ENOENT"]
 fn unlink_of_dot_or_dotdot_is_eisdir() {
     let mut f = fs();
     dir(&mut f, "d");
@@ -667,7 +664,6 @@ fn unlink_of_dot_or_dotdot_is_eisdir() {
 }
 
 #[test]
-#[ignore = "ramfs bug: \"/\" as the last component is EEXIST everywhere"]
 fn slash_alone_in_unlink_rmdir_and_rename() {
     let mut f = fs();
     assert_eq!(f.unlink(ROOT, "/", 0), Err(Errno::EISDIR));
@@ -681,7 +677,6 @@ fn slash_alone_in_unlink_rmdir_and_rename() {
 }
 
 #[test]
-#[ignore = "ramfs bug: rename(x, x, RENAME_NOREPLACE) succeeds"]
 fn rename_to_itself_with_noreplace_is_eexist() {
     let mut f = fs();
     file(&mut f, "a", b"");
@@ -691,7 +686,6 @@ fn rename_to_itself_with_noreplace_is_eexist() {
 }
 
 #[test]
-#[ignore = "ramfs bug: rename ignores a trailing slash on a non-directory"]
 fn rename_with_a_trailing_slash_on_a_file_is_enotdir() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -709,7 +703,6 @@ fn rename_with_a_trailing_slash_on_a_file_is_enotdir() {
 }
 
 #[test]
-#[ignore = "ramfs bug: rename onto . with RENAME_NOREPLACE is EBUSY"]
 fn rename_onto_dot_with_noreplace_is_eexist() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -719,7 +712,6 @@ fn rename_onto_dot_with_noreplace_is_eexist() {
 }
 
 #[test]
-#[ignore = "ramfs bug: rename checks in a different order than Linux"]
 fn rename_errno_precedence() {
     let mut f = fs();
     dir(&mut f, "p");
@@ -738,7 +730,6 @@ fn rename_errno_precedence() {
 }
 
 #[test]
-#[ignore = "ramfs bug: link(f, \"d/.\") adds an entry named \".\""]
 fn link_to_dot_is_eexist_and_leaves_the_directory_alone() {
     let mut f = fs();
     let ino = file(&mut f, "f", b"");
@@ -751,7 +742,6 @@ fn link_to_dot_is_eexist_and_leaves_the_directory_alone() {
 }
 
 #[test]
-#[ignore = "ramfs bug: link(f, \"g/\") creates g"]
 fn link_to_a_name_with_a_trailing_slash_is_enoent() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -760,7 +750,6 @@ fn link_to_a_name_with_a_trailing_slash_is_enoent() {
 }
 
 #[test]
-#[ignore = "ramfs bug: link of a directory is EPERM before the new name is checked"]
 fn link_of_a_directory_reports_the_new_name_first() {
     let mut f = fs();
     dir(&mut f, "d");
@@ -770,7 +759,6 @@ fn link_of_a_directory_reports_the_new_name_first() {
 }
 
 #[test]
-#[ignore = "ramfs bug: symlink(t, \"g/\") and mknod(\"g/\") create g"]
 fn symlink_or_mknod_to_a_name_with_a_trailing_slash_is_enoent() {
     let mut f = fs();
     assert_eq!(f.symlink("t", ROOT, "g/", 0), Err(Errno::ENOENT));
@@ -779,7 +767,6 @@ fn symlink_or_mknod_to_a_name_with_a_trailing_slash_is_enoent() {
 }
 
 #[test]
-#[ignore = "ramfs bug: mknod(\"d/.\") adds an entry named \".\""]
 fn mknod_named_dot_is_eexist() {
     let mut f = fs();
     let d = dir(&mut f, "d");
@@ -788,7 +775,6 @@ fn mknod_named_dot_is_eexist() {
 }
 
 #[test]
-#[ignore = "ramfs bug: O_CREAT with a trailing slash on an existing name is not EISDIR"]
 fn create_with_a_trailing_slash_is_eisdir() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -807,7 +793,6 @@ fn create_with_a_trailing_slash_is_eisdir() {
 }
 
 #[test]
-#[ignore = "ramfs bug: O_CREAT through a dangling symlink is EEXIST"]
 fn create_through_a_dangling_symlink_creates_the_target() {
     let mut f = fs();
     dir(&mut f, "d");
@@ -821,7 +806,6 @@ fn create_through_a_dangling_symlink_creates_the_target() {
 }
 
 #[test]
-#[ignore = "ramfs bug: rmdir(\"missing/.\") is EINVAL before the parent is resolved"]
 fn rmdir_of_dot_in_a_bad_directory_reports_the_directory() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -831,7 +815,6 @@ fn rmdir_of_dot_in_a_bad_directory_reports_the_directory() {
 }
 
 #[test]
-#[ignore = "ramfs bug: names can be created in a removed directory, and leak"]
 fn creating_in_a_removed_directory_is_enoent() {
     let mut f = fs();
     file(&mut f, "f", b"");
@@ -853,7 +836,6 @@ fn creating_in_a_removed_directory_is_enoent() {
 }
 
 #[test]
-#[ignore = "ramfs bug: .. of a removed directory can name a freed inode"]
 fn dotdot_of_a_removed_directory_outlives_its_parent() {
     let mut f = fs();
     dir(&mut f, "p");
@@ -868,7 +850,6 @@ fn dotdot_of_a_removed_directory_outlives_its_parent() {
 }
 
 #[test]
-#[ignore = "ramfs bug: a removed directory still lists . and .."]
 fn listing_a_removed_directory_is_enoent() {
     let mut f = fs();
     let d = dir(&mut f, "d");
@@ -878,7 +859,6 @@ fn listing_a_removed_directory_is_enoent() {
 }
 
 #[test]
-#[ignore = "ramfs bug: PATH_MAX counts the NUL in Linux, so 4096 bytes is too long"]
 fn paths_of_exactly_path_max_bytes_are_too_long() {
     let mut f = fs();
     let path = "/".repeat(PATH_MAX);

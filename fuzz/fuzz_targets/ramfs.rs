@@ -5,8 +5,10 @@
 //! handles) on a filesystem of a few pages. After every operation:
 //! `used()` is page-granular, within the capacity and no more than the
 //! files could hold; every directory lists `.` and `..` first, then unique
-//! names in order, with the right types and link counts. At the end
-//! everything is closed and removed: then no space and no inode may be left.
+//! names in order, with the right types and link counts; `..` of every
+//! open directory, removed or not, names a live inode, and a removed one
+//! cannot be listed. At the end everything is closed and removed: then no
+//! space and no inode may be left.
 //!
 //! `fs/tests/edge_cases.rs` includes this file to replay `corpus/ramfs`
 //! under `cargo test`, hence `cfg(test)` around the libFuzzer parts.
@@ -110,18 +112,6 @@ impl State {
         }
     }
 
-    /// Known ramfs bugs that would corrupt the state rather than return
-    /// a wrong errno (both are reported, with ignored tests in
-    /// `fs/tests/edge_cases.rs`): naming an entry `.` or `..` through
-    /// link/mknod, and creating inside a removed directory (the new
-    /// inode leaks).
-    fn known_bug(&self, at: Ino, path: &str) -> bool {
-        let Ok((dir, name)) = self.fs.parent_of(at, path) else {
-            return false;
-        };
-        name == "." || name == ".." || self.fs.stat(dir).is_ok_and(|s| s.nlink == 0)
-    }
-
     /// Decodes and runs one operation; `None` when the input is used up.
     fn step(&mut self, input: &mut Input<'_>) -> Option<()> {
         let op = input.byte()?;
@@ -133,10 +123,8 @@ impl State {
                     input.path()?,
                     input.byte()? % 2 == 0,
                 );
-                if !self.known_bug(at, &path) {
-                    let r = self.fs.create(at, &path, 0o644, excl, now);
-                    self.seen(r);
-                }
+                let r = self.fs.create(at, &path, 0o644, excl, now);
+                self.seen(r);
             }
             1 | 2 => {
                 let (at, path, off, len, b) = (
@@ -161,10 +149,8 @@ impl State {
             }
             4 => {
                 let (at, path) = (self.at(input.byte()?), input.path()?);
-                if !self.known_bug(at, &path) {
-                    let r = self.fs.mkdir(at, &path, 0o755, now);
-                    self.seen(r);
-                }
+                let r = self.fs.mkdir(at, &path, 0o755, now);
+                self.seen(r);
             }
             5 => {
                 let (at, path) = (self.at(input.byte()?), input.path()?);
@@ -182,9 +168,7 @@ impl State {
                     input.path()?,
                 );
                 let noreplace = input.byte()? % 2 == 0;
-                if !self.known_bug(new_at, &new) {
-                    let _ = self.fs.rename(at, &old, new_at, &new, noreplace, now);
-                }
+                let _ = self.fs.rename(at, &old, new_at, &new, noreplace, now);
             }
             8 => {
                 let (at, old, new_at, new) = (
@@ -193,16 +177,12 @@ impl State {
                     self.at(input.byte()?),
                     input.path()?,
                 );
-                if !self.known_bug(new_at, &new) {
-                    let _ = self.fs.link(at, &old, new_at, &new, now);
-                }
+                let _ = self.fs.link(at, &old, new_at, &new, now);
             }
             9 => {
                 let (target, at, path) = (input.target()?, self.at(input.byte()?), input.path()?);
-                if !self.known_bug(at, &path) {
-                    let r = self.fs.symlink(&target, at, &path, now);
-                    self.seen(r);
-                }
+                let r = self.fs.symlink(&target, at, &path, now);
+                self.seen(r);
             }
             10 => {
                 let (at, path) = (self.at(input.byte()?), input.path()?);
@@ -277,17 +257,16 @@ impl State {
             }
             _ => {
                 let (at, path) = (self.at(input.byte()?), input.path()?);
-                if !self.known_bug(at, &path) {
-                    let r = self.fs.mknod(at, &path, (1, 3), 0o666, now);
-                    self.seen(r);
-                }
+                let r = self.fs.mknod(at, &path, (1, 3), 0o666, now);
+                self.seen(r);
             }
         }
         Some(())
     }
 
     /// Walks the tree from the root checking listings and link counts,
-    /// and bounds `used()` by the pages the files' sizes allow.
+    /// checks open directories' `..`, and bounds `used()` by the pages the
+    /// files' sizes allow.
     fn check(&self) {
         let fs = &self.fs;
         assert!(fs.used() <= fs.capacity(), "used {} > capacity", fs.used());
@@ -325,6 +304,17 @@ impl State {
         }
         for (&ino, &n) in &names {
             assert_eq!(fs.stat(ino).map(|s| s.nlink), Ok(n), "nlink of {ino}");
+        }
+        for &ino in &self.handles {
+            let st = fs.stat(ino).expect("an open inode exists");
+            if st.mode & 0o170000 == mode::S_IFDIR {
+                // Even a removed directory's `..` names a live inode.
+                let parent = fs.lookup(ino, "..", false).expect(".. resolves");
+                assert!(fs.stat(parent).is_ok(), ".. of {ino} is freed");
+                if st.nlink == 0 {
+                    assert_eq!(fs.readdir(ino, None), Err(Errno::ENOENT), "removed {ino}");
+                }
+            }
         }
         let mut files: BTreeSet<Ino> = names.keys().copied().collect();
         for &ino in &self.handles {

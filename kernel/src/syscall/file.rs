@@ -69,8 +69,11 @@ fn absolute(base: Ino, path: &str) -> String {
     alloc::format!("{}/{path}", dir.trim_end_matches('/'))
 }
 
+/// Reads a NUL-terminated path from user memory. `PATH_MAX` counts the
+/// NUL (as Linux's `getname` does), so a path may have at most
+/// `PATH_MAX - 1` bytes: 4096 without the NUL is ENAMETOOLONG.
 fn read_path(addr: u64) -> Result<String, Errno> {
-    let bytes = uaccess::read_cstr(addr, llmos_fs::ramfs::PATH_MAX)?;
+    let bytes = uaccess::read_cstr(addr, llmos_fs::ramfs::PATH_MAX - 1)?;
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
 }
 
