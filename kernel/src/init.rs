@@ -207,6 +207,7 @@ extern "C" fn continue_on_main_stack() -> ! {
     let online = crate::smp::start_all(&acpi.apic_ids, &facts.cpu, arch_syscall::MAX_CPUS);
     klog!("smp", "{online} of {} CPU(s) online", acpi.cpus.max(1));
     crate::drivers::pci::init(&acpi.ecam);
+    crate::netdev::init();
 
     let (initrd, params) = match facts.ramdisk {
         Some(rd) => match Initrd::open(rd).and_then(|i| Ok((i, i.params()?))) {

@@ -1,10 +1,12 @@
 //! What device interrupts do beyond acknowledging the hardware.
 #![deny(unsafe_code)]
 
-/// The APIC timer tick (100 Hz): pull console input, wake sleepers, and
-/// preempt; a Ctrl-C typed while user code ran takes effect now.
+/// The APIC timer tick (100 Hz): pull console input, run the network
+/// stack, wake sleepers, and preempt; a Ctrl-C typed while user code ran
+/// takes effect now.
 pub fn timer_tick(from_user: bool) {
     crate::console::poll_input();
+    crate::netdev::poll();
     if from_user && let Some(sig) = crate::console::take_signal() {
         let _ = crate::syscall::deliver_signal_from_interrupt(sig);
     }

@@ -27,6 +27,7 @@ pub mod init;
 pub mod initrd;
 pub mod interrupts;
 pub mod log;
+pub mod netdev;
 pub mod panic;
 pub mod power;
 pub mod process;

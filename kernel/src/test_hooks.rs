@@ -37,6 +37,7 @@ pub fn run(name: &str) {
             })
         }),
         "recursive-panic" => panic!("outer panic: {}", PanicsWhenFormatted),
+        "net-link" => net_link(),
         other => klog!("test", "unknown scenario `{other}`, ignoring"),
     }
 }
@@ -84,4 +85,31 @@ fn heap_growth() {
         after.grows,
         after.used
     );
+}
+
+/// Waits up to 20 s for DHCP, then checks the card with a raw ARP
+/// exchange (the stack is paused meanwhile; it has nothing in flight once
+/// configured).
+fn net_link() {
+    if crate::netdev::NIC.lock().is_none() {
+        klog!("test", "no network card");
+        return;
+    }
+    let deadline = crate::time::now_nanos() + 20_000_000_000;
+    loop {
+        if let Some(s) = crate::netdev::address() {
+            klog!("test", "configured: {s}");
+            break;
+        }
+        if crate::time::now_nanos() >= deadline {
+            klog!("test", "no DHCP answer within 20 s");
+            break;
+        }
+        crate::netdev::poll();
+        core::hint::spin_loop();
+    }
+    let _stack = crate::netdev::STACK.lock();
+    if let Some(nic) = crate::netdev::NIC.lock().as_mut() {
+        crate::drivers::virtio_net::link_check(nic.as_mut(), 2_000_000_000);
+    }
 }

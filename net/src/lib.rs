@@ -1,11 +1,23 @@
-//! llmos networking — not built yet.
+//! llmos networking: host-testable pieces of the network path.
 //!
-//! This `no_std` crate will hold the host-testable network stack glue: a
-//! smoltcp `Interface` + `SocketSet` driven by an injected clock, DHCPv4 and
-//! static configuration, and a socket layer with BSD semantics (listen/accept
-//! backlogs, non-blocking I/O, timeouts, loopback) that the kernel exposes
-//! through the Linux socket syscalls.
+//! - [`virtq`]: the driver side of a virtio split virtqueue over any
+//!   [`virtq::Dma`] memory, defensive against a hostile device (the kernel's
+//!   virtio-net driver uses it; tests use a fake device, and `fuzz/` a
+//!   hostile one).
 //!
-//! It is intentionally empty until the networking issue lands.
+//! - [`nic`]: the [`nic::Nic`] trait every network card driver implements.
+//! - [`stack`]: smoltcp's `Interface` + `SocketSet` over a `Nic`, DHCPv4 or
+//!   static configuration, driven by the owner's clock.
+//!
+//! Still to come (see the networking issue): a socket layer with BSD
+//! semantics that the kernel exposes through the Linux socket syscalls.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod nic;
+pub mod stack;
+pub mod virtq;

@@ -292,6 +292,7 @@ pub const TEST_SCENARIOS: &[&str] = &[
     "heap-growth",
     "panic-with-locks-held",
     "recursive-panic",
+    "net-link",
 ];
 
 /// Builds the test-hooks kernel and one image pair per scenario in

@@ -4,3 +4,4 @@
 
 pub mod pci;
 pub mod serial;
+pub mod virtio_net;

@@ -4,6 +4,7 @@
 //! Lock order (outer first): heap → page tables → frames. Nothing takes
 //! them the other way round, and the panic path takes none of them.
 
+pub mod dma;
 pub mod frames;
 pub mod heap;
 pub mod layout;

@@ -1,0 +1,490 @@
+//! virtio-net over the modern (virtio 1.x) PCI transport.
+//!
+//! The device's configuration structures are found through its vendor
+//! capabilities and mapped uncached; features VERSION_1, MAC and STATUS
+//! are negotiated (no offloads, no mergeable buffers: every receive buffer
+//! is a page, more than a 1514-byte frame plus the 12-byte header). Queue 0
+//! receives, queue 1 transmits; both use `llmos_net::virtq::SplitQueue`,
+//! which refuses anything a misbehaving device returns. A device that
+//! breaks the protocol is logged and left alone; it cannot crash the
+//! kernel. Interrupts are not used yet: the network stack polls.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kcore::pci::{Bar, ConfigSpace, Function, cap};
+use llmos_net::nic::{Mac, Nic, TxError};
+use llmos_net::virtq::{Buf, Layout, SplitQueue};
+
+use crate::klog;
+use crate::memory::dma::{DmaPage, PhysDma};
+
+const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+const NET_F_MAC: u64 = 1 << 5;
+const NET_F_STATUS: u64 = 1 << 16;
+
+const STATUS_ACK: u8 = 1;
+const STATUS_DRIVER: u8 = 2;
+const STATUS_DRIVER_OK: u8 = 4;
+const STATUS_FEATURES_OK: u8 = 8;
+const STATUS_FAILED: u8 = 0x80;
+
+/// Bytes of `struct virtio_net_hdr` with VERSION_1.
+const HDR: usize = 12;
+/// Queue entries we use (at most what the device offers).
+const QUEUE_SIZE: u16 = 128;
+
+/// A mapped configuration structure: its virtual address and length.
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    virt: u64,
+    len: u64,
+}
+
+impl Region {
+    fn ok(&self, off: u64, n: u64) -> bool {
+        off.checked_add(n).is_some_and(|e| e <= self.len) && off.is_multiple_of(n)
+    }
+    fn r8(&self, off: u64) -> u8 {
+        if !self.ok(off, 1) {
+            return 0;
+        }
+        // SAFETY: inside the structure mapped uncached by `map_cap`.
+        unsafe { ((self.virt + off) as *const u8).read_volatile() }
+    }
+    fn w8(&self, off: u64, v: u8) {
+        if self.ok(off, 1) {
+            // SAFETY: as for `r8`.
+            unsafe { ((self.virt + off) as *mut u8).write_volatile(v) }
+        }
+    }
+    fn r16(&self, off: u64) -> u16 {
+        if !self.ok(off, 2) {
+            return 0;
+        }
+        // SAFETY: as for `r8`, and naturally aligned (checked).
+        unsafe { ((self.virt + off) as *const u16).read_volatile() }
+    }
+    fn w16(&self, off: u64, v: u16) {
+        if self.ok(off, 2) {
+            // SAFETY: as for `r16`.
+            unsafe { ((self.virt + off) as *mut u16).write_volatile(v) }
+        }
+    }
+    fn r32(&self, off: u64) -> u32 {
+        if !self.ok(off, 4) {
+            return 0;
+        }
+        // SAFETY: as for `r16`.
+        unsafe { ((self.virt + off) as *const u32).read_volatile() }
+    }
+    fn w32(&self, off: u64, v: u32) {
+        if self.ok(off, 4) {
+            // SAFETY: as for `r16`.
+            unsafe { ((self.virt + off) as *mut u32).write_volatile(v) }
+        }
+    }
+    fn w64(&self, off: u64, v: u64) {
+        // The spec allows two 32-bit writes, low half first.
+        self.w32(off, v as u32);
+        self.w32(off + 4, (v >> 32) as u32);
+    }
+}
+
+// Common configuration registers.
+const DEV_FEATURE_SEL: u64 = 0x00;
+const DEV_FEATURE: u64 = 0x04;
+const DRV_FEATURE_SEL: u64 = 0x08;
+const DRV_FEATURE: u64 = 0x0c;
+const MSIX_CONFIG: u64 = 0x10;
+const NUM_QUEUES: u64 = 0x12;
+const DEVICE_STATUS: u64 = 0x14;
+const QUEUE_SELECT: u64 = 0x16;
+const QUEUE_SIZE_REG: u64 = 0x18;
+const QUEUE_MSIX: u64 = 0x1a;
+const QUEUE_ENABLE: u64 = 0x1c;
+const QUEUE_NOTIFY_OFF: u64 = 0x1e;
+const QUEUE_DESC: u64 = 0x20;
+const QUEUE_DRIVER: u64 = 0x28;
+const QUEUE_DEVICE: u64 = 0x30;
+const NO_VECTOR: u16 = 0xffff;
+
+struct Queue {
+    q: SplitQueue,
+    mem: PhysDma,
+    /// The pages holding the rings (kept alive).
+    _rings: [DmaPage; 3],
+    notify: u64,
+    /// Buffers in flight by head descriptor.
+    bufs: BTreeMap<u16, DmaPage>,
+}
+
+/// A virtio-net device.
+pub struct VirtioNet {
+    name: String,
+    common: Region,
+    device: Region,
+    notify: Region,
+    notify_mul: u32,
+    mac: [u8; 6],
+    has_status: bool,
+    rx: Queue,
+    tx: Queue,
+    /// Set once the device broke the protocol; it is left alone then.
+    failed: bool,
+}
+
+/// Why the device could not be brought up.
+#[derive(Debug)]
+pub struct InitError(String);
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(s: impl Into<String>) -> InitError {
+    InitError(s.into())
+}
+
+/// Maps the configuration structure described by the vendor capability
+/// at `off`.
+fn map_cap(cs: &impl ConfigSpace, f: &Function, off: u8) -> Result<(u8, Region, u32), InitError> {
+    let at = f.bdf;
+    let o = u16::from(off);
+    let cfg_type = cs.read8(at, o + 3);
+    let bar = usize::from(cs.read8(at, o + 4));
+    let offset = u64::from(cs.read32(at, o + 8));
+    let length = u64::from(cs.read32(at, o + 12));
+    let mul = if cfg_type == 2 {
+        cs.read32(at, o + 16)
+    } else {
+        0
+    };
+    let Some(Bar::Mem { addr, size, .. }) = f.bars.get(bar).copied() else {
+        return Err(err(format!(
+            "capability type {cfg_type} points at BAR {bar}, which is not memory"
+        )));
+    };
+    if offset.checked_add(length).is_none_or(|e| e > size) || length == 0 {
+        return Err(err(format!(
+            "capability type {cfg_type} lies outside BAR {bar}"
+        )));
+    }
+    let virt = crate::memory::mmio::map(addr + offset, length)
+        .map_err(|e| err(format!("cannot map BAR {bar}: {e}")))?;
+    Ok((cfg_type, Region { virt, len: length }, mul))
+}
+
+impl VirtioNet {
+    /// Brings up the device at `f`.
+    pub fn new(cs: &impl ConfigSpace, f: &Function) -> Result<Self, InitError> {
+        let mut common = None;
+        let mut device = None;
+        let mut notify = None;
+        for &(id, off) in &f.caps {
+            if id != cap::VENDOR {
+                continue;
+            }
+            let t = cs.read8(f.bdf, u16::from(off) + 3);
+            if !matches!(t, 1 | 2 | 4) {
+                continue;
+            }
+            let (t, r, mul) = map_cap(cs, f, off)?;
+            match t {
+                1 if common.is_none() => common = Some(r),
+                2 if notify.is_none() => notify = Some((r, mul)),
+                4 if device.is_none() => device = Some(r),
+                _ => {}
+            }
+        }
+        let (Some(common), Some(device), Some((notify, notify_mul))) = (common, device, notify)
+        else {
+            return Err(err(
+                "no virtio 1.x configuration capabilities (a legacy-only device is not supported)",
+            ));
+        };
+        kcore::pci::enable(cs, f.bdf, kcore::pci::CMD_MEM | kcore::pci::CMD_MASTER);
+
+        // Reset, then acknowledge.
+        common.w8(DEVICE_STATUS, 0);
+        let mut spins = 0;
+        while common.r8(DEVICE_STATUS) != 0 && spins < 1_000_000 {
+            core::hint::spin_loop();
+            spins += 1;
+        }
+        common.w8(DEVICE_STATUS, STATUS_ACK);
+        common.w8(DEVICE_STATUS, STATUS_ACK | STATUS_DRIVER);
+        let mut offered = 0u64;
+        for sel in 0..2u32 {
+            common.w32(DEV_FEATURE_SEL, sel);
+            offered |= u64::from(common.r32(DEV_FEATURE)) << (32 * sel);
+        }
+        if offered & VIRTIO_F_VERSION_1 == 0 {
+            common.w8(DEVICE_STATUS, STATUS_FAILED);
+            return Err(err("the device does not offer VIRTIO_F_VERSION_1"));
+        }
+        let wanted = VIRTIO_F_VERSION_1 | NET_F_MAC | NET_F_STATUS;
+        let chosen = offered & wanted;
+        for sel in 0..2u32 {
+            common.w32(DRV_FEATURE_SEL, sel);
+            common.w32(DRV_FEATURE, (chosen >> (32 * sel)) as u32);
+        }
+        common.w8(
+            DEVICE_STATUS,
+            STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK,
+        );
+        if common.r8(DEVICE_STATUS) & STATUS_FEATURES_OK == 0 {
+            common.w8(DEVICE_STATUS, STATUS_FAILED);
+            return Err(err("the device refused our features"));
+        }
+        if common.r16(NUM_QUEUES) < 2 {
+            common.w8(DEVICE_STATUS, STATUS_FAILED);
+            return Err(err("the device has fewer than 2 queues"));
+        }
+        common.w16(MSIX_CONFIG, NO_VECTOR);
+        let rx = Self::setup_queue(&common, 0)?;
+        let tx = Self::setup_queue(&common, 1)?;
+        let mut mac = [0u8; 6];
+        if chosen & NET_F_MAC != 0 {
+            for (i, b) in mac.iter_mut().enumerate() {
+                *b = device.r8(i as u64);
+            }
+        } else {
+            // A locally administered address from the CSPRNG.
+            let r = crate::random::u64().to_le_bytes();
+            mac.copy_from_slice(&r[..6]);
+            mac[0] = (mac[0] & 0xfe) | 0x02;
+        }
+        let mut nic = Self {
+            name: format!("virtio-net at {}", f.bdf),
+            common,
+            device,
+            notify,
+            notify_mul,
+            mac,
+            has_status: chosen & NET_F_STATUS != 0,
+            rx,
+            tx,
+            failed: false,
+        };
+        nic.refill();
+        nic.common.w8(
+            DEVICE_STATUS,
+            STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+        );
+        Ok(nic)
+    }
+
+    fn setup_queue(common: &Region, index: u16) -> Result<Queue, InitError> {
+        common.w16(QUEUE_SELECT, index);
+        let max = common.r16(QUEUE_SIZE_REG);
+        if max == 0 {
+            return Err(err(format!("queue {index} is not available")));
+        }
+        // The largest power of two the device accepts, up to ours.
+        let mut size = QUEUE_SIZE.min(max);
+        while !size.is_power_of_two() {
+            size &= size - 1;
+        }
+        common.w16(QUEUE_SIZE_REG, size);
+        let page = || DmaPage::new().ok_or_else(|| err("out of memory for virtqueues"));
+        let rings = [page()?, page()?, page()?];
+        let layout = Layout {
+            size,
+            desc: rings[0].phys(),
+            avail: rings[1].phys(),
+            used: rings[2].phys(),
+        };
+        let q = SplitQueue::new(layout).map_err(|e| err(format!("queue {index}: {e}")))?;
+        let mut mem = PhysDma::new(rings.iter().map(DmaPage::phys).collect());
+        q.init(&mut mem);
+        common.w16(QUEUE_MSIX, NO_VECTOR);
+        common.w64(QUEUE_DESC, layout.desc);
+        common.w64(QUEUE_DRIVER, layout.avail);
+        common.w64(QUEUE_DEVICE, layout.used);
+        let notify = u64::from(common.r16(QUEUE_NOTIFY_OFF));
+        common.w16(QUEUE_ENABLE, 1);
+        Ok(Queue {
+            q,
+            mem,
+            _rings: rings,
+            notify,
+            bufs: BTreeMap::new(),
+        })
+    }
+
+    fn kick(&self, queue: u16, q: &Queue) {
+        if q.q.should_notify(&q.mem) {
+            self.notify
+                .w16(q.notify * u64::from(self.notify_mul), queue);
+        }
+    }
+
+    /// Keeps the receive queue full of page-sized buffers.
+    fn refill(&mut self) {
+        let mut added = false;
+        while self.rx.q.free_descriptors() > 0 {
+            let Some(page) = DmaPage::new() else { break };
+            let buf = Buf {
+                addr: page.phys(),
+                len: 4096,
+                device_writes: true,
+            };
+            match self.rx.q.add(&mut self.rx.mem, &[buf], 0) {
+                Ok(head) => {
+                    self.rx.bufs.insert(head, page);
+                    added = true;
+                }
+                Err(_) => break,
+            }
+        }
+        if added {
+            self.kick(0, &self.rx);
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: llmos_net::virtq::Error) {
+        if !self.failed {
+            klog!("net", "{}: {what}: {e}; the device is disabled", self.name);
+            self.common.w8(DEVICE_STATUS, STATUS_FAILED);
+        }
+        self.failed = true;
+    }
+}
+
+impl Nic for VirtioNet {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn link_up(&self) -> bool {
+        !self.failed && (!self.has_status || self.device.r16(6) & 1 != 0)
+    }
+
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
+        if self.failed {
+            return Err(TxError::Device);
+        }
+        if frame.len() > self.max_frame() {
+            return Err(TxError::TooLarge(frame.len()));
+        }
+        self.reclaim();
+        let mut page = DmaPage::new().ok_or(TxError::Busy)?;
+        // The header stays zero: no checksum offload, no GSO.
+        page.write(HDR, frame);
+        let buf = Buf {
+            addr: page.phys(),
+            len: (HDR + frame.len()) as u32,
+            device_writes: false,
+        };
+        let head = self
+            .tx
+            .q
+            .add(&mut self.tx.mem, &[buf], 0)
+            .map_err(|_| TxError::Busy)?;
+        self.tx.bufs.insert(head, page);
+        self.kick(1, &self.tx);
+        Ok(())
+    }
+
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        if self.failed {
+            return None;
+        }
+        let out = match self.rx.q.pop_used(&mut self.rx.mem)? {
+            Ok(u) => {
+                let page = self.rx.bufs.remove(&u.head)?;
+                let len = (u.len as usize).saturating_sub(HDR);
+                Some(page.read(HDR, len))
+            }
+            Err(e) => {
+                self.fail("receive queue", e);
+                return None;
+            }
+        };
+        self.refill();
+        out
+    }
+
+    fn reclaim(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(r) = self.tx.q.pop_used(&mut self.tx.mem) {
+            match r {
+                Ok(u) => {
+                    self.tx.bufs.remove(&u.head);
+                    n += 1;
+                }
+                Err(e) => {
+                    self.fail("transmit queue", e);
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: MAC {}, link {}, {}-entry queues",
+            self.name,
+            Mac(self.mac),
+            if self.link_up() { "up" } else { "down" },
+            self.rx.q.layout().size
+        )
+    }
+}
+
+/// Finds the first virtio-net function and brings it up.
+pub fn probe() -> Option<VirtioNet> {
+    let cs = super::pci::config()?;
+    let f = super::pci::devices()
+        .iter()
+        .find(|f| f.vendor == 0x1af4 && matches!(f.device, 0x1000 | 0x1041))?;
+    match VirtioNet::new(cs, f) {
+        Ok(n) => {
+            klog!("net", "{}", n.describe());
+            Some(n)
+        }
+        Err(e) => {
+            klog!("net", "virtio-net at {}: {e}", f.bdf);
+            None
+        }
+    }
+}
+
+/// Link check (a test-hooks scenario): ARP for the gateway QEMU's user
+/// network puts at 10.0.2.2 and report whether it answered within
+/// `timeout_ns`.
+pub fn link_check(nic: &mut dyn Nic, timeout_ns: u64) {
+    let me = [10, 0, 2, 15];
+    let gw = [10, 0, 2, 2];
+    if let Err(e) = nic.transmit(&llmos_net::nic::arp_request(nic.mac(), me, gw)) {
+        klog!("net", "link check: cannot send: {e}");
+        return;
+    }
+    let deadline = crate::time::now_nanos() + timeout_ns;
+    let mut frames = 0;
+    while crate::time::now_nanos() < deadline {
+        while let Some(f) = nic.receive() {
+            frames += 1;
+            if let Some(mac) = llmos_net::nic::arp_reply_from(&f, nic.mac(), gw) {
+                klog!(
+                    "net",
+                    "link check: 10.0.2.2 is at {} (ARP reply after {frames} frame(s)); {} transmission(s) reclaimed",
+                    Mac(mac),
+                    nic.reclaim()
+                );
+                return;
+            }
+        }
+        core::hint::spin_loop();
+    }
+    klog!(
+        "net",
+        "link check: no ARP reply from 10.0.2.2 ({frames} frame(s) received)"
+    );
+}
