@@ -8,9 +8,8 @@
 //! - [`nic`]: the [`nic::Nic`] trait every network card driver implements.
 //! - [`stack`]: smoltcp's `Interface` + `SocketSet` over a `Nic`, DHCPv4 or
 //!   static configuration, driven by the owner's clock.
-//!
-//! Still to come (see the networking issue): a socket layer with BSD
-//! semantics that the kernel exposes through the Linux socket syscalls.
+//! - [`socket`]: BSD socket semantics (listen backlog, accept, connect,
+//!   half-close, resets, UDP) over the stack's smoltcp sockets.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -19,5 +18,6 @@ extern crate alloc;
 extern crate std;
 
 pub mod nic;
+pub mod socket;
 pub mod stack;
 pub mod virtq;

@@ -151,6 +151,11 @@ impl Stack {
         s
     }
 
+    /// smoltcp's interface context (for `tcp::Socket::connect`).
+    pub fn iface_context(&mut self) -> &mut smoltcp::iface::Context {
+        self.iface.context()
+    }
+
     /// The current configuration.
     pub fn settings(&self) -> Option<&Ipv4Settings> {
         self.settings.as_ref()

@@ -1,0 +1,964 @@
+//! BSD socket semantics on top of smoltcp sockets, for the kernel's socket
+//! syscalls: TCP listen with a backlog, accept, connect, send/recv with
+//! would-block, half-close, resets; UDP bind/sendto/recvfrom. Blocking and
+//! descriptors belong to the kernel; every call here returns at once,
+//! `Err(WouldBlock)` when it would have to wait.
+//!
+//! A listening socket keeps `backlog` smoltcp sockets listening on its
+//! port; each one that completes a handshake moves to the accept queue and
+//! is replaced, so up to `backlog` connections can wait for `accept`. A
+//! closed connected socket is handed to smoltcp to finish its FIN exchange
+//! and reaped once it is closed.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
+
+use crate::stack::Stack;
+
+/// A socket's id in the [`Sockets`] table.
+pub type Id = u32;
+
+/// An IPv4 endpoint.
+pub type Addr = (Ipv4Address, u16);
+
+/// Socket errors (the kernel maps them to errno values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Try again later (EAGAIN / EINPROGRESS for connect).
+    WouldBlock,
+    /// The address or port is in use (EADDRINUSE).
+    AddrInUse,
+    /// Not connected (ENOTCONN).
+    NotConnected,
+    /// Already connected (EISCONN).
+    IsConnected,
+    /// Refused (ECONNREFUSED).
+    Refused,
+    /// Reset by the peer (ECONNRESET).
+    Reset,
+    /// The sending half is closed (EPIPE).
+    Pipe,
+    /// Operation not valid in this state (EINVAL).
+    Invalid,
+    /// No route or unusable address (ENETUNREACH / EADDRNOTAVAIL).
+    Unreachable,
+    /// Operation not supported by this kind of socket (EOPNOTSUPP).
+    NotSupported,
+    /// No such socket (EBADF).
+    BadId,
+    /// No free ports or sockets (ENOBUFS).
+    NoBuffers,
+}
+
+/// Kind of socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SOCK_STREAM.
+    Tcp,
+    /// SOCK_DGRAM.
+    Udp,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Created, maybe bound.
+    Fresh,
+    /// Listening: smoltcp sockets waiting for handshakes, and connections
+    /// ready for accept.
+    Listening {
+        waiting: Vec<SocketHandle>,
+        ready: Vec<SocketHandle>,
+        backlog: usize,
+    },
+    /// Connecting or connected.
+    Stream(SocketHandle),
+    /// A UDP socket.
+    Datagram(SocketHandle),
+}
+
+/// Options recorded per socket (the ones with an effect are applied).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
+    /// TCP_NODELAY (Nagle off).
+    pub no_delay: bool,
+    /// SO_KEEPALIVE.
+    pub keepalive: bool,
+}
+
+#[derive(Debug)]
+struct Sock {
+    kind: Kind,
+    state: State,
+    bound: Option<Addr>,
+    opts: Options,
+    /// The receiving half was shut down.
+    rd_shut: bool,
+}
+
+/// Readiness, for poll/epoll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Data, a connection to accept, or end of file.
+    pub read: bool,
+    /// Room to send.
+    pub write: bool,
+    /// The connection is finished (both directions).
+    pub hangup: bool,
+    /// A pending error (reset, refused).
+    pub error: bool,
+}
+
+/// Bytes of each TCP socket's receive and send buffers.
+pub const TCP_BUFFER: usize = 256 * 1024;
+/// Datagrams and bytes a UDP socket buffers.
+const UDP_PACKETS: usize = 64;
+const UDP_BYTES: usize = 64 * 1024;
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// The socket table.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    socks: BTreeMap<Id, Sock>,
+    next_id: Id,
+    next_port: u16,
+    /// Closed connections finishing their FIN exchange.
+    closing: Vec<SocketHandle>,
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+    )
+}
+
+fn v4(ep: IpEndpoint) -> Addr {
+    match ep.addr {
+        IpAddress::Ipv4(a) => (a, ep.port),
+    }
+}
+
+impl Sockets {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self {
+            next_port: *EPHEMERAL.start(),
+            ..Self::default()
+        }
+    }
+
+    fn sock(&mut self, id: Id) -> Result<&mut Sock, Error> {
+        self.socks.get_mut(&id).ok_or(Error::BadId)
+    }
+
+    /// A new socket.
+    pub fn create(&mut self, kind: Kind) -> Id {
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        self.socks.insert(
+            id,
+            Sock {
+                kind,
+                state: State::Fresh,
+                bound: None,
+                opts: Options::default(),
+                rd_shut: false,
+            },
+        );
+        id
+    }
+
+    /// Kind of socket `id`.
+    pub fn kind(&self, id: Id) -> Result<Kind, Error> {
+        self.socks.get(&id).map(|s| s.kind).ok_or(Error::BadId)
+    }
+
+    /// Options of socket `id`.
+    pub fn options(&mut self, id: Id) -> Result<&mut Options, Error> {
+        Ok(&mut self.sock(id)?.opts)
+    }
+
+    /// Applies TCP_NODELAY to a connected socket.
+    pub fn apply_options(&mut self, stack: &mut Stack, id: Id) -> Result<(), Error> {
+        let s = self.sock(id)?;
+        let nodelay = s.opts.no_delay;
+        if let State::Stream(h) = s.state {
+            stack
+                .sockets
+                .get_mut::<tcp::Socket>(h)
+                .set_nagle_enabled(!nodelay);
+        }
+        Ok(())
+    }
+
+    fn port_in_use(&self, stack: &Stack, port: u16, kind: Kind, except: Id) -> bool {
+        self.socks.iter().any(|(&i, s)| {
+            i != except
+                && s.kind == kind
+                && s.bound.is_some_and(|b| b.1 == port)
+                && match &s.state {
+                    State::Listening { .. } | State::Datagram(_) => true,
+                    State::Stream(h) => {
+                        kind == Kind::Tcp
+                            && stack.sockets.get::<tcp::Socket>(*h).state() != tcp::State::TimeWait
+                    }
+                    State::Fresh => true,
+                }
+        })
+    }
+
+    fn ephemeral(&mut self, stack: &Stack, kind: Kind) -> Result<u16, Error> {
+        let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p == *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                p + 1
+            };
+            if !self.port_in_use(stack, p, kind, 0) {
+                return Ok(p);
+            }
+        }
+        Err(Error::NoBuffers)
+    }
+
+    /// bind(2). Port 0 picks an ephemeral port. Only the unspecified
+    /// address or the interface's own may be bound.
+    pub fn bind(&mut self, stack: &Stack, id: Id, addr: Addr) -> Result<(), Error> {
+        let kind = self.kind(id)?;
+        if self.sock(id)?.bound.is_some() {
+            return Err(Error::Invalid);
+        }
+        let ours = stack.settings().map(|s| s.address.address());
+        if !addr.0.is_unspecified()
+            && Some(addr.0) != ours
+            && addr.0 != Ipv4Address::new(127, 0, 0, 1)
+        {
+            return Err(Error::Unreachable);
+        }
+        let port = if addr.1 == 0 {
+            self.ephemeral(stack, kind)?
+        } else {
+            if self.port_in_use(stack, addr.1, kind, id) {
+                return Err(Error::AddrInUse);
+            }
+            addr.1
+        };
+        self.sock(id)?.bound = Some((addr.0, port));
+        Ok(())
+    }
+
+    /// The bound (or connected) local address.
+    pub fn local_addr(&mut self, stack: &Stack, id: Id) -> Result<Addr, Error> {
+        let s = self.sock(id)?;
+        if let State::Stream(h) = s.state
+            && let Some(ep) = stack.sockets.get::<tcp::Socket>(h).local_endpoint()
+        {
+            return Ok(v4(ep));
+        }
+        Ok(s.bound.unwrap_or((Ipv4Address::UNSPECIFIED, 0)))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&mut self, stack: &Stack, id: Id) -> Result<Addr, Error> {
+        match self.sock(id)?.state {
+            State::Stream(h) => {
+                let t = stack.sockets.get::<tcp::Socket>(h);
+                match t.remote_endpoint() {
+                    Some(ep) if t.state() != tcp::State::SynSent => Ok(v4(ep)),
+                    _ => Err(Error::NotConnected),
+                }
+            }
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    /// listen(2). The backlog (1 to 128) bounds the connections that are
+    /// handshaking or waiting for accept; beyond it new connections are
+    /// refused (Linux would drop their SYN and let the client retry).
+    pub fn listen(&mut self, stack: &mut Stack, id: Id, backlog: usize) -> Result<(), Error> {
+        if self.kind(id)? != Kind::Tcp {
+            return Err(Error::NotSupported);
+        }
+        if self.sock(id)?.bound.is_none() {
+            self.bind(stack, id, (Ipv4Address::UNSPECIFIED, 0))?;
+        }
+        let backlog = backlog.clamp(1, 128);
+        let s = self.sock(id)?;
+        let port = s.bound.map_or(0, |b| b.1);
+        match &mut s.state {
+            State::Fresh => {
+                let mut waiting = Vec::new();
+                for _ in 0..backlog {
+                    let mut t = tcp_socket();
+                    t.listen(IpListenEndpoint { addr: None, port })
+                        .map_err(|_| Error::Invalid)?;
+                    waiting.push(stack.sockets.add(t));
+                }
+                s.state = State::Listening {
+                    waiting,
+                    ready: Vec::new(),
+                    backlog,
+                };
+                Ok(())
+            }
+            // listen() again only changes the backlog.
+            State::Listening { backlog: b, .. } => {
+                *b = backlog;
+                Ok(())
+            }
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    /// Moves handshaken connections of listening sockets to their accept
+    /// queues and replaces them (call after every poll).
+    pub fn update(&mut self, stack: &mut Stack) {
+        for s in self.socks.values_mut() {
+            let port = s.bound.map_or(0, |b| b.1);
+            if let State::Listening {
+                waiting,
+                ready,
+                backlog,
+            } = &mut s.state
+            {
+                let mut i = 0;
+                while i < waiting.len() {
+                    let st = stack.sockets.get::<tcp::Socket>(waiting[i]).state();
+                    match st {
+                        tcp::State::Listen | tcp::State::SynReceived => i += 1,
+                        tcp::State::Closed => {
+                            // Aborted during the handshake: listen again.
+                            let h = waiting[i];
+                            let _ = stack
+                                .sockets
+                                .get_mut::<tcp::Socket>(h)
+                                .listen(IpListenEndpoint { addr: None, port });
+                            i += 1;
+                        }
+                        _ => {
+                            let h = waiting.swap_remove(i);
+                            ready.push(h);
+                        }
+                    }
+                }
+                // At most `backlog` connections pending: handshaking or
+                // waiting for accept. Beyond that a SYN finds no listener
+                // and is refused.
+                while waiting.len() + ready.len() < *backlog {
+                    let mut t = tcp_socket();
+                    if t.listen(IpListenEndpoint { addr: None, port }).is_err() {
+                        break;
+                    }
+                    waiting.push(stack.sockets.add(t));
+                }
+            }
+        }
+        // Reap closed connections.
+        self.closing.retain(|&h| {
+            let st = stack.sockets.get::<tcp::Socket>(h).state();
+            if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
+                stack.sockets.remove(h);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// accept(2): a new connected socket and its peer.
+    pub fn accept(&mut self, stack: &mut Stack, id: Id) -> Result<(Id, Addr), Error> {
+        self.update(stack);
+        let s = self.sock(id)?;
+        let State::Listening { ready, .. } = &mut s.state else {
+            return Err(Error::Invalid);
+        };
+        if ready.is_empty() {
+            return Err(Error::WouldBlock);
+        }
+        let h = ready.remove(0);
+        let nodelay = s.opts.no_delay;
+        let t = stack.sockets.get_mut::<tcp::Socket>(h);
+        t.set_nagle_enabled(!nodelay);
+        let peer = t
+            .remote_endpoint()
+            .map(v4)
+            .unwrap_or((Ipv4Address::UNSPECIFIED, 0));
+        let local = t.local_endpoint().map(v4);
+        let new = self.create(Kind::Tcp);
+        let n = self.sock(new)?;
+        n.state = State::Stream(h);
+        n.bound = local;
+        self.update(stack);
+        Ok((new, peer))
+    }
+
+    /// connect(2) for TCP: starts the handshake (`Err(WouldBlock)` means in
+    /// progress: wait for writability, then [`Sockets::connect_result`]).
+    /// For UDP it sets the default destination.
+    pub fn connect(&mut self, stack: &mut Stack, id: Id, to: Addr) -> Result<(), Error> {
+        if to.1 == 0 || to.0.is_unspecified() {
+            return Err(Error::Unreachable);
+        }
+        match self.kind(id)? {
+            Kind::Udp => Err(Error::NotSupported),
+            Kind::Tcp => {
+                match self.sock(id)?.state {
+                    State::Fresh => {}
+                    State::Stream(_) => return Err(Error::IsConnected),
+                    _ => return Err(Error::Invalid),
+                }
+                if stack.settings().is_none() {
+                    return Err(Error::Unreachable);
+                }
+                let local_port = match self.sock(id)?.bound {
+                    Some((_, p)) => p,
+                    None => {
+                        let p = self.ephemeral(stack, Kind::Tcp)?;
+                        self.sock(id)?.bound = Some((Ipv4Address::UNSPECIFIED, p));
+                        p
+                    }
+                };
+                let mut t = tcp_socket();
+                let nodelay = self.sock(id)?.opts.no_delay;
+                t.set_nagle_enabled(!nodelay);
+                let cx = stack.iface_context();
+                t.connect(cx, (IpAddress::Ipv4(to.0), to.1), local_port)
+                    .map_err(|_| Error::Unreachable)?;
+                let h = stack.sockets.add(t);
+                self.sock(id)?.state = State::Stream(h);
+                Err(Error::WouldBlock)
+            }
+        }
+    }
+
+    /// The outcome of a connect in progress: Ok once established,
+    /// `WouldBlock` while the handshake runs, `Refused` if it failed.
+    pub fn connect_result(&mut self, stack: &Stack, id: Id) -> Result<(), Error> {
+        match self.sock(id)?.state {
+            State::Stream(h) => match stack.sockets.get::<tcp::Socket>(h).state() {
+                tcp::State::SynSent | tcp::State::SynReceived => Err(Error::WouldBlock),
+                tcp::State::Closed => Err(Error::Refused),
+                _ => Ok(()),
+            },
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    /// send(2) on a connected TCP socket: bytes queued.
+    pub fn send(&mut self, stack: &mut Stack, id: Id, data: &[u8]) -> Result<usize, Error> {
+        let State::Stream(h) = self.sock(id)?.state else {
+            return Err(Error::NotConnected);
+        };
+        let t = stack.sockets.get_mut::<tcp::Socket>(h);
+        match t.state() {
+            tcp::State::SynSent | tcp::State::SynReceived => return Err(Error::WouldBlock),
+            tcp::State::Closed => return Err(Error::Reset),
+            _ => {}
+        }
+        if !t.may_send() {
+            return Err(Error::Pipe);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        match t.send_slice(data) {
+            Ok(0) => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(_) => Err(Error::Pipe),
+        }
+    }
+
+    /// recv(2) on a connected TCP socket: bytes read, 0 at end of file.
+    pub fn recv(&mut self, stack: &mut Stack, id: Id, buf: &mut [u8]) -> Result<usize, Error> {
+        let s = self.sock(id)?;
+        let rd_shut = s.rd_shut;
+        let State::Stream(h) = s.state else {
+            return Err(Error::NotConnected);
+        };
+        if rd_shut {
+            return Ok(0);
+        }
+        let t = stack.sockets.get_mut::<tcp::Socket>(h);
+        match t.recv_slice(buf) {
+            Ok(0) if !buf.is_empty() => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(tcp::RecvError::Finished) => Ok(0),
+            Err(tcp::RecvError::InvalidState) => match t.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => Err(Error::WouldBlock),
+                tcp::State::Closed => Err(Error::Reset),
+                _ => Ok(0),
+            },
+        }
+    }
+
+    /// shutdown(2): `read` and/or `write` halves.
+    pub fn shutdown(
+        &mut self,
+        stack: &mut Stack,
+        id: Id,
+        read: bool,
+        write: bool,
+    ) -> Result<(), Error> {
+        let s = self.sock(id)?;
+        let State::Stream(h) = s.state else {
+            return Err(Error::NotConnected);
+        };
+        if read {
+            s.rd_shut = true;
+        }
+        if write {
+            stack.sockets.get_mut::<tcp::Socket>(h).close();
+        }
+        Ok(())
+    }
+
+    /// close(2): the connection finishes gracefully in the background.
+    pub fn close(&mut self, stack: &mut Stack, id: Id) {
+        let Some(s) = self.socks.remove(&id) else {
+            return;
+        };
+        match s.state {
+            State::Fresh => {}
+            State::Listening { waiting, ready, .. } => {
+                for h in waiting.into_iter().chain(ready) {
+                    stack.sockets.get_mut::<tcp::Socket>(h).abort();
+                    self.closing.push(h);
+                }
+            }
+            State::Stream(h) => {
+                let t = stack.sockets.get_mut::<tcp::Socket>(h);
+                if s.rd_shut && t.can_recv() {
+                    // Unread data: reset, as Linux does.
+                    t.abort();
+                } else {
+                    t.close();
+                }
+                self.closing.push(h);
+            }
+            State::Datagram(h) => {
+                stack.sockets.remove(h);
+            }
+        }
+    }
+
+    fn udp_handle(&mut self, stack: &mut Stack, id: Id) -> Result<SocketHandle, Error> {
+        if let State::Datagram(h) = self.sock(id)?.state {
+            return Ok(h);
+        }
+        if self.sock(id)?.bound.is_none() {
+            self.bind(stack, id, (Ipv4Address::UNSPECIFIED, 0))?;
+        }
+        let port = self.sock(id)?.bound.map_or(0, |b| b.1);
+        let mut u = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
+        );
+        u.bind(port).map_err(|_| Error::AddrInUse)?;
+        let h = stack.sockets.add(u);
+        self.sock(id)?.state = State::Datagram(h);
+        Ok(h)
+    }
+
+    /// sendto(2) on a UDP socket.
+    pub fn send_to(
+        &mut self,
+        stack: &mut Stack,
+        id: Id,
+        data: &[u8],
+        to: Addr,
+    ) -> Result<usize, Error> {
+        if self.kind(id)? != Kind::Udp {
+            return Err(Error::IsConnected);
+        }
+        if data.len() > UDP_BYTES {
+            return Err(Error::NoBuffers);
+        }
+        let h = self.udp_handle(stack, id)?;
+        let u = stack.sockets.get_mut::<udp::Socket>(h);
+        match u.send_slice(data, (IpAddress::Ipv4(to.0), to.1)) {
+            Ok(()) => Ok(data.len()),
+            Err(udp::SendError::BufferFull) => Err(Error::WouldBlock),
+            Err(udp::SendError::Unaddressable) => Err(Error::Unreachable),
+        }
+    }
+
+    /// recvfrom(2) on a UDP socket: bytes copied (the rest of the datagram
+    /// is dropped, as Linux does) and the sender.
+    pub fn recv_from(
+        &mut self,
+        stack: &mut Stack,
+        id: Id,
+        buf: &mut [u8],
+    ) -> Result<(usize, Addr), Error> {
+        let h = self.udp_handle(stack, id)?;
+        let u = stack.sockets.get_mut::<udp::Socket>(h);
+        match u.recv() {
+            Ok((data, meta)) => {
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                Ok((n, v4(meta.endpoint)))
+            }
+            Err(_) => Err(Error::WouldBlock),
+        }
+    }
+
+    /// What socket `id` is ready for.
+    pub fn ready(&mut self, stack: &Stack, id: Id) -> Ready {
+        let Some(s) = self.socks.get(&id) else {
+            return Ready::default();
+        };
+        match &s.state {
+            State::Fresh => Ready {
+                write: s.kind == Kind::Udp,
+                hangup: s.kind == Kind::Tcp,
+                ..Ready::default()
+            },
+            State::Listening { ready, .. } => Ready {
+                read: !ready.is_empty(),
+                ..Ready::default()
+            },
+            State::Stream(h) => {
+                let t = stack.sockets.get::<tcp::Socket>(*h);
+                let st = t.state();
+                let connecting = matches!(st, tcp::State::SynSent | tcp::State::SynReceived);
+                let closed = st == tcp::State::Closed;
+                Ready {
+                    read: !connecting && (t.can_recv() || !t.may_recv() || s.rd_shut),
+                    write: !connecting && (t.can_send() || !t.may_send()),
+                    hangup: closed || (!t.may_send() && !t.may_recv()),
+                    error: closed && !t.can_recv(),
+                }
+            }
+            State::Datagram(h) => {
+                let u = stack.sockets.get::<udp::Socket>(*h);
+                Ready {
+                    read: u.can_recv(),
+                    write: u.can_send(),
+                    ..Ready::default()
+                }
+            }
+        }
+    }
+
+    /// Bytes waiting to be read (FIONREAD).
+    pub fn pending(&mut self, stack: &Stack, id: Id) -> usize {
+        match self.socks.get(&id).map(|s| &s.state) {
+            Some(State::Stream(h)) => stack.sockets.get::<tcp::Socket>(*h).recv_queue(),
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nic::Nic;
+    use crate::stack::{Ipv4Settings, Mode};
+    use alloc::collections::VecDeque;
+    use smoltcp::wire::Ipv4Cidr;
+    use std::sync::{Arc, Mutex};
+
+    type Wire = Arc<Mutex<VecDeque<Vec<u8>>>>;
+
+    struct WireNic {
+        mac: [u8; 6],
+        tx: Wire,
+        rx: Wire,
+    }
+
+    impl Nic for WireNic {
+        fn mac(&self) -> [u8; 6] {
+            self.mac
+        }
+        fn link_up(&self) -> bool {
+            true
+        }
+        fn transmit(&mut self, frame: &[u8]) -> Result<(), crate::nic::TxError> {
+            self.tx.lock().unwrap().push_back(frame.to_vec());
+            Ok(())
+        }
+        fn receive(&mut self) -> Option<Vec<u8>> {
+            self.rx.lock().unwrap().pop_front()
+        }
+        fn reclaim(&mut self) -> usize {
+            0
+        }
+        fn describe(&self) -> alloc::string::String {
+            alloc::string::String::from("wire")
+        }
+    }
+
+    /// Two hosts on a cable, each with a stack and a socket table, and a
+    /// mock clock.
+    struct Net {
+        nics: [WireNic; 2],
+        stacks: [Stack; 2],
+        socks: [Sockets; 2],
+        now: u64,
+    }
+
+    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+
+    impl Net {
+        fn new() -> Self {
+            let a: Wire = Arc::default();
+            let b: Wire = Arc::default();
+            let mut nics = [
+                WireNic {
+                    mac: [2, 0, 0, 0, 0, 1],
+                    tx: a.clone(),
+                    rx: b.clone(),
+                },
+                WireNic {
+                    mac: [2, 0, 0, 0, 0, 2],
+                    tx: b,
+                    rx: a,
+                },
+            ];
+            let st = |ip| {
+                Mode::Static(Ipv4Settings {
+                    address: Ipv4Cidr::new(ip, 24),
+                    gateway: None,
+                    dns: Vec::new(),
+                })
+            };
+            let (n0, n1) = nics.split_at_mut(1);
+            let stacks = [
+                Stack::new(&mut n0[0], st(A), 1, 0),
+                Stack::new(&mut n1[0], st(B), 2, 0),
+            ];
+            Self {
+                nics,
+                stacks,
+                socks: [Sockets::new(), Sockets::new()],
+                now: 0,
+            }
+        }
+
+        fn step(&mut self) {
+            for i in 0..2 {
+                self.stacks[i].poll(&mut self.nics[i], self.now);
+                self.socks[i].update(&mut self.stacks[i]);
+            }
+            self.now += 1;
+        }
+
+        /// Steps until `f` returns Some, at most 10 simulated seconds.
+        fn until<T>(&mut self, mut f: impl FnMut(&mut Self) -> Option<T>) -> T {
+            for _ in 0..10_000 {
+                if let Some(v) = f(self) {
+                    return v;
+                }
+                self.step();
+            }
+            panic!("condition not reached by t={} ms", self.now)
+        }
+
+        fn listen(&mut self, host: usize, port: u16, backlog: usize) -> Id {
+            let s = self.socks[host].create(Kind::Tcp);
+            self.socks[host]
+                .bind(&self.stacks[host], s, (Ipv4Address::UNSPECIFIED, port))
+                .unwrap();
+            self.socks[host]
+                .listen(&mut self.stacks[host], s, backlog)
+                .unwrap();
+            s
+        }
+
+        fn connect(&mut self, host: usize, to: Addr) -> Id {
+            let c = self.socks[host].create(Kind::Tcp);
+            assert_eq!(
+                self.socks[host].connect(&mut self.stacks[host], c, to),
+                Err(Error::WouldBlock)
+            );
+            c
+        }
+
+        fn accept(&mut self, host: usize, l: Id) -> (Id, Addr) {
+            self.until(|n| n.socks[host].accept(&mut n.stacks[host], l).ok())
+        }
+    }
+
+    #[test]
+    fn accept_connect_and_ten_megabytes_both_ways() {
+        let mut n = Net::new();
+        let l = n.listen(1, 80, 4);
+        let c = n.connect(0, (B, 80));
+        let (s, peer) = n.accept(1, l);
+        assert_eq!(peer.0, A);
+        n.until(|n| n.socks[0].connect_result(&n.stacks[0], c).ok());
+        assert_eq!(n.socks[0].peer_addr(&n.stacks[0], c), Ok((B, 80)));
+        assert_eq!(n.socks[1].local_addr(&n.stacks[1], s), Ok((B, 80)));
+        let data: Vec<u8> = (0..10_000_000u32).map(|i| (i % 253) as u8).collect();
+        for (from, to, fid, tid) in [(0, 1, c, s), (1, 0, s, c)] {
+            let (mut sent, mut got) = (0, Vec::new());
+            let mut buf = vec![0u8; 65536];
+            while got.len() < data.len() {
+                if sent < data.len()
+                    && let Ok(k) = n.socks[from].send(&mut n.stacks[from], fid, &data[sent..])
+                {
+                    sent += k;
+                }
+                match n.socks[to].recv(&mut n.stacks[to], tid, &mut buf) {
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                    Err(Error::WouldBlock) => n.step(),
+                    Err(e) => panic!("recv: {e:?}"),
+                }
+                assert!(n.now < 200_000, "too slow");
+            }
+            assert!(got == data);
+        }
+    }
+
+    #[test]
+    fn half_close_then_eof_and_reset_on_unread_close() {
+        let mut n = Net::new();
+        let l = n.listen(1, 7, 1);
+        let c = n.connect(0, (B, 7));
+        let (s, _) = n.accept(1, l);
+        n.socks[0].send(&mut n.stacks[0], c, b"hello").unwrap();
+        n.socks[0]
+            .shutdown(&mut n.stacks[0], c, false, true)
+            .unwrap();
+        assert_eq!(n.socks[0].send(&mut n.stacks[0], c, b"x"), Err(Error::Pipe));
+        let mut buf = [0u8; 16];
+        let got = n.until(|n| n.socks[1].recv(&mut n.stacks[1], s, &mut buf).ok());
+        assert_eq!(&buf[..got], b"hello");
+        // Then end of file, and the server may still answer.
+        assert_eq!(
+            n.until(|n| n.socks[1].recv(&mut n.stacks[1], s, &mut buf).ok()),
+            0
+        );
+        assert!(n.socks[1].ready(&n.stacks[1], s).read);
+        n.socks[1].send(&mut n.stacks[1], s, b"bye").unwrap();
+        let got = n.until(|n| n.socks[0].recv(&mut n.stacks[0], c, &mut buf).ok());
+        assert_eq!(&buf[..got], b"bye");
+        // A reset: the server aborts; the client sees ECONNRESET.
+        let c2 = n.connect(0, (B, 7));
+        let (s2, _) = n.accept(1, l);
+        n.socks[0].send(&mut n.stacks[0], c2, b"unread").unwrap();
+        n.until(|n| (n.socks[1].pending(&n.stacks[1], s2) > 0).then_some(()));
+        n.socks[1]
+            .shutdown(&mut n.stacks[1], s2, true, false)
+            .unwrap();
+        n.socks[1].close(&mut n.stacks[1], s2);
+        let e = n.until(|n| match n.socks[0].recv(&mut n.stacks[0], c2, &mut buf) {
+            Err(Error::WouldBlock) => None,
+            r => Some(r),
+        });
+        assert_eq!(e, Err(Error::Reset));
+        assert!(n.socks[0].ready(&n.stacks[0], c2).error);
+    }
+
+    #[test]
+    fn refused_connect_and_address_in_use() {
+        let mut n = Net::new();
+        let c = n.connect(0, (B, 9));
+        let r = n.until(|n| match n.socks[0].connect_result(&n.stacks[0], c) {
+            Err(Error::WouldBlock) => None,
+            r => Some(r),
+        });
+        assert_eq!(r, Err(Error::Refused));
+        let _l = n.listen(1, 80, 1);
+        let other = n.socks[1].create(Kind::Tcp);
+        assert_eq!(
+            n.socks[1].bind(&n.stacks[1], other, (Ipv4Address::UNSPECIFIED, 80)),
+            Err(Error::AddrInUse)
+        );
+        assert_eq!(
+            n.socks[1].bind(&n.stacks[1], other, (Ipv4Address::new(1, 2, 3, 4), 81)),
+            Err(Error::Unreachable)
+        );
+    }
+
+    #[test]
+    fn backlog_holds_pending_connections_and_many_connections_work() {
+        let mut n = Net::new();
+        let l = n.listen(1, 80, 4);
+        let clients: Vec<Id> = (0..4).map(|_| n.connect(0, (B, 80))).collect();
+        // All four complete their handshake before anyone accepts.
+        n.until(|n| {
+            clients
+                .iter()
+                .all(|&c| n.socks[0].connect_result(&n.stacks[0], c).is_ok())
+                .then_some(())
+        });
+        // The queue is full: one more is refused, and the listener is fine.
+        let extra = n.connect(0, (B, 80));
+        let r = n.until(|n| match n.socks[0].connect_result(&n.stacks[0], extra) {
+            Err(Error::WouldBlock) => None,
+            r => Some(r),
+        });
+        assert_eq!(r, Err(Error::Refused));
+        let mut servers = Vec::new();
+        for _ in 0..4 {
+            servers.push(n.accept(1, l).0);
+        }
+        // Then 32 more, four at a time, each sending a message.
+        let mut more = Vec::new();
+        for _ in 0..8 {
+            let batch: Vec<Id> = (0..4).map(|_| n.connect(0, (B, 80))).collect();
+            for _ in 0..4 {
+                servers.push(n.accept(1, l).0);
+            }
+            more.extend(batch);
+        }
+        for (i, &c) in clients.iter().chain(&more).enumerate() {
+            let msg = alloc::format!("client {i}");
+            n.until(|n| n.socks[0].send(&mut n.stacks[0], c, msg.as_bytes()).ok());
+        }
+        let mut seen = Vec::new();
+        for &s in &servers {
+            let mut buf = [0u8; 64];
+            let k = n.until(|n| n.socks[1].recv(&mut n.stacks[1], s, &mut buf).ok());
+            seen.push(alloc::string::String::from_utf8(buf[..k].to_vec()).unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen.len(), 36);
+        seen.dedup();
+        assert_eq!(seen.len(), 36, "every connection is distinct");
+    }
+
+    #[test]
+    fn udp_datagrams() {
+        let mut n = Net::new();
+        let a = n.socks[0].create(Kind::Udp);
+        let b = n.socks[1].create(Kind::Udp);
+        n.socks[1]
+            .bind(&n.stacks[1], b, (Ipv4Address::UNSPECIFIED, 53))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            n.socks[1].recv_from(&mut n.stacks[1], b, &mut buf),
+            Err(Error::WouldBlock)
+        );
+        n.socks[0]
+            .send_to(&mut n.stacks[0], a, b"query", (B, 53))
+            .unwrap();
+        let (k, from) = n.until(|n| n.socks[1].recv_from(&mut n.stacks[1], b, &mut buf).ok());
+        assert_eq!((k, &buf[..k]), (4, &b"quer"[..]), "truncated to the buffer");
+        assert_eq!(from.0, A);
+        n.socks[1]
+            .send_to(&mut n.stacks[1], b, b"answer", from)
+            .unwrap();
+        let mut big = [0u8; 64];
+        let (k, from2) = n.until(|n| n.socks[0].recv_from(&mut n.stacks[0], a, &mut big).ok());
+        assert_eq!((&big[..k], from2), (&b"answer"[..], (B, 53)));
+    }
+}
