@@ -24,7 +24,7 @@ pub const PATH: &str = "boot/params";
 pub const MAGIC: [u8; 8] = *b"LLMOSBP\0";
 
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Largest file the kernel accepts.
 pub const MAX_SIZE: usize = 64 * 1024;
@@ -62,6 +62,21 @@ pub struct BootParams {
     /// before ENOSPC; `None`: a quarter of the memory free at boot (see
     /// docs/filesystem.md). Initrd files do not count.
     pub fs_capacity_mib: Option<u64>,
+    /// A static IPv4 configuration instead of DHCP.
+    pub net: Option<StaticNet>,
+}
+
+/// A static IPv4 configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticNet {
+    /// The interface's address.
+    pub address: [u8; 4],
+    /// Prefix length (0–32).
+    pub prefix: u8,
+    /// Default gateway.
+    pub gateway: Option<[u8; 4]>,
+    /// DNS servers (written to /etc/resolv.conf).
+    pub dns: Vec<[u8; 4]>,
 }
 
 /// Decoding errors.
@@ -138,6 +153,12 @@ mod tests {
             trace_syscalls: true,
             test_hook: None,
             fs_capacity_mib: Some(64),
+            net: Some(StaticNet {
+                address: [10, 0, 2, 15],
+                prefix: 24,
+                gateway: Some([10, 0, 2, 2]),
+                dns: vec![[10, 0, 2, 3]],
+            }),
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`syscalls`]: the syscall table (status of every syscall; source of docs/syscalls.md).
 //! - [`tty`]: the console line discipline (canonical/raw mode, echo, signals).
 //! - [`futex`]: futex wait queues (wake, bitsets, requeue, wake-op).
+//! - [`epoll`]: epoll interest lists, level- and edge-triggered reporting.
 //! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
 //! - [`pipe`]: the bounded byte queue behind pipe(2).
 //! - [`procfs`]: the text of the generated `/proc` files.
@@ -31,6 +32,7 @@ pub mod acpi;
 pub mod bootlog;
 pub mod cpu;
 pub mod elf;
+pub mod epoll;
 pub mod errno;
 pub mod fdtable;
 pub mod frames;

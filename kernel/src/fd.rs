@@ -39,6 +39,13 @@ pub enum Object {
     PipeRead(Arc<Mutex<Pipe>>),
     /// The write end of a pipe.
     PipeWrite(Arc<Mutex<Pipe>>),
+    /// A network socket (`llmos_net::socket`).
+    Socket(llmos_net::socket::Id),
+    /// An epoll instance; entries are keyed by the address of the open
+    /// file they were registered for.
+    Epoll(Arc<Mutex<kcore::epoll::Interest<usize>>>),
+    /// An eventfd: its counter and whether it is in semaphore mode.
+    EventFd(Arc<Mutex<(u64, bool)>>),
 }
 
 /// Mutable state of a description.
@@ -116,7 +123,8 @@ impl Drop for OpenFile {
                 p.lock().writers -= 1;
                 IO.wake_all();
             }
-            Object::Console | Object::Generated(..) => {}
+            Object::Socket(id) => crate::syscall::release_socket(*id),
+            Object::Console | Object::Generated(..) | Object::Epoll(_) | Object::EventFd(_) => {}
         }
     }
 }
@@ -200,8 +208,9 @@ impl WaitQueue {
         self.0.lock().retain(|t| t.tid != me.tid);
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter (and moves the I/O generation on).
     pub fn wake_all(&self) {
+        IO_GENERATION.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
         let waiters = core::mem::take(&mut *self.0.lock());
         for t in &waiters {
             crate::sched::wake(t);
@@ -213,6 +222,15 @@ impl Default for WaitQueue {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Counts [`WaitQueue::wake_all`] calls: anything that may have changed a
+/// descriptor's readiness moves it (edge-triggered epoll uses it).
+static IO_GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The current I/O generation.
+pub fn io_generation() -> u64 {
+    IO_GENERATION.load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// Everyone waiting on pipes or in poll: woken by pipe activity and by

@@ -207,7 +207,6 @@ extern "C" fn continue_on_main_stack() -> ! {
     let online = crate::smp::start_all(&acpi.apic_ids, &facts.cpu, arch_syscall::MAX_CPUS);
     klog!("smp", "{online} of {} CPU(s) online", acpi.cpus.max(1));
     crate::drivers::pci::init(&acpi.ecam);
-    crate::netdev::init();
 
     let (initrd, params) = match facts.ramdisk {
         Some(rd) => match Initrd::open(rd).and_then(|i| Ok((i, i.params()?))) {
@@ -224,6 +223,7 @@ extern "C" fn continue_on_main_stack() -> ! {
     if let Err(e) = crate::vfs::init(facts.ramdisk.filter(|_| initrd.is_some()), capacity) {
         fail("cannot boot", &e);
     }
+    crate::netdev::init(params.net.as_ref());
 
     #[cfg(feature = "test-hooks")]
     if let Some(name) = &params.test_hook {
@@ -254,6 +254,9 @@ extern "C" fn continue_on_main_stack() -> ! {
         );
     };
     let hwcap = u64::from(core::arch::x86_64::__cpuid(1).edx);
+    // Like waiting for the network to be online: programs expect an
+    // address when they start. DHCP keeps trying after the timeout.
+    crate::netdev::wait_configured(3_000_000_000);
     if let Err(e) = process::start(init, file, params.trace_syscalls, hwcap) {
         fail("cannot start init", &format_args!("{}: {e}", init.path));
     }

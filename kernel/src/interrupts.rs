@@ -13,6 +13,16 @@ pub fn timer_tick(from_user: bool) {
     crate::sched::on_tick(from_user);
 }
 
+/// Interrupts from the network card (MSI-X).
+pub static NET_IRQS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The network card signalled (a frame arrived or a transmission ended):
+/// run the stack, which wakes any thread whose socket changed.
+pub fn network() {
+    NET_IRQS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    crate::netdev::poll();
+}
+
 /// The reschedule IPI: another CPU queued a thread for this one.
 pub fn reschedule(from_user: bool) {
     crate::sched::on_resched_ipi(from_user);

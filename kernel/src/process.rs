@@ -297,6 +297,11 @@ impl core::fmt::Display for SegList<'_> {
 /// Ends the process with `status` (exit/exit_group) and powers off.
 pub fn exit(status: i32) -> ! {
     let status = status & 0xff;
+    // As Linux closes every descriptor of an exiting process: sockets send
+    // what they hold and close. Give that up to 5 s before powering off.
+    let table = crate::fd::TABLE.lock().take();
+    drop(table);
+    crate::netdev::drain(5_000_000_000);
     klog!("kernel", "init exited with status {status}");
     power::power_off(if status == 0 {
         Status::Success

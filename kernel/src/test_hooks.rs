@@ -91,7 +91,11 @@ fn heap_growth() {
 /// exchange (the stack is paused meanwhile; it has nothing in flight once
 /// configured).
 fn net_link() {
-    if crate::netdev::NIC.lock().is_none() {
+    if crate::netdev::NIC
+        .lock()
+        .as_ref()
+        .is_none_or(|n| !n.link_up())
+    {
         klog!("test", "no network card");
         return;
     }
@@ -108,8 +112,15 @@ fn net_link() {
         crate::netdev::poll();
         core::hint::spin_loop();
     }
-    let _stack = crate::netdev::STACK.lock();
-    if let Some(nic) = crate::netdev::NIC.lock().as_mut() {
-        crate::drivers::virtio_net::link_check(nic.as_mut(), 2_000_000_000);
+    {
+        let _stack = crate::netdev::STACK.lock();
+        if let Some(nic) = crate::netdev::NIC.lock().as_mut() {
+            crate::drivers::virtio_net::link_check(nic.as_mut(), 2_000_000_000);
+        }
     }
+    klog!(
+        "test",
+        "{} network interrupt(s)",
+        crate::interrupts::NET_IRQS.load(core::sync::atomic::Ordering::Relaxed)
+    );
 }

@@ -3,6 +3,7 @@
 //! with the current time (the kernel from its timer; tests with a mock
 //! clock).
 
+use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -11,9 +12,11 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 
 use crate::nic::Nic;
+
+pub use smoltcp::wire::Ipv4Cidr;
 
 /// How the interface gets its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum Mode {
     Dhcp,
     /// A fixed address.
     Static(Ipv4Settings),
+    /// No address but 127.0.0.1 (no network card).
+    LoopbackOnly,
 }
 
 /// An IPv4 configuration.
@@ -63,13 +68,67 @@ pub enum Event {
     Deconfigured,
 }
 
-/// smoltcp's view of a [`Nic`].
+/// Frames for our own addresses: they never reach the card.
+#[derive(Debug, Default)]
+struct Loop {
+    /// Frames waiting to be received.
+    queue: VecDeque<Vec<u8>>,
+    /// Our MAC and IPv4 addresses (127.0.0.1 and the interface's).
+    mac: [u8; 6],
+    ours: Vec<[u8; 4]>,
+}
+
+impl Loop {
+    /// Whether `frame` is for one of our own addresses; if so, queues it
+    /// (or, for an ARP request about one of them, our reply) for receipt.
+    fn take(&mut self, frame: &[u8]) -> bool {
+        if frame.len() < 34 {
+            return false;
+        }
+        match [frame[12], frame[13]] {
+            // ARP request for one of our addresses: answer it ourselves.
+            [0x08, 0x06] if frame.len() >= 42 && frame[20..22] == [0, 1] => {
+                let target: [u8; 4] = [frame[38], frame[39], frame[40], frame[41]];
+                if !self.ours.contains(&target) {
+                    return false;
+                }
+                let mut r = Vec::with_capacity(42);
+                r.extend_from_slice(&frame[6..12]);
+                r.extend_from_slice(&self.mac);
+                r.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+                r.extend_from_slice(&self.mac);
+                r.extend_from_slice(&target);
+                r.extend_from_slice(&frame[22..32]);
+                self.queue.push_back(r);
+                true
+            }
+            [0x08, 0x00] => {
+                let dst: [u8; 4] = [frame[30], frame[31], frame[32], frame[33]];
+                if !self.ours.contains(&dst) {
+                    return false;
+                }
+                let mut f = frame.to_vec();
+                f[0..6].copy_from_slice(&self.mac);
+                self.queue.push_back(f);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// smoltcp's view of a [`Nic`], with frames for our own addresses looped
+/// back in memory.
 struct NicDevice<'a> {
     nic: &'a mut dyn Nic,
+    lo: &'a mut Loop,
 }
 
 struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut dyn Nic);
+struct Tx<'a> {
+    nic: &'a mut dyn Nic,
+    lo: &'a mut Loop,
+}
 
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -81,8 +140,11 @@ impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        // A full queue drops the frame; TCP retransmits, UDP is best effort.
-        let _ = self.0.transmit(&buf);
+        if !self.lo.take(&buf) {
+            // A full queue drops the frame; TCP retransmits, UDP is best
+            // effort.
+            let _ = self.nic.transmit(&buf);
+        }
         r
     }
 }
@@ -98,12 +160,24 @@ impl Device for NicDevice<'_> {
         Self: 'a;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
-        let frame = self.nic.receive()?;
-        Some((Rx(frame), Tx(self.nic)))
+        let frame = match self.lo.queue.pop_front() {
+            Some(f) => f,
+            None => self.nic.receive()?,
+        };
+        Some((
+            Rx(frame),
+            Tx {
+                nic: self.nic,
+                lo: self.lo,
+            },
+        ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
-        Some(Tx(self.nic))
+        Some(Tx {
+            nic: self.nic,
+            lo: self.lo,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -121,6 +195,8 @@ pub struct Stack {
     pub sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     settings: Option<Ipv4Settings>,
+    changed: bool,
+    lo: Loop,
 }
 
 fn instant(ms: u64) -> Instant {
@@ -134,19 +210,27 @@ impl Stack {
         let mac = EthernetAddress(nic.mac());
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
         config.random_seed = seed;
-        let iface = Interface::new(config, &mut NicDevice { nic }, instant(now_ms));
+        let mut lo = Loop {
+            mac: nic.mac(),
+            ..Loop::default()
+        };
+        let iface = Interface::new(config, &mut NicDevice { nic, lo: &mut lo }, instant(now_ms));
         let mut s = Self {
             iface,
             sockets: SocketSet::new(Vec::new()),
             dhcp: None,
             settings: None,
+            changed: false,
+            lo,
         };
+        s.apply(None);
         match mode {
             Mode::Dhcp => {
                 let h = s.sockets.add(dhcpv4::Socket::new());
                 s.dhcp = Some(h);
             }
             Mode::Static(st) => s.apply(Some(st)),
+            Mode::LoopbackOnly => {}
         }
         s
     }
@@ -154,6 +238,11 @@ impl Stack {
     /// smoltcp's interface context (for `tcp::Socket::connect`).
     pub fn iface_context(&mut self) -> &mut smoltcp::iface::Context {
         self.iface.context()
+    }
+
+    /// Whether the address comes from DHCP.
+    pub fn is_dhcp(&self) -> bool {
+        self.dhcp.is_some()
     }
 
     /// The current configuration.
@@ -164,10 +253,19 @@ impl Stack {
     fn apply(&mut self, st: Option<Ipv4Settings>) {
         self.iface.update_ip_addrs(|addrs| {
             addrs.clear();
+            let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(
+                Ipv4Address::new(127, 0, 0, 1),
+                8,
+            )));
             if let Some(s) = &st {
                 let _ = addrs.push(IpCidr::Ipv4(s.address));
             }
         });
+        self.lo.ours.clear();
+        self.lo.ours.push([127, 0, 0, 1]);
+        if let Some(s) = &st {
+            self.lo.ours.push(s.address.address().octets());
+        }
         let routes = self.iface.routes_mut();
         routes.remove_default_ipv4_route();
         if let Some(g) = st.as_ref().and_then(|s| s.gateway) {
@@ -180,8 +278,15 @@ impl Stack {
     /// returns configuration changes.
     pub fn poll(&mut self, nic: &mut dyn Nic, now_ms: u64) -> Vec<Event> {
         let now = instant(now_ms);
-        self.iface
-            .poll(now, &mut NicDevice { nic }, &mut self.sockets);
+        let r = self.iface.poll(
+            now,
+            &mut NicDevice {
+                nic,
+                lo: &mut self.lo,
+            },
+            &mut self.sockets,
+        );
+        self.changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
         nic.reclaim();
         let mut events = Vec::new();
         if let Some(h) = self.dhcp {
@@ -207,6 +312,12 @@ impl Stack {
             }
         }
         events
+    }
+
+    /// Whether a poll since the last call may have changed a socket's
+    /// state (data, connections, closes): waiters should look again.
+    pub fn take_changed(&mut self) -> bool {
+        core::mem::take(&mut self.changed)
     }
 
     /// How long until the stack next needs a poll (if nothing arrives

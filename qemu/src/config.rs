@@ -43,6 +43,18 @@ pub struct PortForward {
     pub guest: u16,
 }
 
+/// A guest address whose TCP connections QEMU forwards to a port on the
+/// host's 127.0.0.1 (user-mode networking's `guestfwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestForward {
+    /// Address inside the guest network (e.g. 10.0.2.100).
+    pub guest_addr: [u8; 4],
+    /// Port at that address.
+    pub guest_port: u16,
+    /// Port on 127.0.0.1 of the host.
+    pub host_port: u16,
+}
+
 /// Everything about one QEMU run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,6 +85,8 @@ pub struct Config {
     /// User-mode networking with these inbound forwards (`restrict=on`).
     /// `None` means no network device at all.
     pub network: Option<Vec<PortForward>>,
+    /// Guest addresses forwarded to the host (with `network`).
+    pub guest_forwards: Vec<GuestForward>,
 }
 
 impl Config {
@@ -92,6 +106,7 @@ impl Config {
             gdb_port: None,
             gdb_wait: false,
             network: None,
+            guest_forwards: Vec::new(),
         }
     }
 
@@ -170,12 +185,23 @@ impl Config {
                 a.push("none".into());
             }
             Some(fwds) => {
-                let mut nic = String::from("user,model=virtio-net-pci,restrict=on");
+                // `-netdev` + `-device` rather than `-nic`: QEMU 7.2 gives a
+                // `-nic`-created virtio-net no MSI-X vectors.
+                let mut nic = String::from("user,id=net0,restrict=on");
                 for f in fwds {
                     nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
                 }
-                a.push("-nic".into());
+                for g in &self.guest_forwards {
+                    let [a, b, c, d] = g.guest_addr;
+                    nic.push_str(&format!(
+                        ",guestfwd=tcp:{a}.{b}.{c}.{d}:{}-tcp:127.0.0.1:{}",
+                        g.guest_port, g.host_port
+                    ));
+                }
+                a.push("-netdev".into());
                 a.push(nic.into());
+                a.push("-device".into());
+                a.push("virtio-net-pci,netdev=net0,vectors=3".into());
             }
         }
         if let Some(port) = self.gdb_port {
@@ -298,8 +324,24 @@ mod tests {
         let a = strs(&c.args(None, None).unwrap());
         assert!(has_pair(
             &a,
-            "-nic",
-            "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080"
+            "-netdev",
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080"
+        ));
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtio-net-pci,netdev=net0,vectors=3"
+        ));
+        c.guest_forwards.push(GuestForward {
+            guest_addr: [10, 0, 2, 100],
+            guest_port: 80,
+            host_port: 18081,
+        });
+        let a = strs(&c.args(None, None).unwrap());
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:18081"
         ));
         assert!(has_pair(&a, "-gdb", "tcp:127.0.0.1:1234"));
         c.cpu = Some("qemu64".into());

@@ -31,6 +31,8 @@ pub struct Case {
     pub add: &'static [(&'static str, &'static str)],
     /// The `fs_capacity_mib` boot parameter.
     pub fs_capacity_mib: Option<u64>,
+    /// A static network configuration, `ADDRESS/PREFIX,GATEWAY[,DNS…]`.
+    pub net: Option<&'static str>,
 }
 
 const fn case(
@@ -47,6 +49,7 @@ const fn case(
         strace: false,
         add: &[],
         fs_capacity_mib: None,
+        net: None,
     }
 }
 
@@ -80,6 +83,7 @@ pub const CASES: &[Case] = &[
         strace: true,
         add: &[],
         fs_capacity_mib: None,
+        net: None,
     },
     Case {
         name: "files",
@@ -89,6 +93,7 @@ pub const CASES: &[Case] = &[
         strace: false,
         add: &[("userland/c/hello.c", "/data/hello.c")],
         fs_capacity_mib: None,
+        net: None,
     },
     case("fsio", "fsio", Lang::Rust, &[]),
     Case {
@@ -99,6 +104,37 @@ pub const CASES: &[Case] = &[
         strace: false,
         add: &[],
         fs_capacity_mib: Some(2),
+        net: None,
+    },
+    Case {
+        name: "tcp-echo",
+        program: "tcp-echo",
+        lang: Lang::Rust,
+        args: &["7777", "8"],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: Some("10.0.2.15/24,10.0.2.2,10.0.2.3"),
+    },
+    Case {
+        name: "tokio-http",
+        program: "tokio-http",
+        lang: Lang::Rust,
+        args: &["8080", "66"],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: None,
+    },
+    Case {
+        name: "http-get",
+        program: "http-get",
+        lang: Lang::Rust,
+        args: &["10.0.2.100:80", "/blob"],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: None,
     },
     Case {
         name: "mmap",
@@ -108,6 +144,7 @@ pub const CASES: &[Case] = &[
         strace: false,
         add: &[(MMAP_DATA, "/data/big.bin")],
         fs_capacity_mib: None,
+        net: None,
     },
 ];
 
@@ -155,6 +192,9 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "fsio",
     "mmap",
     "enospc",
+    "tcp-echo",
+    "tokio-http",
+    "http-get",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

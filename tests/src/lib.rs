@@ -86,6 +86,13 @@ impl Boot {
     }
 }
 
+/// Where the serial log of run `name` goes: `<images>/logs/<name>.log`.
+pub fn log_path(name: &str) -> PathBuf {
+    let logs = images_dir().join("logs");
+    std::fs::create_dir_all(&logs).expect("creating the log directory");
+    logs.join(format!("{name}.log"))
+}
+
 /// Boots `image` with `firmware` under TCG and waits for QEMU to exit.
 pub fn boot(name: &str, image: PathBuf, firmware: FirmwareKind, timeout: Duration) -> Boot {
     let mut cfg = Config::new(image);
@@ -133,9 +140,7 @@ pub fn boot_with_input(
     timeout: Duration,
     input: Option<(String, Vec<u8>)>,
 ) -> Boot {
-    let logs = images_dir().join("logs");
-    std::fs::create_dir_all(&logs).expect("creating the log directory");
-    let mut m = Machine::spawn_with_input(cfg, Some(&logs.join(format!("{name}.log"))), input)
+    let mut m = Machine::spawn_with_input(cfg, Some(&log_path(name)), input)
         .unwrap_or_else(|e| panic!("starting QEMU: {e:#}"));
     match m.wait_exit(timeout) {
         Ok(outcome) => Boot {

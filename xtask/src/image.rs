@@ -36,6 +36,15 @@ pub struct ContentArgs {
     /// a quarter of the memory free at boot).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub fs_capacity: Option<u64>,
+    /// A static IPv4 address with prefix (e.g. 10.0.2.15/24) instead of DHCP.
+    #[arg(long, value_name = "CIDR")]
+    pub ip: Option<String>,
+    /// The default gateway (with --ip).
+    #[arg(long, value_name = "IP", requires = "ip")]
+    pub gateway: Option<String>,
+    /// A DNS server, written to /etc/resolv.conf (with --ip; repeatable).
+    #[arg(long, value_name = "IP", requires = "ip")]
+    pub dns: Vec<String>,
 }
 
 impl ContentArgs {
@@ -55,6 +64,21 @@ impl ContentArgs {
         Ok(())
     }
 
+    /// The static network configuration from --ip/--gateway/--dns.
+    pub fn static_net(&self) -> Result<Option<bootparams::StaticNet>> {
+        let Some(ip) = &self.ip else {
+            return Ok(None);
+        };
+        let mut spec = ip.clone();
+        spec.push(',');
+        spec.push_str(self.gateway.as_deref().unwrap_or(""));
+        for d in &self.dns {
+            spec.push(',');
+            spec.push_str(d);
+        }
+        parse_static_net(&spec).map(Some)
+    }
+
     /// Extra initrd entries: `--add` files and the `--model` GGUF.
     pub fn extra_files(&self) -> Result<Vec<(PathBuf, String)>> {
         let mut extra = self
@@ -67,6 +91,44 @@ impl ContentArgs {
         }
         Ok(extra)
     }
+}
+
+/// Parses `ADDRESS/PREFIX,GATEWAY[,DNS…]` (an empty gateway means none).
+pub fn parse_static_net(spec: &str) -> Result<bootparams::StaticNet> {
+    let mut parts = spec.split(',');
+    let cidr = parts.next().unwrap_or("");
+    let (addr, prefix) = cidr
+        .split_once('/')
+        .with_context(|| format!("--ip {cidr:?}: use ADDRESS/PREFIX, e.g. 10.0.2.15/24"))?;
+    let address: std::net::Ipv4Addr = addr
+        .parse()
+        .with_context(|| format!("--ip {cidr:?}: {addr:?} is not an IPv4 address"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .with_context(|| format!("--ip {cidr:?}: the prefix must be 0 to 32"))?;
+    let gateway = match parts.next().unwrap_or("") {
+        "" => None,
+        g => Some(
+            g.parse::<std::net::Ipv4Addr>()
+                .with_context(|| format!("--gateway {g:?} is not an IPv4 address"))?
+                .octets(),
+        ),
+    };
+    let dns = parts
+        .map(|d| {
+            d.parse::<std::net::Ipv4Addr>()
+                .map(|a| a.octets())
+                .with_context(|| format!("--dns {d:?} is not an IPv4 address"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(bootparams::StaticNet {
+        address: address.octets(),
+        prefix,
+        gateway,
+        dns,
+    })
 }
 
 /// Where a model goes in the initrd: `/models/<file name>`. The file must
@@ -213,6 +275,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
     let params = BootParams {
         trace_syscalls: content.strace,
         fs_capacity_mib: content.fs_capacity,
+        net: content.static_net()?,
         ..BootParams::default()
     };
     let init = content.init.as_ref().map(|source| InitProgram {
@@ -238,6 +301,7 @@ pub fn build_program_images() -> Result<()> {
         let params = BootParams {
             trace_syscalls: case.strace,
             fs_capacity_mib: case.fs_capacity_mib,
+            net: case.net.map(parse_static_net).transpose()?,
             ..BootParams::default()
         };
         let init = InitProgram {
@@ -407,6 +471,21 @@ mod tests {
             [(gguf, "/models/tiny.gguf".to_owned())]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+        let n = parse_static_net("10.0.2.15/24,10.0.2.2,10.0.2.3,1.1.1.1").unwrap();
+        assert_eq!(
+            (n.address, n.prefix, n.gateway, n.dns.len()),
+            ([10, 0, 2, 15], 24, Some([10, 0, 2, 2]), 2)
+        );
+        assert_eq!(parse_static_net("10.0.0.1/8,").unwrap().gateway, None);
+        for bad in [
+            "10.0.2.15",
+            "10.0.2.15/33",
+            "x/24",
+            "10.0.0.1/8,gw",
+            "10.0.0.1/8,,dns",
+        ] {
+            assert!(parse_static_net(bad).is_err(), "{bad}");
+        }
         let c = ContentArgs {
             no_model: true,
             ..Default::default()

@@ -148,6 +148,31 @@ pub mod nr {
     pub const RENAMEAT2: u64 = 316;
     pub const FACCESSAT2: u64 = 439;
     pub const CLONE3: u64 = 435;
+    pub const SELECT: u64 = 23;
+    pub const PSELECT6: u64 = 270;
+    pub const EPOLL_CREATE: u64 = 213;
+    pub const EPOLL_WAIT: u64 = 232;
+    pub const EPOLL_CTL: u64 = 233;
+    pub const EPOLL_PWAIT: u64 = 281;
+    pub const EVENTFD: u64 = 284;
+    pub const EVENTFD2: u64 = 290;
+    pub const EPOLL_CREATE1: u64 = 291;
+    pub const EPOLL_PWAIT2: u64 = 441;
+    pub const SOCKET: u64 = 41;
+    pub const CONNECT: u64 = 42;
+    pub const ACCEPT: u64 = 43;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
+    pub const SHUTDOWN: u64 = 48;
+    pub const BIND: u64 = 49;
+    pub const LISTEN: u64 = 50;
+    pub const GETSOCKNAME: u64 = 51;
+    pub const GETPEERNAME: u64 = 52;
+    pub const SETSOCKOPT: u64 = 54;
+    pub const GETSOCKOPT: u64 = 55;
+    pub const ACCEPT4: u64 = 288;
     pub const MSYNC: u64 = 26;
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
@@ -234,8 +259,8 @@ pub const TABLE: &[Info] = &[
     row!(
         nr::POLL,
         3,
-        Partial,
-        "console, pipes (POLLIN/POLLOUT/POLLHUP/POLLERR), files (always ready); sleeps until an event or the timeout; sockets come with networking"
+        Implemented,
+        "any mix of consoles, pipes, sockets, eventfds and files (always ready); sleeps until an event or the timeout"
     ),
     row!(
         nr::LSEEK,
@@ -297,6 +322,12 @@ pub const TABLE: &[Info] = &[
     ),
     row!(nr::PIPE, 1, Implemented, "as pipe2(fds, 0)"),
     row!(
+        nr::SELECT,
+        5,
+        Implemented,
+        "any mix of descriptors; sleeps until one is ready or the timeout; the timeval is updated with the time left"
+    ),
+    row!(
         nr::SCHED_YIELD,
         0,
         Implemented,
@@ -339,6 +370,80 @@ pub const TABLE: &[Info] = &[
         "the thread sleeps, others run (timer-tick resolution, 10 ms)"
     ),
     row!(nr::GETPID, 0, Implemented, "1"),
+    row!(
+        nr::SOCKET,
+        3,
+        Partial,
+        "AF_INET SOCK_STREAM/SOCK_DGRAM with SOCK_NONBLOCK/SOCK_CLOEXEC; AF_INET6 and AF_UNIX are EAFNOSUPPORT; ENETDOWN without a network card"
+    ),
+    row!(
+        nr::CONNECT,
+        3,
+        Implemented,
+        "TCP: blocks until established (ECONNREFUSED, ETIMEDOUT after SO_SNDTIMEO), EINPROGRESS/EALREADY/EISCONN when non-blocking; UDP: ENOTSUP"
+    ),
+    row!(nr::ACCEPT, 3, Implemented, "as accept4(…, 0)"),
+    row!(
+        nr::SENDTO,
+        6,
+        Implemented,
+        "TCP (address ignored) and UDP; blocks for room unless non-blocking or MSG_DONTWAIT; EPIPE + SIGPIPE after shutdown"
+    ),
+    row!(
+        nr::RECVFROM,
+        6,
+        Partial,
+        "TCP and UDP (datagrams truncated to the buffer); MSG_DONTWAIT; MSG_PEEK is ENOTSUP; ECONNRESET after a reset"
+    ),
+    row!(
+        nr::SENDMSG,
+        3,
+        Partial,
+        "iovecs gathered into one send, msg_name for UDP; ancillary data ignored"
+    ),
+    row!(
+        nr::RECVMSG,
+        3,
+        Partial,
+        "iovecs filled in order, sender address for UDP; no ancillary data"
+    ),
+    row!(
+        nr::SHUTDOWN,
+        2,
+        Implemented,
+        "SHUT_RD, SHUT_WR (FIN), SHUT_RDWR"
+    ),
+    row!(
+        nr::BIND,
+        3,
+        Implemented,
+        "0.0.0.0, the interface address or 127.0.0.1; port 0 picks an ephemeral port; EADDRINUSE, EADDRNOTAVAIL"
+    ),
+    row!(
+        nr::LISTEN,
+        2,
+        Implemented,
+        "backlog 1–128 connections handshaking or waiting for accept; more are refused"
+    ),
+    row!(
+        nr::GETSOCKNAME,
+        3,
+        Implemented,
+        "sockaddr_in, truncated to the caller's length"
+    ),
+    row!(nr::GETPEERNAME, 3, Implemented, "ENOTCONN until connected"),
+    row!(
+        nr::SETSOCKOPT,
+        5,
+        Partial,
+        "SO_REUSEADDR, SO_KEEPALIVE, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY take effect; SO_SNDBUF/RCVBUF/LINGER/REUSEPORT/BROADCAST and IPPROTO_IP/TCP options accepted; others ENOPROTOOPT"
+    ),
+    row!(
+        nr::GETSOCKOPT,
+        5,
+        Partial,
+        "SO_ERROR, SO_TYPE, SO_REUSEADDR, SO_KEEPALIVE, SO_SNDBUF/RCVBUF, SO_RCVTIMEO/SNDTIMEO, SO_ACCEPTCONN, TCP_NODELAY; others ENOPROTOOPT"
+    ),
     row!(
         nr::CLONE,
         5,
@@ -516,6 +621,12 @@ pub const TABLE: &[Info] = &[
         "the thread's allowed CPUs (all online CPUs unless restricted)"
     ),
     row!(
+        nr::EPOLL_CREATE,
+        1,
+        Implemented,
+        "as epoll_create1(0); size must be positive"
+    ),
+    row!(
         nr::GETDENTS64,
         3,
         Implemented,
@@ -550,6 +661,18 @@ pub const TABLE: &[Info] = &[
         1,
         Implemented,
         "ends the process; init's status becomes the machine's"
+    ),
+    row!(
+        nr::EPOLL_WAIT,
+        4,
+        Implemented,
+        "level- and edge-triggered (an edge is a readiness bit rising or new I/O while ready); sleeps until I/O or the timeout; entries of closed descriptors are dropped"
+    ),
+    row!(
+        nr::EPOLL_CTL,
+        4,
+        Implemented,
+        "ADD/MOD/DEL on consoles, pipes, sockets, eventfds; regular files EPERM; EPOLLET, EPOLLONESHOT; EPOLLEXCLUSIVE accepted"
     ),
     row!(nr::TGKILL, 3, Partial, "as kill, to the calling thread"),
     row!(
@@ -599,6 +722,12 @@ pub const TABLE: &[Info] = &[
         "existence; X needs an execute bit (root)"
     ),
     row!(
+        nr::PSELECT6,
+        6,
+        Partial,
+        "as select with a timespec; the signal mask is ignored"
+    ),
+    row!(
         nr::PPOLL,
         4,
         Partial,
@@ -616,6 +745,26 @@ pub const TABLE: &[Info] = &[
         Implemented,
         "UTIME_NOW, UTIME_OMIT, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, NULL path (futimens)"
     ),
+    row!(
+        nr::EPOLL_PWAIT,
+        6,
+        Partial,
+        "as epoll_wait; the signal mask is ignored"
+    ),
+    row!(nr::EVENTFD, 1, Implemented, "as eventfd2(initval, 0)"),
+    row!(
+        nr::ACCEPT4,
+        4,
+        Implemented,
+        "SOCK_NONBLOCK/SOCK_CLOEXEC; blocks until a connection (SO_RCVTIMEO bounds it)"
+    ),
+    row!(
+        nr::EVENTFD2,
+        2,
+        Implemented,
+        "counter and semaphore mode, EFD_NONBLOCK, EFD_CLOEXEC; blocking read and write"
+    ),
+    row!(nr::EPOLL_CREATE1, 1, Implemented, "EPOLL_CLOEXEC"),
     row!(
         nr::DUP3,
         3,
@@ -687,6 +836,12 @@ pub const TABLE: &[Info] = &[
         "CLOSE_RANGE_CLOEXEC; CLOSE_RANGE_UNSHARE accepted"
     ),
     row!(nr::FACCESSAT2, 4, Implemented, "as faccessat"),
+    row!(
+        nr::EPOLL_PWAIT2,
+        6,
+        Partial,
+        "as epoll_wait with a timespec timeout; the signal mask is ignored"
+    ),
 ];
 
 /// How the tracer shows an argument.

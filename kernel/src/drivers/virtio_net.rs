@@ -7,7 +7,9 @@
 //! receives, queue 1 transmits; both use `llmos_net::virtq::SplitQueue`,
 //! which refuses anything a misbehaving device returns. A device that
 //! breaks the protocol is logged and left alone; it cannot crash the
-//! kernel. Interrupts are not used yet: the network stack polls.
+//! kernel. With MSI-X, both queues signal one vector
+//! (`idt::NET_VECTOR`) aimed at the boot CPU, and the interrupt runs the
+//! stack; without it the stack is polled from the timer tick.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -119,6 +121,8 @@ struct Queue {
     notify: u64,
     /// Buffers in flight by head descriptor.
     bufs: BTreeMap<u16, DmaPage>,
+    /// The queue signals MSI-X entry 0.
+    msix: bool,
 }
 
 /// A virtio-net device.
@@ -134,6 +138,8 @@ pub struct VirtioNet {
     tx: Queue,
     /// Set once the device broke the protocol; it is left alone then.
     failed: bool,
+    /// Whether the queues interrupt through MSI-X.
+    msix: bool,
 }
 
 /// Why the device could not be brought up.
@@ -246,8 +252,10 @@ impl VirtioNet {
             return Err(err("the device has fewer than 2 queues"));
         }
         common.w16(MSIX_CONFIG, NO_VECTOR);
-        let rx = Self::setup_queue(&common, 0)?;
-        let tx = Self::setup_queue(&common, 1)?;
+        let vector = enable_msix(cs, f);
+        let rx = Self::setup_queue(&common, 0, vector)?;
+        let tx = Self::setup_queue(&common, 1, vector)?;
+        let msix = vector.is_some() && rx.msix && tx.msix;
         let mut mac = [0u8; 6];
         if chosen & NET_F_MAC != 0 {
             for (i, b) in mac.iter_mut().enumerate() {
@@ -270,6 +278,7 @@ impl VirtioNet {
             rx,
             tx,
             failed: false,
+            msix,
         };
         nic.refill();
         nic.common.w8(
@@ -279,7 +288,7 @@ impl VirtioNet {
         Ok(nic)
     }
 
-    fn setup_queue(common: &Region, index: u16) -> Result<Queue, InitError> {
+    fn setup_queue(common: &Region, index: u16, vector: Option<u16>) -> Result<Queue, InitError> {
         common.w16(QUEUE_SELECT, index);
         let max = common.r16(QUEUE_SIZE_REG);
         if max == 0 {
@@ -302,7 +311,9 @@ impl VirtioNet {
         let q = SplitQueue::new(layout).map_err(|e| err(format!("queue {index}: {e}")))?;
         let mut mem = PhysDma::new(rings.iter().map(DmaPage::phys).collect());
         q.init(&mut mem);
-        common.w16(QUEUE_MSIX, NO_VECTOR);
+        // The device reads back NO_VECTOR if it cannot use the entry.
+        common.w16(QUEUE_MSIX, vector.unwrap_or(NO_VECTOR));
+        let msix = vector.is_some() && common.r16(QUEUE_MSIX) == vector.unwrap_or(NO_VECTOR);
         common.w64(QUEUE_DESC, layout.desc);
         common.w64(QUEUE_DRIVER, layout.avail);
         common.w64(QUEUE_DEVICE, layout.used);
@@ -314,6 +325,7 @@ impl VirtioNet {
             _rings: rings,
             notify,
             bufs: BTreeMap::new(),
+            msix,
         })
     }
 
@@ -429,13 +441,54 @@ impl Nic for VirtioNet {
 
     fn describe(&self) -> String {
         format!(
-            "{}: MAC {}, link {}, {}-entry queues",
+            "{}: MAC {}, link {}, {}-entry queues, {}",
             self.name,
             Mac(self.mac),
             if self.link_up() { "up" } else { "down" },
-            self.rx.q.layout().size
+            self.rx.q.layout().size,
+            if self.msix {
+                "MSI-X interrupts"
+            } else {
+                "polled (no MSI-X)"
+            }
         )
     }
+}
+
+/// Points MSI-X table entry 0 of `f` at the boot CPU's `NET_VECTOR` and
+/// enables MSI-X; returns the entry number to give the queues, or `None`
+/// (the stack is then polled).
+fn enable_msix(cs: &impl ConfigSpace, f: &Function) -> Option<u16> {
+    let cap_off = u16::from(f.find_cap(cap::MSIX)?);
+    let control = cs.read16(f.bdf, cap_off + 2);
+    let table = cs.read32(f.bdf, cap_off + 4);
+    let bir = (table & 7) as usize;
+    let offset = u64::from(table & !7);
+    let entries = u64::from(control & 0x7ff) + 1;
+    let Some(Bar::Mem { addr, size, .. }) = f.bars.get(bir).copied() else {
+        return None;
+    };
+    if offset.checked_add(16 * entries).is_none_or(|e| e > size) {
+        return None;
+    }
+    let virt = crate::memory::mmio::map(addr + offset, 16 * entries).ok()?;
+    let t = Region {
+        virt,
+        len: 16 * entries,
+    };
+    let apic = u64::from(crate::smp::apic_id_of(0).unwrap_or(0));
+    // Mask everything, program entry 0, then enable with the function
+    // unmasked.
+    for i in 0..entries {
+        t.w32(16 * i + 12, 1);
+    }
+    t.w32(0, (0xfee0_0000 | (apic << 12)) as u32);
+    t.w32(4, 0);
+    t.w32(8, u32::from(crate::arch::x86_64::idt::NET_VECTOR));
+    t.w32(12, 0);
+    let v = cs.read32(f.bdf, cap_off);
+    cs.write32(f.bdf, cap_off, (v | (1 << 31)) & !(1 << 30));
+    Some(0)
 }
 
 /// Finds the first virtio-net function and brings it up.

@@ -3,6 +3,7 @@
 //! vectored and positioned forms, lseek, close, fstat, poll/ppoll, ioctl,
 //! fcntl, dup/dup2/dup3, pipe/pipe2, close_range.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use kcore::errno::Errno;
@@ -155,6 +156,15 @@ pub fn read_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResu
     }
     match &d.object {
         Object::Console if at.is_none() => read_console(status, buf, count),
+        Object::Socket(id) if at.is_none() => {
+            super::net::read_socket(*id, status & O_NONBLOCK != 0, buf, count)
+        }
+        Object::EventFd(c) if at.is_none() => {
+            super::epoll::read_eventfd(c, status & O_NONBLOCK != 0, buf, count)
+        }
+        Object::EventFd(_) => Err(Errno::ESPIPE),
+        Object::Epoll(_) => Err(Errno::EINVAL),
+        Object::Socket(_) => Err(Errno::ESPIPE),
         Object::PipeRead(p) if at.is_none() => read_pipe(p, status, buf, count),
         Object::Console | Object::PipeRead(_) => Err(Errno::ESPIPE),
         Object::PipeWrite(_) | Object::Path(_) => Err(Errno::EBADF),
@@ -190,6 +200,15 @@ pub fn write_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysRes
     }
     match &d.object {
         Object::Console if at.is_none() => write_console(buf, count),
+        Object::Socket(id) if at.is_none() => {
+            super::net::write_socket(*id, status & O_NONBLOCK != 0, buf, count)
+        }
+        Object::EventFd(c) if at.is_none() => {
+            super::epoll::write_eventfd(c, status & O_NONBLOCK != 0, buf, count)
+        }
+        Object::EventFd(_) => Err(Errno::ESPIPE),
+        Object::Epoll(_) => Err(Errno::EINVAL),
+        Object::Socket(_) => Err(Errno::ESPIPE),
         Object::PipeWrite(p) if at.is_none() => write_pipe(p, status, buf, count),
         Object::Console | Object::PipeWrite(_) => Err(Errno::ESPIPE),
         Object::PipeRead(_) | Object::Path(_) | Object::Generated(..) => Err(Errno::EBADF),
@@ -373,7 +392,14 @@ const SEEK_HOLE: u64 = 4;
 pub fn lseek(fd: u64, off: u64, whence: u64) -> SysResult {
     let d = fd::get(fd)?;
     let size = match &d.object {
-        Object::Console | Object::PipeRead(_) | Object::PipeWrite(_) => return Err(Errno::ESPIPE),
+        Object::Console
+        | Object::PipeRead(_)
+        | Object::PipeWrite(_)
+        | Object::Socket(_)
+        | Object::Epoll(_)
+        | Object::EventFd(_) => {
+            return Err(Errno::ESPIPE);
+        }
         Object::Path(_) => return Err(Errno::EBADF),
         Object::Generated(_, b) => b.len() as i64,
         Object::File(ino) => {
@@ -439,6 +465,10 @@ pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
 
 /// Device number of pipes (pipefs).
 const PIPE_DEV: u64 = 0xc;
+/// Device number of anonymous inodes (epoll, eventfd).
+const ANON_DEV: u64 = 0xe;
+/// Device number of sockets (sockfs).
+const SOCK_DEV: u64 = 0x8;
 /// Device number of the console's filesystem (devtmpfs).
 const CONSOLE_DEV: u64 = 0x16;
 /// Device number of the RAM filesystem.
@@ -461,6 +491,20 @@ pub fn stat_desc(d: &Desc) -> Result<(Stat, u64), Errno> {
     };
     match &d.object {
         Object::Console => Ok((synthetic(5, mode::S_IFCHR | 0o620, (4, 64)), CONSOLE_DEV)),
+        Object::Socket(id) => Ok((
+            synthetic(u64::from(*id), 0o140000 | 0o777, (0, 0)),
+            SOCK_DEV,
+        )),
+        // Anonymous inodes (anon_inodefs), mode 0600 and no file type, as
+        // on Linux.
+        Object::Epoll(e) => Ok((
+            synthetic(alloc::sync::Arc::as_ptr(e) as u64 >> 4, 0o600, (0, 0)),
+            ANON_DEV,
+        )),
+        Object::EventFd(e) => Ok((
+            synthetic(alloc::sync::Arc::as_ptr(e) as u64 >> 4, 0o600, (0, 0)),
+            ANON_DEV,
+        )),
         Object::PipeRead(p) | Object::PipeWrite(p) => {
             // A stable number per pipe: its buffer's address.
             let ino = alloc::sync::Arc::as_ptr(p) as u64 >> 4;
@@ -537,6 +581,29 @@ pub fn poll_events(fd: i32, events: u16) -> u16 {
             }
         }
         Object::Path(_) => POLLNVAL,
+        Object::EventFd(c) => {
+            let v = c.lock().0;
+            (if v > 0 { inp } else { 0 }) | (if v < u64::MAX - 1 { out } else { 0 })
+        }
+        // Nested epoll readiness is not tracked: never ready.
+        Object::Epoll(_) => 0,
+        Object::Socket(id) => {
+            let r = super::net::ready(*id);
+            let mut ev = 0;
+            if r.read {
+                ev |= inp;
+            }
+            if r.write {
+                ev |= out;
+            }
+            if r.hangup {
+                ev |= POLLHUP;
+            }
+            if r.error {
+                ev |= POLLERR;
+            }
+            ev
+        }
         Object::File(_) | Object::Generated(..) => inp | out,
     }
 }
@@ -577,6 +644,25 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
     }
 }
 
+/// The monotonic deadline a user `timespec` (`unit_ns` = 1) or `timeval`
+/// (`unit_ns` = 1000) at `addr` describes from now; `None` for a NULL
+/// pointer (wait forever). Negative or out-of-range fields are EINVAL.
+pub fn deadline_after(addr: u64, unit_ns: u64) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let secs = uaccess::read_u64(addr)?;
+    let sub = uaccess::read_u64(addr + 8)?;
+    if (secs as i64) < 0 || sub.saturating_mul(unit_ns) >= 1_000_000_000 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(
+        crate::time::now_nanos()
+            .saturating_add(secs.saturating_mul(1_000_000_000))
+            .saturating_add(sub * unit_ns),
+    ))
+}
+
 /// poll(2).
 pub fn poll(fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
     let timeout = timeout_ms as i32;
@@ -589,20 +675,7 @@ pub fn poll(fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
 
 /// ppoll(2) (the signal mask is ignored: no handlers run yet).
 pub fn ppoll(fds: u64, nfds: u64, tsp: u64, _sigmask: u64) -> SysResult {
-    let deadline = if tsp == 0 {
-        None
-    } else {
-        let secs = uaccess::read_u64(tsp)?;
-        let nsecs = uaccess::read_u64(tsp + 8)?;
-        if (secs as i64) < 0 || nsecs >= 1_000_000_000 {
-            return Err(Errno::EINVAL);
-        }
-        Some(
-            crate::time::now_nanos()
-                .saturating_add(secs.saturating_mul(1_000_000_000))
-                .saturating_add(nsecs),
-        )
-    };
+    let deadline = deadline_after(tsp, 1)?;
     poll_until(fds, nfds, deadline)
 }
 
@@ -647,6 +720,10 @@ pub fn ioctl(fd: u64, req: u64, arg: u64) -> SysResult {
         Object::PipeRead(p) if req == FIONREAD => {
             let n = p.lock().len() as u32;
             uaccess::write_u32(arg, n)?;
+            Ok(0)
+        }
+        Object::Socket(id) if req == FIONREAD => {
+            uaccess::write_u32(arg, super::net::pending(*id).min(u32::MAX as usize) as u32)?;
             Ok(0)
         }
         Object::File(ino) if req == FIONREAD => {
@@ -841,4 +918,90 @@ pub fn pipe2(fds: u64, flags: u64) -> SysResult {
         return Err(e);
     }
     Ok(0)
+}
+
+/// Reads an `fd_set` of `nfds` bits (none if `addr` is 0).
+fn read_fdset(addr: u64, nfds: usize) -> Result<Option<Vec<u8>>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let bytes = nfds.div_ceil(64) * 8;
+    Ok(Some(UserSlice::new(addr, bytes)?.read_vec()?))
+}
+
+fn bit(set: &Option<Vec<u8>>, fd: usize) -> bool {
+    set.as_ref()
+        .is_some_and(|s| s[fd / 8] & (1 << (fd % 8)) != 0)
+}
+
+/// select(2)/pselect6(2) core: waits until a descriptor in the sets is
+/// ready or `deadline` passes; rewrites the sets with the ready ones.
+fn select_until(nfds: u64, rp: u64, wp: u64, ep: u64, deadline: Option<u64>) -> SysResult {
+    let limit = fd::with_table(|t| Ok(t.limit()))? as u64;
+    if (nfds as i32) < 0 || nfds > limit.max(1024) {
+        return Err(Errno::EINVAL);
+    }
+    let n = nfds as usize;
+    let (r, w, e) = (read_fdset(rp, n)?, read_fdset(wp, n)?, read_fdset(ep, n)?);
+    loop {
+        let generation = fd::io_generation();
+        let bytes = n.div_ceil(64) * 8;
+        let (mut ro, mut wo, mut eo) = (vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]);
+        let mut count = 0u64;
+        for fd in 0..n {
+            let (want_r, want_w, want_e) = (bit(&r, fd), bit(&w, fd), bit(&e, fd));
+            if !(want_r || want_w || want_e) {
+                continue;
+            }
+            let ev = poll_events(fd as i32, POLLIN | POLLOUT | 0x2);
+            if ev & POLLNVAL != 0 {
+                return Err(Errno::EBADF);
+            }
+            let mark = |set: &mut Vec<u8>, count: &mut u64| {
+                set[fd / 8] |= 1 << (fd % 8);
+                *count += 1;
+            };
+            if want_r && ev & (POLLIN | POLLHUP | POLLERR) != 0 {
+                mark(&mut ro, &mut count);
+            }
+            if want_w && ev & (POLLOUT | POLLERR) != 0 {
+                mark(&mut wo, &mut count);
+            }
+            if want_e && ev & 0x2 != 0 {
+                mark(&mut eo, &mut count);
+            }
+        }
+        let expired = deadline.is_some_and(|d| crate::time::now_nanos() >= d);
+        if count > 0 || expired {
+            for (addr, set) in [(rp, &ro), (wp, &wo), (ep, &eo)] {
+                if addr != 0 {
+                    UserSlice::new(addr, set.len())?.write(set)?;
+                }
+            }
+            return Ok(count);
+        }
+        if let Some(sig) = console::take_signal() {
+            super::signal::deliver_tty_signal(sig)?;
+        }
+        IO.wait(deadline, || fd::io_generation() != generation);
+    }
+}
+
+/// select(2): a `timeval` timeout (NULL: forever), updated with the time
+/// left as Linux does.
+pub fn select(nfds: u64, rp: u64, wp: u64, ep: u64, tvp: u64) -> SysResult {
+    let deadline = deadline_after(tvp, 1000)?;
+    let r = select_until(nfds, rp, wp, ep, deadline);
+    if let Some(d) = deadline {
+        let left = d.saturating_sub(crate::time::now_nanos());
+        let _ = uaccess::write_u64(tvp, left / 1_000_000_000);
+        let _ = uaccess::write_u64(tvp + 8, (left % 1_000_000_000) / 1000);
+    }
+    r
+}
+
+/// pselect6(2): a `timespec` timeout; the signal mask is ignored.
+pub fn pselect6(nfds: u64, rp: u64, wp: u64, ep: u64, tsp: u64) -> SysResult {
+    let deadline = deadline_after(tsp, 1)?;
+    select_until(nfds, rp, wp, ep, deadline)
 }

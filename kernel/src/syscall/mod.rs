@@ -9,10 +9,12 @@
 //! is logged as `strace: name(args) = result`.
 #![deny(unsafe_code)]
 
+mod epoll;
 mod file;
 mod info;
 mod io;
 mod mm;
+mod net;
 mod signal;
 mod thread;
 mod time;
@@ -23,6 +25,11 @@ use kcore::syscalls::{self, nr};
 use crate::arch::x86_64::syscall::{MAX_CPUS, SyscallFrame, cpu_id};
 use crate::klog;
 use crate::process::{self, PROCESS};
+
+/// Closes a socket whose last descriptor went away.
+pub fn release_socket(id: llmos_net::socket::Id) {
+    net::release(id);
+}
 
 /// A handler's result.
 pub type SysResult = Result<u64, Errno>;
@@ -232,6 +239,31 @@ fn handler(n: u64) -> Option<Handler> {
         nr::NEWFSTATAT => |a| file::newfstatat(a[0], a[1], a[2], a[3]),
         nr::SET_ROBUST_LIST => |a| thread::set_robust_list(a[0], a[1]),
         nr::GETRANDOM => |a| info::getrandom(a[0], a[1], a[2]),
+        nr::SOCKET => |a| net::socket(a[0], a[1], a[2]),
+        nr::BIND => |a| net::bind(a[0], a[1], a[2]),
+        nr::LISTEN => |a| net::listen(a[0], a[1]),
+        nr::ACCEPT => |a| net::accept4(a[0], a[1], a[2], 0),
+        nr::ACCEPT4 => |a| net::accept4(a[0], a[1], a[2], a[3]),
+        nr::CONNECT => |a| net::connect(a[0], a[1], a[2]),
+        nr::GETSOCKNAME => |a| net::getsockname(a[0], a[1], a[2]),
+        nr::GETPEERNAME => |a| net::getpeername(a[0], a[1], a[2]),
+        nr::SENDTO => |a| net::sendto(a[0], a[1], a[2], a[3], a[4], a[5]),
+        nr::RECVFROM => |a| net::recvfrom(a[0], a[1], a[2], a[3], a[4], a[5]),
+        nr::SENDMSG => |a| net::sendmsg(a[0], a[1], a[2]),
+        nr::RECVMSG => |a| net::recvmsg(a[0], a[1], a[2]),
+        nr::SHUTDOWN => |a| net::shutdown(a[0], a[1]),
+        nr::SETSOCKOPT => |a| net::setsockopt(a[0], a[1], a[2], a[3], a[4]),
+        nr::GETSOCKOPT => |a| net::getsockopt(a[0], a[1], a[2], a[3], a[4]),
+        nr::EPOLL_CREATE => |a| epoll::epoll_create(a[0]),
+        nr::EPOLL_CREATE1 => |a| epoll::epoll_create1(a[0]),
+        nr::EPOLL_CTL => |a| epoll::epoll_ctl(a[0], a[1], a[2], a[3]),
+        nr::EPOLL_WAIT => |a| epoll::epoll_wait(a[0], a[1], a[2], a[3]),
+        nr::EPOLL_PWAIT => |a| epoll::epoll_pwait(a[0], a[1], a[2], a[3]),
+        nr::EPOLL_PWAIT2 => |a| epoll::epoll_pwait2(a[0], a[1], a[2], a[3]),
+        nr::EVENTFD => |a| epoll::eventfd2(a[0], 0),
+        nr::EVENTFD2 => |a| epoll::eventfd2(a[0], a[1]),
+        nr::SELECT => |a| io::select(a[0], a[1], a[2], a[3], a[4]),
+        nr::PSELECT6 => |a| io::pselect6(a[0], a[1], a[2], a[3], a[4]),
         nr::PIPE => |a| io::pipe2(a[0], 0),
         nr::PIPE2 => |a| io::pipe2(a[0], a[1]),
         nr::DUP => |a| io::dup(a[0]),

@@ -31,6 +31,12 @@ const READ: u64 = 0;
 const WRITE: u64 = 1;
 const OPENAT: u64 = 257;
 const UTIMENSAT: u64 = 280;
+const SELECT: u64 = 23;
+const POLL: u64 = 7;
+const EPOLL_CREATE1: u64 = 291;
+const EPOLL_CTL: u64 = 233;
+const EPOLL_WAIT: u64 = 232;
+const EVENTFD2: u64 = 290;
 
 fn kind<T>(r: std::io::Result<T>) -> String {
     match r {
@@ -333,6 +339,182 @@ fn main() {
         sys(CLOSE, &[n as u64]);
     }
     drop(f);
+
+    // Readiness: select, poll, epoll (level and edge), eventfd.
+    let (r, w) = pipe(0);
+    let set = |fd: i32| -> [u64; 16] {
+        let mut s = [0u64; 16];
+        s[fd as usize / 64] |= 1 << (fd as usize % 64);
+        s
+    };
+    let zero = [0i64; 2];
+    let mut rs = set(r);
+    println!(
+        "select on an empty pipe: {}",
+        sys(
+            SELECT,
+            &[
+                r as u64 + 1,
+                rs.as_mut_ptr() as u64,
+                0,
+                0,
+                zero.as_ptr() as u64
+            ]
+        )
+    );
+    let mut ws = set(w);
+    println!(
+        "select for writing: {} (bit kept: {})",
+        sys(
+            SELECT,
+            &[
+                w as u64 + 1,
+                0,
+                ws.as_mut_ptr() as u64,
+                0,
+                zero.as_ptr() as u64
+            ]
+        ),
+        ws == set(w)
+    );
+    sys(WRITE, &[w as u64, b"x".as_ptr() as u64, 1]);
+    let mut rs = set(r);
+    println!(
+        "select after a write: {}",
+        sys(
+            SELECT,
+            &[
+                r as u64 + 1,
+                rs.as_mut_ptr() as u64,
+                0,
+                0,
+                zero.as_ptr() as u64
+            ]
+        )
+    );
+    let mut pfd = [r as u32 as u64 | (1 << 32)];
+    println!(
+        "poll: {} revents {:#x}",
+        sys(POLL, &[pfd.as_mut_ptr() as u64, 1, 0]),
+        pfd[0] >> 48
+    );
+    let ep = sys(EPOLL_CREATE1, &[0o2000000]);
+    let ev = |events: u32, data: u64| {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&events.to_le_bytes());
+        b[4..].copy_from_slice(&data.to_le_bytes());
+        b
+    };
+    let e = ev(1 | (1 << 31), 42);
+    println!(
+        "epoll_ctl add (edge): {}",
+        sys(EPOLL_CTL, &[ep as u64, 1, r as u64, e.as_ptr() as u64])
+    );
+    println!(
+        "epoll_ctl add again: {}",
+        sys(EPOLL_CTL, &[ep as u64, 1, r as u64, e.as_ptr() as u64])
+    );
+    let file = fs::File::open("b").unwrap();
+    println!(
+        "epoll_ctl a regular file: {}",
+        sys(
+            EPOLL_CTL,
+            &[ep as u64, 1, file.as_raw_fd() as u64, e.as_ptr() as u64]
+        )
+    );
+    println!(
+        "epoll_ctl del unknown: {}",
+        sys(EPOLL_CTL, &[ep as u64, 2, w as u64, 0])
+    );
+    let mut out = [0u8; 12 * 4];
+    let wait = |out: &mut [u8; 48]| sys(EPOLL_WAIT, &[ep as u64, out.as_mut_ptr() as u64, 4, 0]);
+    let n = wait(&mut out);
+    println!(
+        "epoll_wait: {n}, events {:#x}, data {}",
+        u32::from_le_bytes(out[..4].try_into().unwrap()),
+        u64::from_le_bytes(out[4..12].try_into().unwrap())
+    );
+    println!("epoll_wait again (no new edge): {}", wait(&mut out));
+    sys(WRITE, &[w as u64, b"y".as_ptr() as u64, 1]);
+    println!("epoll_wait after more data: {}", wait(&mut out));
+    let lt = ev(4, 7);
+    sys(EPOLL_CTL, &[ep as u64, 1, w as u64, lt.as_ptr() as u64]);
+    println!(
+        "level-triggered writable, twice: {} {}",
+        wait(&mut out),
+        wait(&mut out)
+    );
+    for fd in [r as u64, w as u64, ep as u64] {
+        sys(CLOSE, &[fd]);
+    }
+    drop(file);
+    let efd = sys(EVENTFD2, &[3, 0o4000]);
+    let mut v = [0u8; 8];
+    println!(
+        "eventfd read: {} value {}",
+        sys(READ, &[efd as u64, v.as_mut_ptr() as u64, 8]),
+        u64::from_le_bytes(v)
+    );
+    println!(
+        "eventfd empty: {}",
+        sys(READ, &[efd as u64, v.as_mut_ptr() as u64, 8])
+    );
+    println!(
+        "eventfd short read: {}",
+        sys(READ, &[efd as u64, v.as_mut_ptr() as u64, 4])
+    );
+    sys(CLOSE, &[efd as u64]);
+    let sem = sys(EVENTFD2, &[0, 0o4000 | 1]);
+    let two = 2u64.to_le_bytes();
+    sys(WRITE, &[sem as u64, two.as_ptr() as u64, 8]);
+    sys(READ, &[sem as u64, v.as_mut_ptr() as u64, 8]);
+    println!("semaphore eventfd gives {}", u64::from_le_bytes(v));
+    sys(CLOSE, &[sem as u64]);
+
+    // Loopback: a program talks to itself over TCP and UDP on 127.0.0.1.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let (mut a, peer) = l.accept().unwrap();
+    c.write_all(b"ping").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    a.read_to_string(&mut got).unwrap();
+    println!(
+        "loopback tcp: {got:?} from {}, local port is ephemeral: {}",
+        peer.ip(),
+        addr.port() > 1024
+    );
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"datagram", u.local_addr().unwrap()).unwrap();
+    let mut b = [0u8; 16];
+    let (k, from) = u.recv_from(&mut b).unwrap();
+    println!(
+        "loopback udp: {:?} from self: {}",
+        std::str::from_utf8(&b[..k]).unwrap(),
+        from == u.local_addr().unwrap()
+    );
+    // Timeouts and non-blocking mode on a quiet connection.
+    let c2 = std::net::TcpStream::connect(addr);
+    let mut quiet = l.accept().unwrap().0;
+    quiet
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    println!("read with SO_RCVTIMEO: {}", kind(quiet.read(&mut one)));
+    quiet.set_nonblocking(true).unwrap();
+    println!("non-blocking read: {}", kind(quiet.read(&mut one)));
+    l.set_nonblocking(true).unwrap();
+    println!("non-blocking accept: {}", kind(l.accept()));
+    drop((c2, quiet));
+    println!(
+        "connect to a closed port: {}",
+        kind(std::net::TcpStream::connect((
+            "127.0.0.1",
+            addr.port().wrapping_add(1).max(1025)
+        )))
+    );
+    drop((l, c, a, u));
 
     // Directory listing order is not specified; sorted it must match.
     let mut names: Vec<String> = fs::read_dir(".")

@@ -234,6 +234,15 @@ macro_rules! irq_entry {
 
 irq_entry!(timer_entry, timer_rust);
 irq_entry!(resched_entry, resched_rust);
+irq_entry!(net_entry, net_rust);
+
+/// The network card's MSI-X vector.
+pub const NET_VECTOR: u8 = 0x30;
+
+extern "C" fn net_rust(_ring: u32) {
+    super::apic::end_of_interrupt();
+    crate::interrupts::network();
+}
 irq_entry!(shootdown_entry, shootdown_rust);
 
 /// The reschedule IPI vector (another CPU queued work for this one).
@@ -305,6 +314,7 @@ fn build(use_ist: bool) -> InterruptDescriptorTable {
             .set_handler_addr(::x86_64::VirtAddr::new(timer_entry as *const () as u64));
         idt[RESCHED_VECTOR]
             .set_handler_addr(::x86_64::VirtAddr::new(resched_entry as *const () as u64));
+        idt[NET_VECTOR].set_handler_addr(::x86_64::VirtAddr::new(net_entry as *const () as u64));
         idt[super::tlb::SHOOTDOWN_VECTOR]
             .set_handler_addr(::x86_64::VirtAddr::new(shootdown_entry as *const () as u64));
     }
