@@ -54,6 +54,8 @@ pub enum Error {
     BadId,
     /// No free ports or sockets (ENOBUFS).
     NoBuffers,
+    /// The peer did not answer in time (ETIMEDOUT).
+    TimedOut,
 }
 
 /// Kind of socket.
@@ -105,6 +107,9 @@ struct Sock {
     opts: Options,
     /// The receiving half was shut down.
     rd_shut: bool,
+    /// When `connect` started (stack time, ms), for telling a timeout from
+    /// a refusal.
+    connect_started: Option<u64>,
 }
 
 /// Readiness, for poll/epoll.
@@ -126,6 +131,10 @@ pub const TCP_BUFFER: usize = 256 * 1024;
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+/// A connection attempt without an answer, or a connection whose peer
+/// stops acknowledging queued data, is given up after this long (Linux
+/// gives up a connect after about 127 s with its default SYN retries).
+pub const TCP_TIMEOUT_MS: u64 = 127_000;
 
 /// The socket table.
 #[derive(Debug, Default)]
@@ -138,10 +147,12 @@ pub struct Sockets {
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(
+    let mut t = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-    )
+    );
+    t.set_timeout(Some(smoltcp::time::Duration::from_millis(TCP_TIMEOUT_MS)));
+    t
 }
 
 fn v4(ep: IpEndpoint) -> Addr {
@@ -175,6 +186,7 @@ impl Sockets {
                 bound: None,
                 opts: Options::default(),
                 rd_shut: false,
+                connect_started: None,
             },
         );
         id
@@ -446,18 +458,30 @@ impl Sockets {
                 t.connect(cx, (IpAddress::Ipv4(to.0), to.1), local_port)
                     .map_err(|_| Error::Unreachable)?;
                 let h = stack.sockets.add(t);
-                self.sock(id)?.state = State::Stream(h);
+                let now = stack.now_ms();
+                let s = self.sock(id)?;
+                s.state = State::Stream(h);
+                s.connect_started = Some(now);
                 Err(Error::WouldBlock)
             }
         }
     }
 
     /// The outcome of a connect in progress: Ok once established,
-    /// `WouldBlock` while the handshake runs, `Refused` if it failed.
+    /// `WouldBlock` while the handshake runs, `Refused` if the peer reset
+    /// it, `TimedOut` if nobody answered for [`TCP_TIMEOUT_MS`].
     pub fn connect_result(&mut self, stack: &Stack, id: Id) -> Result<(), Error> {
-        match self.sock(id)?.state {
+        let s = self.sock(id)?;
+        let started = s.connect_started;
+        match s.state {
             State::Stream(h) => match stack.sockets.get::<tcp::Socket>(h).state() {
                 tcp::State::SynSent | tcp::State::SynReceived => Err(Error::WouldBlock),
+                tcp::State::Closed
+                    if started
+                        .is_some_and(|t| stack.now_ms().saturating_sub(t) >= TCP_TIMEOUT_MS) =>
+                {
+                    Err(Error::TimedOut)
+                }
                 tcp::State::Closed => Err(Error::Refused),
                 _ => Ok(()),
             },
@@ -1024,6 +1048,25 @@ mod tests {
             }
         }
         assert!(accepted.is_some(), "loopback connection accepted");
+    }
+
+    #[test]
+    fn connect_to_a_silent_address_times_out() {
+        let mut n = Net::new();
+        // Nobody owns 10.0.0.3: ARP goes unanswered, the SYN never leaves.
+        let c = n.connect(0, (Ipv4Address::new(10, 0, 0, 3), 80));
+        let mut r = Err(Error::WouldBlock);
+        while r == Err(Error::WouldBlock) && n.now < 2 * TCP_TIMEOUT_MS {
+            n.now += 499;
+            n.step();
+            r = n.socks[0].connect_result(&n.stacks[0], c);
+        }
+        assert_eq!(r, Err(Error::TimedOut));
+        assert!(
+            n.now >= TCP_TIMEOUT_MS && n.now < TCP_TIMEOUT_MS + 5_000,
+            "gave up at {} ms",
+            n.now
+        );
     }
 
     #[test]

@@ -197,6 +197,8 @@ pub struct Stack {
     settings: Option<Ipv4Settings>,
     changed: bool,
     lo: Loop,
+    /// The time of the last poll (ms).
+    now_ms: u64,
 }
 
 fn instant(ms: u64) -> Instant {
@@ -222,6 +224,7 @@ impl Stack {
             settings: None,
             changed: false,
             lo,
+            now_ms,
         };
         s.apply(None);
         match mode {
@@ -238,6 +241,11 @@ impl Stack {
     /// smoltcp's interface context (for `tcp::Socket::connect`).
     pub fn iface_context(&mut self) -> &mut smoltcp::iface::Context {
         self.iface.context()
+    }
+
+    /// The time of the last poll (ms).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
     }
 
     /// Whether the address comes from DHCP.
@@ -277,6 +285,7 @@ impl Stack {
     /// Processes received frames, timers and queued output at `now_ms`;
     /// returns configuration changes.
     pub fn poll(&mut self, nic: &mut dyn Nic, now_ms: u64) -> Vec<Event> {
+        self.now_ms = self.now_ms.max(now_ms);
         let now = instant(now_ms);
         let r = self.iface.poll(
             now,

@@ -49,6 +49,7 @@ fn errno(e: SockError) -> Errno {
         SockError::NotSupported => Errno::ENOTSUP,
         SockError::BadId => Errno::EBADF,
         SockError::NoBuffers => Errno::ENOBUFS,
+        SockError::TimedOut => Errno::ETIMEDOUT,
     }
 }
 
@@ -527,6 +528,7 @@ pub fn getsockopt(fd: u64, level: u64, name: u64, optval: u64, optlenp: u64) -> 
         let opts = *n.socks.options(id)?;
         let err = match n.socks.connect_result(&n.stack, id) {
             Err(SockError::Refused) => 111,
+            Err(SockError::TimedOut) => 110,
             _ => 0,
         };
         Ok::<_, SockError>((kind, opts, err))
