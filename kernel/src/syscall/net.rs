@@ -391,7 +391,7 @@ pub fn sendmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     let MsgHdr { name, namelen, iov } = read_msghdr(msg)?;
     let mut data = Vec::new();
     for (base, len) in iov {
-        if data.len() + len as usize > MAX_IO {
+        if data.len().saturating_add(usize::try_from(len).unwrap_or(usize::MAX)) > MAX_IO {
             return Err(Errno::EMSGSIZE);
         }
         data.extend(UserSlice::new(base, len as usize)?.read_vec()?);
@@ -412,7 +412,7 @@ pub fn recvmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     }
     let (id, nb, _) = sock(fd)?;
     let MsgHdr { name, iov, .. } = read_msghdr(msg)?;
-    let total: u64 = iov.iter().map(|v| v.1).sum();
+    let total = iov.iter().fold(0u64, |t, v| t.saturating_add(v.1));
     let (data, from) = recv_data(id, nb || flags & MSG_DONTWAIT != 0, total as usize)?;
     let mut off = 0usize;
     for (base, len) in iov {
