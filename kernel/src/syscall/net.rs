@@ -391,7 +391,11 @@ pub fn sendmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     let MsgHdr { name, namelen, iov } = read_msghdr(msg)?;
     let mut data = Vec::new();
     for (base, len) in iov {
-        if data.len().saturating_add(usize::try_from(len).unwrap_or(usize::MAX)) > MAX_IO {
+        if data
+            .len()
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+            > MAX_IO
+        {
             return Err(Errno::EMSGSIZE);
         }
         data.extend(UserSlice::new(base, len as usize)?.read_vec()?);
