@@ -417,7 +417,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn later_options_are_refused_loudly() {
+    fn content_options_are_checked() {
         let c = ContentArgs {
             init_args: vec!["x".into()],
             ..Default::default()

@@ -11,7 +11,6 @@ mod paths;
 mod progress;
 mod run;
 mod test;
-mod unsupported;
 mod userland;
 
 use std::process::ExitCode;

@@ -12,7 +12,6 @@ use llmos_qemu::{Accel, Config, Display, FirmwareKind, Outcome, SerialMode, acce
 
 use crate::deps::{self, Need};
 use crate::image::{self, ContentArgs};
-use crate::unsupported::not_yet;
 use crate::{paths, progress};
 
 /// `--accel` values.
@@ -128,12 +127,6 @@ fn resolve_accel(choice: AccelArg, probe_image: &Path) -> Result<Accel> {
 
 /// `cargo xtask run`.
 pub fn run(args: &RunArgs) -> Result<()> {
-    if args.port.is_some() {
-        return not_yet(
-            "--port",
-            "the network stack and API server arrive with the networking work",
-        );
-    }
     let firmware = if args.uefi {
         FirmwareKind::Uefi
     } else {
@@ -158,6 +151,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
     });
     cfg.memory_mib = args.mem;
+    // A virtio-net card on QEMU's user network (restricted: the guest
+    // reaches only what is forwarded), with --port forwarded to 8080.
+    cfg.network = Some(
+        args.port
+            .map(|host| llmos_qemu::PortForward { host, guest: 8080 })
+            .into_iter()
+            .collect(),
+    );
     cfg.serial = SerialMode::Interactive;
     cfg.display = if args.display {
         Display::Window
