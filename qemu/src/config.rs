@@ -87,6 +87,8 @@ pub struct Config {
     pub network: Option<Vec<PortForward>>,
     /// Guest addresses forwarded to the host (with `network`).
     pub guest_forwards: Vec<GuestForward>,
+    /// Offer only virtio's legacy (0.9.5) PCI interface on the card.
+    pub legacy_nic: bool,
 }
 
 impl Config {
@@ -107,6 +109,7 @@ impl Config {
             gdb_wait: false,
             network: None,
             guest_forwards: Vec::new(),
+            legacy_nic: false,
         }
     }
 
@@ -201,7 +204,12 @@ impl Config {
                 a.push("-netdev".into());
                 a.push(nic.into());
                 a.push("-device".into());
-                a.push("virtio-net-pci,netdev=net0,vectors=3".into());
+                a.push(if self.legacy_nic {
+                    "virtio-net-pci,netdev=net0,vectors=3,disable-modern=on,disable-legacy=off"
+                        .into()
+                } else {
+                    "virtio-net-pci,netdev=net0,vectors=3".into()
+                });
             }
         }
         if let Some(port) = self.gdb_port {

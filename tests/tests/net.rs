@@ -29,6 +29,24 @@ fn virtio_net_comes_up_exchanges_arp_and_gets_a_dhcp_lease() {
 }
 
 #[test]
+fn a_legacy_only_virtio_card_works_too() {
+    let mut cfg = Config::new(image("test/net-link-bios.img"));
+    cfg.network = Some(Vec::new());
+    cfg.legacy_nic = true;
+    cfg.memory_mib = 256;
+    let b = boot_with("net-link-legacy", &cfg, TIMEOUT);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] net: virtio-net \(legacy\) at [0-9a-f:.]+: MAC 52:54:00:12:34:56, link up, \d+-entry queues, MSI-X interrupts",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] test: configured: 10\.0\.2\.15/24, no gateway, no DNS server");
+    b.expect_line(
+        r"\[\d+\.\d{6}\] net: link check: 10\.0\.2\.2 is at 52:55:0a:00:02:02 \(ARP reply after \d+ frame\(s\)\); 1 transmission\(s\) reclaimed",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] test: [1-9]\d* network interrupt\(s\)");
+}
+
+#[test]
 fn without_a_card_only_loopback_works() {
     let mut cfg = Config::new(image("test/net-link-bios.img"));
     cfg.memory_mib = 256;

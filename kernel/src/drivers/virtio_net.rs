@@ -1,9 +1,13 @@
-//! virtio-net over the modern (virtio 1.x) PCI transport.
+//! virtio-net over the modern (virtio 1.x) PCI transport, with the legacy
+//! (0.9.5, I/O port) transport as a fallback for devices without the
+//! virtio 1.x capabilities.
 //!
-//! The device's configuration structures are found through its vendor
-//! capabilities and mapped uncached; features VERSION_1, MAC and STATUS
-//! are negotiated (no offloads, no mergeable buffers: every receive buffer
-//! is a page, more than a 1514-byte frame plus the 12-byte header). Queue 0
+//! Modern: the device's configuration structures are found through its
+//! vendor capabilities and mapped uncached; features VERSION_1, MAC and
+//! STATUS are negotiated. Legacy: registers in I/O BAR 0, MAC and STATUS,
+//! each queue one physically contiguous block. Either way: no offloads, no
+//! mergeable buffers (every receive buffer is a page, more than a 1514-byte
+//! frame plus the 12- or 10-byte header). Queue 0
 //! receives, queue 1 transmits; both use `llmos_net::virtq::SplitQueue`,
 //! which refuses anything a misbehaving device returns. A device that
 //! breaks the protocol is logged and left alone; it cannot crash the
@@ -21,7 +25,8 @@ use llmos_net::nic::{Mac, Nic, TxError};
 use llmos_net::virtq::{Buf, Layout, SplitQueue};
 
 use crate::klog;
-use crate::memory::dma::{DmaPage, PhysDma};
+use crate::memory::dma::{DmaPage, DmaRegion, PhysDma};
+use x86_64::instructions::port::Port;
 
 const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 const NET_F_MAC: u64 = 1 << 5;
@@ -35,6 +40,105 @@ const STATUS_FAILED: u8 = 0x80;
 
 /// Bytes of `struct virtio_net_hdr` with VERSION_1.
 const HDR: usize = 12;
+/// Bytes of the legacy header (no VERSION_1, no MRG_RXBUF).
+const LEGACY_HDR: usize = 10;
+
+// Legacy registers (offsets in I/O BAR 0).
+const L_HOST_FEATURES: u16 = 0x00;
+const L_GUEST_FEATURES: u16 = 0x04;
+const L_QUEUE_PFN: u16 = 0x08;
+const L_QUEUE_NUM: u16 = 0x0c;
+const L_QUEUE_SEL: u16 = 0x0e;
+const L_QUEUE_NOTIFY: u16 = 0x10;
+const L_STATUS: u16 = 0x12;
+const L_CONFIG_VECTOR: u16 = 0x14;
+const L_QUEUE_VECTOR: u16 = 0x16;
+
+/// The legacy register block in I/O space.
+#[derive(Debug, Clone, Copy)]
+struct LegacyIo {
+    base: u16,
+    /// Device configuration offset (0x14, or 0x18 with MSI-X on).
+    cfg: u16,
+}
+
+impl LegacyIo {
+    fn r8(&self, off: u16) -> u8 {
+        // SAFETY: the port lies in the device's I/O BAR, which `new_legacy`
+        // checked is large enough; reads have no memory side effects.
+        unsafe { Port::<u8>::new(self.base + off).read() }
+    }
+    fn w8(&self, off: u16, v: u8) {
+        // SAFETY: as for `r8`.
+        unsafe { Port::<u8>::new(self.base + off).write(v) }
+    }
+    fn r16(&self, off: u16) -> u16 {
+        // SAFETY: as for `r8`.
+        unsafe { Port::<u16>::new(self.base + off).read() }
+    }
+    fn w16(&self, off: u16, v: u16) {
+        // SAFETY: as for `r8`.
+        unsafe { Port::<u16>::new(self.base + off).write(v) }
+    }
+    fn r32(&self, off: u16) -> u32 {
+        // SAFETY: as for `r8`.
+        unsafe { Port::<u32>::new(self.base + off).read() }
+    }
+    fn w32(&self, off: u16, v: u32) {
+        // SAFETY: as for `r8`.
+        unsafe { Port::<u32>::new(self.base + off).write(v) }
+    }
+}
+
+/// How the driver reaches the device.
+enum Transport {
+    /// virtio 1.x: mapped configuration structures.
+    Modern {
+        common: Region,
+        device: Region,
+        notify: Region,
+        notify_mul: u32,
+    },
+    /// virtio 0.9.5: I/O ports.
+    Legacy(LegacyIo),
+}
+
+impl Transport {
+    fn set_status(&self, v: u8) {
+        match self {
+            Transport::Modern { common, .. } => common.w8(DEVICE_STATUS, v),
+            Transport::Legacy(io) => io.w8(L_STATUS, v),
+        }
+    }
+    fn cfg_r8(&self, off: u16) -> u8 {
+        match self {
+            Transport::Modern { device, .. } => device.r8(u64::from(off)),
+            Transport::Legacy(io) => io.r8(io.cfg + off),
+        }
+    }
+    fn cfg_r16(&self, off: u16) -> u16 {
+        match self {
+            Transport::Modern { device, .. } => device.r16(u64::from(off)),
+            Transport::Legacy(io) => io.r16(io.cfg + off),
+        }
+    }
+    fn notify(&self, queue: u16, notify_off: u64) {
+        match self {
+            Transport::Modern {
+                notify, notify_mul, ..
+            } => notify.w16(notify_off * u64::from(*notify_mul), queue),
+            Transport::Legacy(io) => io.w16(L_QUEUE_NOTIFY, queue),
+        }
+    }
+}
+
+/// The memory behind a queue's rings.
+enum Rings {
+    /// Modern: three separate pages.
+    Pages(#[allow(dead_code)] [DmaPage; 3]),
+    /// Legacy: one contiguous block.
+    Region(#[allow(dead_code)] DmaRegion),
+}
 /// Queue entries we use (at most what the device offers).
 const QUEUE_SIZE: u16 = 128;
 
@@ -116,8 +220,8 @@ const NO_VECTOR: u16 = 0xffff;
 struct Queue {
     q: SplitQueue,
     mem: PhysDma,
-    /// The pages holding the rings (kept alive).
-    _rings: [DmaPage; 3],
+    /// The memory holding the rings (kept alive).
+    _rings: Rings,
     notify: u64,
     /// Buffers in flight by head descriptor.
     bufs: BTreeMap<u16, DmaPage>,
@@ -128,10 +232,9 @@ struct Queue {
 /// A virtio-net device.
 pub struct VirtioNet {
     name: String,
-    common: Region,
-    device: Region,
-    notify: Region,
-    notify_mul: u32,
+    transport: Transport,
+    /// Bytes of the header before each frame.
+    hdr: usize,
     mac: [u8; 6],
     has_status: bool,
     rx: Queue,
@@ -209,9 +312,7 @@ impl VirtioNet {
         }
         let (Some(common), Some(device), Some((notify, notify_mul))) = (common, device, notify)
         else {
-            return Err(err(
-                "no virtio 1.x configuration capabilities (a legacy-only device is not supported)",
-            ));
+            return Self::new_legacy(cs, f);
         };
         kcore::pci::enable(cs, f.bdf, kcore::pci::CMD_MEM | kcore::pci::CMD_MASTER);
 
@@ -269,10 +370,13 @@ impl VirtioNet {
         }
         let mut nic = Self {
             name: format!("virtio-net at {}", f.bdf),
-            common,
-            device,
-            notify,
-            notify_mul,
+            transport: Transport::Modern {
+                common,
+                device,
+                notify,
+                notify_mul,
+            },
+            hdr: HDR,
             mac,
             has_status: chosen & NET_F_STATUS != 0,
             rx,
@@ -281,11 +385,107 @@ impl VirtioNet {
             msix,
         };
         nic.refill();
-        nic.common.w8(
-            DEVICE_STATUS,
-            STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-        );
+        nic.transport
+            .set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
         Ok(nic)
+    }
+
+    /// Brings up a legacy-only device through I/O BAR 0.
+    fn new_legacy(cs: &impl ConfigSpace, f: &Function) -> Result<Self, InitError> {
+        let Some(Bar::Io { port, size }) = f.bars.first().copied() else {
+            return Err(err(
+                "neither virtio 1.x capabilities nor a legacy I/O BAR 0",
+            ));
+        };
+        let base = u16::try_from(port).map_err(|_| err("legacy I/O BAR beyond 64 KiB"))?;
+        if size < 0x20 || u32::from(base) + size > 0x1_0000 {
+            return Err(err("legacy I/O BAR too small"));
+        }
+        kcore::pci::enable(cs, f.bdf, kcore::pci::CMD_IO | kcore::pci::CMD_MASTER);
+        let mut io = LegacyIo { base, cfg: 0x14 };
+        io.w8(L_STATUS, 0);
+        io.w8(L_STATUS, STATUS_ACK);
+        io.w8(L_STATUS, STATUS_ACK | STATUS_DRIVER);
+        let offered = u64::from(io.r32(L_HOST_FEATURES));
+        let chosen = offered & (NET_F_MAC | NET_F_STATUS);
+        io.w32(L_GUEST_FEATURES, chosen as u32);
+        let vector = enable_msix(cs, f);
+        if vector.is_some() {
+            // With MSI-X on, the vector registers come first.
+            io.cfg = 0x18;
+            io.w16(L_CONFIG_VECTOR, NO_VECTOR);
+        }
+        let rx = Self::setup_legacy_queue(&io, 0, vector)?;
+        let tx = Self::setup_legacy_queue(&io, 1, vector)?;
+        let msix = vector.is_some() && rx.msix && tx.msix;
+        let transport = Transport::Legacy(io);
+        let mut mac = [0u8; 6];
+        if chosen & NET_F_MAC != 0 {
+            for (i, b) in mac.iter_mut().enumerate() {
+                *b = transport.cfg_r8(i as u16);
+            }
+        } else {
+            let r = crate::random::u64().to_le_bytes();
+            mac.copy_from_slice(&r[..6]);
+            mac[0] = (mac[0] & 0xfe) | 0x02;
+        }
+        let mut nic = Self {
+            name: format!("virtio-net (legacy) at {}", f.bdf),
+            transport,
+            hdr: LEGACY_HDR,
+            mac,
+            has_status: chosen & NET_F_STATUS != 0,
+            rx,
+            tx,
+            failed: false,
+            msix,
+        };
+        nic.refill();
+        nic.transport
+            .set_status(STATUS_ACK | STATUS_DRIVER | STATUS_DRIVER_OK);
+        Ok(nic)
+    }
+
+    /// A legacy queue: the device's fixed size, one contiguous block with
+    /// the used ring on its own page boundary.
+    fn setup_legacy_queue(
+        io: &LegacyIo,
+        index: u16,
+        vector: Option<u16>,
+    ) -> Result<Queue, InitError> {
+        io.w16(L_QUEUE_SEL, index);
+        let size = io.r16(L_QUEUE_NUM);
+        if size == 0 || !size.is_power_of_two() {
+            return Err(err(format!("queue {index} is not available (size {size})")));
+        }
+        let first = (Layout::desc_bytes(size) + Layout::avail_bytes(size)).div_ceil(4096);
+        let pages = first + Layout::used_bytes(size).div_ceil(4096);
+        let region = DmaRegion::new(pages).ok_or_else(|| err("out of memory for virtqueues"))?;
+        let layout = Layout {
+            size,
+            desc: region.phys(),
+            avail: region.phys() + Layout::desc_bytes(size),
+            used: region.phys() + first * 4096,
+        };
+        let q = SplitQueue::new(layout).map_err(|e| err(format!("queue {index}: {e}")))?;
+        let mut mem = PhysDma::new(region.page_addrs());
+        q.init(&mut mem);
+        let msix = match vector {
+            Some(v) => {
+                io.w16(L_QUEUE_VECTOR, v);
+                io.r16(L_QUEUE_VECTOR) == v
+            }
+            None => false,
+        };
+        io.w32(L_QUEUE_PFN, (region.phys() >> 12) as u32);
+        Ok(Queue {
+            q,
+            mem,
+            _rings: Rings::Region(region),
+            notify: 0,
+            bufs: BTreeMap::new(),
+            msix,
+        })
     }
 
     fn setup_queue(common: &Region, index: u16, vector: Option<u16>) -> Result<Queue, InitError> {
@@ -322,7 +522,7 @@ impl VirtioNet {
         Ok(Queue {
             q,
             mem,
-            _rings: rings,
+            _rings: Rings::Pages(rings),
             notify,
             bufs: BTreeMap::new(),
             msix,
@@ -331,8 +531,7 @@ impl VirtioNet {
 
     fn kick(&self, queue: u16, q: &Queue) {
         if q.q.should_notify(&q.mem) {
-            self.notify
-                .w16(q.notify * u64::from(self.notify_mul), queue);
+            self.transport.notify(queue, q.notify);
         }
     }
 
@@ -362,7 +561,7 @@ impl VirtioNet {
     fn fail(&mut self, what: &str, e: llmos_net::virtq::Error) {
         if !self.failed {
             klog!("net", "{}: {what}: {e}; the device is disabled", self.name);
-            self.common.w8(DEVICE_STATUS, STATUS_FAILED);
+            self.transport.set_status(STATUS_FAILED);
         }
         self.failed = true;
     }
@@ -374,7 +573,7 @@ impl Nic for VirtioNet {
     }
 
     fn link_up(&self) -> bool {
-        !self.failed && (!self.has_status || self.device.r16(6) & 1 != 0)
+        !self.failed && (!self.has_status || self.transport.cfg_r16(6) & 1 != 0)
     }
 
     fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
@@ -387,10 +586,10 @@ impl Nic for VirtioNet {
         self.reclaim();
         let mut page = DmaPage::new().ok_or(TxError::Busy)?;
         // The header stays zero: no checksum offload, no GSO.
-        page.write(HDR, frame);
+        page.write(self.hdr, frame);
         let buf = Buf {
             addr: page.phys(),
-            len: (HDR + frame.len()) as u32,
+            len: (self.hdr + frame.len()) as u32,
             device_writes: false,
         };
         let head = self
@@ -410,8 +609,8 @@ impl Nic for VirtioNet {
         let out = match self.rx.q.pop_used(&mut self.rx.mem)? {
             Ok(u) => {
                 let page = self.rx.bufs.remove(&u.head)?;
-                let len = (u.len as usize).saturating_sub(HDR);
-                Some(page.read(HDR, len))
+                let len = (u.len as usize).saturating_sub(self.hdr);
+                Some(page.read(self.hdr, len))
             }
             Err(e) => {
                 self.fail("receive queue", e);

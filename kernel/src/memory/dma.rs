@@ -71,6 +71,51 @@ impl Drop for DmaPage {
     }
 }
 
+/// Physically contiguous zeroed pages owned by a driver (legacy virtio
+/// queues must be one block).
+#[derive(Debug)]
+pub struct DmaRegion {
+    phys: u64,
+    pages: u64,
+}
+
+impl DmaRegion {
+    /// Allocates `pages` zeroed, contiguous pages.
+    pub fn new(pages: u64) -> Option<Self> {
+        let phys = frames::alloc_contiguous(pages)?;
+        // SAFETY: the frames were just allocated, so nothing else uses
+        // them; they are reached through the physical-memory mapping.
+        unsafe {
+            core::ptr::write_bytes(
+                (paging::phys_offset() + phys) as *mut u8,
+                0,
+                (pages * 4096) as usize,
+            )
+        };
+        Some(Self { phys, pages })
+    }
+
+    /// Physical address of the first page.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Physical addresses of every page.
+    pub fn page_addrs(&self) -> alloc::vec::Vec<u64> {
+        (0..self.pages).map(|i| self.phys + i * 4096).collect()
+    }
+}
+
+impl Drop for DmaRegion {
+    fn drop(&mut self) {
+        for a in self.page_addrs() {
+            frames::free(x86_64::structures::paging::PhysFrame::containing_address(
+                x86_64::PhysAddr::new(a),
+            ));
+        }
+    }
+}
+
 /// Access by physical address to pages a driver owns (its queues).
 pub struct PhysDma {
     /// The pages this accessor may touch (physical addresses).

@@ -79,6 +79,12 @@ pub fn alloc() -> Option<PhysFrame> {
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
 }
 
+/// Allocates `count` physically contiguous frames (contents undefined);
+/// returns the first one's physical address.
+pub fn alloc_contiguous(count: u64) -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc_contiguous(count, 4096)
+}
+
 /// Returns a frame to the pool. Freeing a frame that is not allocated is a
 /// kernel bug and panics with the address.
 pub fn free(frame: PhysFrame) {
