@@ -116,6 +116,22 @@ impl Transport {
             Transport::Legacy(io) => io.r8(io.cfg + off),
         }
     }
+    /// The device's MAC address if it has one (`VIRTIO_NET_F_MAC`), else a
+    /// locally administered one from the CSPRNG.
+    fn mac(&self, has_mac: bool) -> [u8; 6] {
+        let mut mac = [0u8; 6];
+        if has_mac {
+            for (i, b) in mac.iter_mut().enumerate() {
+                *b = self.cfg_r8(i as u16);
+            }
+        } else {
+            let r = crate::random::u64().to_le_bytes();
+            mac.copy_from_slice(&r[..6]);
+            mac[0] = (mac[0] & 0xfe) | 0x02;
+        }
+        mac
+    }
+
     fn cfg_r16(&self, off: u16) -> u16 {
         match self {
             Transport::Modern { device, .. } => device.r16(u64::from(off)),
@@ -357,25 +373,16 @@ impl VirtioNet {
         let rx = Self::setup_queue(&common, 0, vector)?;
         let tx = Self::setup_queue(&common, 1, vector)?;
         let msix = vector.is_some() && rx.msix && tx.msix;
-        let mut mac = [0u8; 6];
-        if chosen & NET_F_MAC != 0 {
-            for (i, b) in mac.iter_mut().enumerate() {
-                *b = device.r8(i as u64);
-            }
-        } else {
-            // A locally administered address from the CSPRNG.
-            let r = crate::random::u64().to_le_bytes();
-            mac.copy_from_slice(&r[..6]);
-            mac[0] = (mac[0] & 0xfe) | 0x02;
-        }
+        let transport = Transport::Modern {
+            common,
+            device,
+            notify,
+            notify_mul,
+        };
+        let mac = transport.mac(chosen & NET_F_MAC != 0);
         let mut nic = Self {
             name: format!("virtio-net at {}", f.bdf),
-            transport: Transport::Modern {
-                common,
-                device,
-                notify,
-                notify_mul,
-            },
+            transport,
             hdr: HDR,
             mac,
             has_status: chosen & NET_F_STATUS != 0,
@@ -419,16 +426,7 @@ impl VirtioNet {
         let tx = Self::setup_legacy_queue(&io, 1, vector)?;
         let msix = vector.is_some() && rx.msix && tx.msix;
         let transport = Transport::Legacy(io);
-        let mut mac = [0u8; 6];
-        if chosen & NET_F_MAC != 0 {
-            for (i, b) in mac.iter_mut().enumerate() {
-                *b = transport.cfg_r8(i as u16);
-            }
-        } else {
-            let r = crate::random::u64().to_le_bytes();
-            mac.copy_from_slice(&r[..6]);
-            mac[0] = (mac[0] & 0xfe) | 0x02;
-        }
+        let mac = transport.mac(chosen & NET_F_MAC != 0);
         let mut nic = Self {
             name: format!("virtio-net (legacy) at {}", f.bdf),
             transport,
