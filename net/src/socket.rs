@@ -1070,6 +1070,75 @@ mod tests {
     }
 
     #[test]
+    fn garbage_and_truncated_frames_leave_the_stack_working() {
+        let mut n = Net::new();
+        let l = n.listen(1, 80, 4);
+        // A real connection, whose frames are then replayed truncated.
+        let c = n.connect(0, (B, 80));
+        let (s, _) = n.accept(1, l);
+        n.socks[0].send(&mut n.stacks[0], c, &[7; 3000]).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            seen.extend(n.nics[1].rx.lock().unwrap().iter().cloned());
+            n.step();
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let frame: Vec<u8> = if i % 2 == 0 && !seen.is_empty() {
+                // A real frame cut short, or with a flipped byte.
+                let f = &seen[(rnd() as usize) % seen.len()];
+                let mut g = f[..(rnd() as usize) % (f.len() + 1)].to_vec();
+                if !g.is_empty() && i % 4 == 0 {
+                    let k = (rnd() as usize) % g.len();
+                    g[k] ^= 0xff;
+                }
+                g
+            } else {
+                // Random bytes, sometimes with a plausible Ethernet header.
+                let len = (rnd() as usize) % 1600;
+                let mut g: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                if len >= 14 && i % 3 == 0 {
+                    g[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+                    g[12..14].copy_from_slice(if i % 6 == 0 {
+                        &[0x08, 0x00]
+                    } else {
+                        &[0x08, 0x06]
+                    });
+                }
+                g
+            };
+            n.nics[0].tx.lock().unwrap().push_back(frame);
+            if i % 100 == 0 {
+                n.step();
+            }
+        }
+        n.step();
+        // The connection still carries data both ways, and new ones work.
+        let mut buf = vec![0u8; 8192];
+        let mut got = 0;
+        while got < 3000 {
+            match n.socks[1].recv(&mut n.stacks[1], s, &mut buf) {
+                Ok(k) => got += k,
+                Err(Error::WouldBlock) => n.step(),
+                Err(e) => panic!("recv after garbage: {e:?}"),
+            }
+            assert!(n.now < 60_000, "stalled");
+        }
+        n.socks[1].send(&mut n.stacks[1], s, b"still here").unwrap();
+        let k = n.until(|n| n.socks[0].recv(&mut n.stacks[0], c, &mut buf).ok());
+        assert_eq!(&buf[..k], b"still here");
+        let c2 = n.connect(0, (B, 80));
+        n.accept(1, l);
+        n.until(|n| n.socks[0].connect_result(&n.stacks[0], c2).ok());
+    }
+
+    #[test]
     fn udp_datagrams() {
         let mut n = Net::new();
         let a = n.socks[0].create(Kind::Udp);
