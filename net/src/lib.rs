@@ -21,3 +21,5 @@ pub mod nic;
 pub mod socket;
 pub mod stack;
 pub mod virtq;
+#[cfg(test)]
+mod wire;

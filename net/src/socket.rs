@@ -719,41 +719,10 @@ impl Sockets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nic::Nic;
     use crate::stack::{Ipv4Settings, Mode};
-    use alloc::collections::VecDeque;
     use smoltcp::wire::Ipv4Cidr;
-    use std::sync::{Arc, Mutex};
 
-    type Wire = Arc<Mutex<VecDeque<Vec<u8>>>>;
-
-    struct WireNic {
-        mac: [u8; 6],
-        tx: Wire,
-        rx: Wire,
-    }
-
-    impl Nic for WireNic {
-        fn mac(&self) -> [u8; 6] {
-            self.mac
-        }
-        fn link_up(&self) -> bool {
-            true
-        }
-        fn transmit(&mut self, frame: &[u8]) -> Result<(), crate::nic::TxError> {
-            self.tx.lock().unwrap().push_back(frame.to_vec());
-            Ok(())
-        }
-        fn receive(&mut self) -> Option<Vec<u8>> {
-            self.rx.lock().unwrap().pop_front()
-        }
-        fn reclaim(&mut self) -> usize {
-            0
-        }
-        fn describe(&self) -> alloc::string::String {
-            alloc::string::String::from("wire")
-        }
-    }
+    use crate::wire::{WireNic, pair};
 
     /// Two hosts on a cable, each with a stack and a socket table, and a
     /// mock clock.
@@ -769,20 +738,8 @@ mod tests {
 
     impl Net {
         fn new() -> Self {
-            let a: Wire = Arc::default();
-            let b: Wire = Arc::default();
-            let mut nics = [
-                WireNic {
-                    mac: [2, 0, 0, 0, 0, 1],
-                    tx: a.clone(),
-                    rx: b.clone(),
-                },
-                WireNic {
-                    mac: [2, 0, 0, 0, 0, 2],
-                    tx: b,
-                    rx: a,
-                },
-            ];
+            let (w0, w1) = pair();
+            let mut nics = [w0, w1];
             let st = |ip| {
                 Mode::Static(Ipv4Settings {
                     address: Ipv4Cidr::new(ip, 24),

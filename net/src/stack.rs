@@ -341,58 +341,10 @@ impl Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::collections::VecDeque;
     use alloc::string::ToString;
     use smoltcp::socket::tcp;
-    use std::sync::{Arc, Mutex};
 
-    type Wire = Arc<Mutex<VecDeque<Vec<u8>>>>;
-
-    /// One end of an in-memory Ethernet cable.
-    struct WireNic {
-        mac: [u8; 6],
-        tx: Wire,
-        rx: Wire,
-    }
-
-    impl Nic for WireNic {
-        fn mac(&self) -> [u8; 6] {
-            self.mac
-        }
-        fn link_up(&self) -> bool {
-            true
-        }
-        fn transmit(&mut self, frame: &[u8]) -> Result<(), crate::nic::TxError> {
-            self.tx.lock().unwrap().push_back(frame.to_vec());
-            Ok(())
-        }
-        fn receive(&mut self) -> Option<Vec<u8>> {
-            self.rx.lock().unwrap().pop_front()
-        }
-        fn reclaim(&mut self) -> usize {
-            0
-        }
-        fn describe(&self) -> alloc::string::String {
-            alloc::string::String::from("wire")
-        }
-    }
-
-    fn pair() -> (WireNic, WireNic) {
-        let a: Wire = Arc::default();
-        let b: Wire = Arc::default();
-        (
-            WireNic {
-                mac: [2, 0, 0, 0, 0, 1],
-                tx: a.clone(),
-                rx: b.clone(),
-            },
-            WireNic {
-                mac: [2, 0, 0, 0, 0, 2],
-                tx: b,
-                rx: a,
-            },
-        )
-    }
+    use crate::wire::pair;
 
     fn settings(last: u8) -> Ipv4Settings {
         Ipv4Settings {
