@@ -59,10 +59,10 @@ pub fn cpuinfo(info: &CpuInfo, apic_ids: &[u32], khz: u64) -> String {
     out
 }
 
-/// `/proc/meminfo` from sizes in KiB: total and free physical memory and
-/// the RAM filesystem's file data (reported as `Shmem` and `Cached`, as
-/// Linux reports tmpfs).
-pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64) -> String {
+/// `/proc/meminfo` from sizes in KiB: total and free physical memory, the
+/// RAM filesystem's file data (reported as `Shmem` and `Cached`, as Linux
+/// reports tmpfs) and the kernel heap in use (`Slab`, all unreclaimable).
+pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64, heap_kb: u64) -> String {
     let mut out = String::new();
     let available = free_kb;
     for (name, v) in [
@@ -78,6 +78,9 @@ pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64) -> String {
         ("SwapFree", 0),
         ("Dirty", 0),
         ("Shmem", files_kb),
+        ("Slab", heap_kb),
+        ("SReclaimable", 0),
+        ("SUnreclaim", heap_kb),
         ("HugePages_Total", 0),
     ] {
         if name == "HugePages_Total" {
@@ -88,6 +91,41 @@ pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64) -> String {
     }
     let _ = writeln!(out, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
     out
+}
+
+/// Socket counts for `/proc/net/sockstat`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SockStat {
+    /// Open sockets.
+    pub sockets: usize,
+    /// TCP sockets open by programs.
+    pub tcp_in_use: usize,
+    /// Closed TCP connections still finishing their close.
+    pub tcp_orphans: usize,
+    /// TCP sockets with buffers (also listeners' spares).
+    pub tcp_allocated: usize,
+    /// Bytes of TCP buffers.
+    pub tcp_bytes: usize,
+    /// UDP sockets.
+    pub udp_in_use: usize,
+    /// Bytes of UDP buffers.
+    pub udp_bytes: usize,
+}
+
+/// `/proc/net/sockstat` in Linux's format (`mem` in pages of reserved
+/// buffers).
+pub fn sockstat(s: &SockStat) -> String {
+    let pages = |b: usize| b.div_ceil(4096);
+    alloc::format!(
+        "sockets: used {}\nTCP: inuse {} orphan {} tw 0 alloc {} mem {}\nUDP: inuse {} mem {}\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n",
+        s.sockets,
+        s.tcp_in_use,
+        s.tcp_orphans,
+        s.tcp_allocated,
+        pages(s.tcp_bytes),
+        s.udp_in_use,
+        pages(s.udp_bytes),
+    )
 }
 
 /// One `/proc/self/maps` line: `start-end perms offset dev inode   name`.
@@ -164,12 +202,30 @@ mod tests {
     }
 
     #[test]
+    fn sockstat_format() {
+        let s = sockstat(&SockStat {
+            sockets: 3,
+            tcp_in_use: 2,
+            tcp_orphans: 1,
+            tcp_allocated: 5,
+            tcp_bytes: 4097,
+            udp_in_use: 1,
+            udp_bytes: 0,
+        });
+        assert_eq!(
+            s,
+            "sockets: used 3\nTCP: inuse 2 orphan 1 tw 0 alloc 5 mem 2\nUDP: inuse 1 mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"
+        );
+    }
+
+    #[test]
     fn meminfo_fields() {
-        let m = meminfo(1024 * 1024, 512 * 1024, 100);
+        let m = meminfo(1024 * 1024, 512 * 1024, 100, 2048);
         assert!(m.starts_with("MemTotal:        1048576 kB\n"));
         assert!(m.contains("\nMemAvailable:     524288 kB\n"));
         assert!(m.contains("\nShmem:               100 kB\n"));
         assert!(m.contains("\nHugePages_Total:       0\n"));
+        assert!(m.contains("\nSlab:               2048 kB\n"));
     }
 
     #[test]

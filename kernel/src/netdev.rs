@@ -63,11 +63,24 @@ pub fn init(static_net: Option<&bootparams::StaticNet>) {
     if dhcp {
         klog!("net", "DHCP: asking for an address");
     }
-    *STACK.lock() = Some(Net {
-        stack,
-        socks: Sockets::new(),
-    });
+    // Socket buffers may take an eighth of memory (Linux's tcp_mem allows
+    // about as much): a flood of connections gets small buffers, then
+    // waits, instead of exhausting the kernel heap.
+    let mut socks = Sockets::new();
+    let budget = (crate::memory::frames::total_frames() * 4096 / 8).max(4 << 20);
+    socks.set_memory_limit(budget as usize);
+    klog!("net", "socket buffers: up to {} MiB", budget >> 20);
+    *STACK.lock() = Some(Net { stack, socks });
     *NIC.lock() = Some(nic);
+}
+
+/// Socket counts (`/proc/net/sockstat`); zeros before the stack exists.
+pub fn socket_stats() -> llmos_net::socket::Stats {
+    STACK
+        .lock()
+        .as_ref()
+        .map(|n| n.socks.stats())
+        .unwrap_or_default()
 }
 
 /// Runs the stack once: received frames, timers, output; wakes threads
@@ -83,7 +96,9 @@ pub fn poll() -> bool {
     let (Some(net), Some(nic)) = (sg.as_mut(), ng.as_mut()) else {
         return true;
     };
-    let events = net.stack.poll(nic.as_mut(), now_ms());
+    let events = net
+        .stack
+        .poll_with(nic.as_mut(), now_ms(), &mut |st| net.socks.refill(st));
     net.socks.update(&mut net.stack);
     let changed = net.stack.take_changed();
     drop(ng);

@@ -2,7 +2,8 @@
 //!
 //! `/proc` lives in the RAM filesystem: at process start it gets
 //! `/proc/1/` with `exe` (a symlink to the program) and `maps`, a
-//! `/proc/self` symlink to `1`, and `/proc/cpuinfo` and `/proc/meminfo`.
+//! `/proc/self` symlink to `1`, `/proc/cpuinfo`, `/proc/meminfo` and
+//! `/proc/net/sockstat`.
 //! The generated files are empty, read-only inodes (size 0, as on Linux);
 //! opening one snapshots its text (`kcore::procfs`) into the description,
 //! so reads see one consistent version.
@@ -21,6 +22,7 @@ enum Gen {
     CpuInfo,
     MemInfo,
     Maps,
+    SockStat,
 }
 
 static FILES: Mutex<Vec<(Ino, Gen)>> = Mutex::new(Vec::new());
@@ -32,12 +34,14 @@ pub fn init(exe: &str) {
     let r = vfs::with(|fs| {
         let _ = fs.mkdir(ROOT, "/proc", 0o555, now);
         let _ = fs.mkdir(ROOT, "/proc/1", 0o555, now);
+        let _ = fs.mkdir(ROOT, "/proc/net", 0o555, now);
         let _ = fs.symlink("1", ROOT, "/proc/self", now);
         let _ = fs.symlink(exe, ROOT, "/proc/1/exe", now);
         for (path, g) in [
             ("/proc/cpuinfo", Gen::CpuInfo),
             ("/proc/meminfo", Gen::MemInfo),
             ("/proc/1/maps", Gen::Maps),
+            ("/proc/net/sockstat", Gen::SockStat),
         ] {
             let ino = fs.create(ROOT, path, 0o444, false, now)?;
             files.push((ino, g));
@@ -69,6 +73,7 @@ pub fn generate(ino: Ino) -> Option<Vec<u8>> {
         Gen::CpuInfo => cpuinfo(),
         Gen::MemInfo => meminfo(),
         Gen::Maps => maps(),
+        Gen::SockStat => sockstat(),
     };
     Some(text.into_bytes())
 }
@@ -87,7 +92,21 @@ fn meminfo() -> String {
     let total = crate::memory::frames::total_frames() * 4;
     let free = crate::memory::frames::free_frames() * 4;
     let files = vfs::with(|fs| Ok(fs.used() / 1024)).unwrap_or(0);
-    kcore::procfs::meminfo(total, free, files)
+    let heap = crate::memory::heap::stats().used / 1024;
+    kcore::procfs::meminfo(total, free, files, heap)
+}
+
+fn sockstat() -> String {
+    let st = crate::netdev::socket_stats();
+    kcore::procfs::sockstat(&kcore::procfs::SockStat {
+        sockets: st.sockets,
+        tcp_in_use: st.tcp_in_use,
+        tcp_orphans: st.tcp_orphans,
+        tcp_allocated: st.tcp_allocated,
+        tcp_bytes: st.memory - st.udp_memory,
+        udp_in_use: st.udp_in_use,
+        udp_bytes: st.udp_memory,
+    })
 }
 
 fn maps() -> String {

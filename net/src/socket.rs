@@ -4,11 +4,20 @@
 //! descriptors belong to the kernel; every call here returns at once,
 //! `Err(WouldBlock)` when it would have to wait.
 //!
-//! A listening socket keeps `backlog` smoltcp sockets listening on its
-//! port; each one that completes a handshake moves to the accept queue and
-//! is replaced, so up to `backlog` connections can wait for `accept`. A
+//! A listening socket keeps a few spare smoltcp sockets ([`SPARES`])
+//! listening on its port; each one that takes a SYN is replaced at once
+//! (after every received frame, see [`Stack::poll_with`]) and moves to the
+//! accept queue when its handshake completes, so up to `backlog`
+//! connections can be handshaking or waiting for `accept`. With the
+//! backlog full (or the buffer budget spent) new SYNs are dropped and the
+//! client retries, as with Linux. A
 //! closed connected socket is handed to smoltcp to finish its FIN exchange
-//! and reaped once it is closed.
+//! and reaped once it is closed (or aborted after [`ORPHAN_TIMEOUT_MS`]).
+//!
+//! Socket buffers come from a budget ([`Sockets::set_memory_limit`]): new
+//! sockets get full-size buffers while less than half of it is used, small
+//! ones beyond that, and none (ENOBUFS, or a refused connection) once it is
+//! spent, so a flood of connections cannot exhaust the kernel heap.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -110,6 +119,9 @@ struct Sock {
     /// When `connect` started (stack time, ms), for telling a timeout from
     /// a refusal.
     connect_started: Option<u64>,
+    /// A UDP socket's connected peer: the default destination, and the
+    /// only source it receives from.
+    peer: Option<Addr>,
 }
 
 /// Readiness, for poll/epoll.
@@ -125,31 +137,83 @@ pub struct Ready {
     pub error: bool,
 }
 
-/// Bytes of each TCP socket's receive and send buffers.
+/// Bytes of each receive and send buffer of an outgoing TCP connection
+/// (downloads want a large window).
 pub const TCP_BUFFER: usize = 256 * 1024;
+/// Bytes of each buffer of an accepted TCP connection.
+pub const ACCEPT_BUFFER: usize = 64 * 1024;
+/// Bytes of each buffer of a TCP socket made while the budget is under
+/// pressure (more than half used).
+pub const SMALL_BUFFER: usize = 16 * 1024;
+/// Idle listening sockets kept ready per listening socket.
+pub const SPARES: usize = 4;
+/// The largest listen backlog (Linux's default `somaxconn`).
+pub const MAX_BACKLOG: usize = 4096;
+/// The socket buffer budget until [`Sockets::set_memory_limit`] changes it.
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
+/// A closed connection whose peer never finishes the close is aborted
+/// after this long (Linux's tcp_fin_timeout is 60 s).
+pub const ORPHAN_TIMEOUT_MS: u64 = 60_000;
 /// Datagrams and bytes a UDP socket buffers.
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
+/// Bytes charged for a UDP socket's buffers.
+const UDP_MEMORY: usize =
+    2 * (UDP_BYTES + UDP_PACKETS * core::mem::size_of::<udp::PacketMetadata>());
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 /// A connection attempt without an answer, or a connection whose peer
 /// stops acknowledging queued data, is given up after this long (Linux
 /// gives up a connect after about 127 s with its default SYN retries).
 pub const TCP_TIMEOUT_MS: u64 = 127_000;
 
+/// Counts for `/proc/net/sockstat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Open sockets (descriptors' view).
+    pub sockets: usize,
+    /// TCP sockets open by programs (listening, connecting, connected).
+    pub tcp_in_use: usize,
+    /// Closed connections still finishing their close.
+    pub tcp_orphans: usize,
+    /// smoltcp TCP sockets in all (also listeners' spare sockets).
+    pub tcp_allocated: usize,
+    /// UDP sockets with buffers.
+    pub udp_in_use: usize,
+    /// Bytes of socket buffers in use.
+    pub memory: usize,
+    /// Of which UDP buffers.
+    pub udp_memory: usize,
+    /// The buffer budget.
+    pub memory_limit: usize,
+}
+
 /// The socket table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sockets {
     socks: BTreeMap<Id, Sock>,
     next_id: Id,
     next_port: u16,
-    /// Closed connections finishing their FIN exchange.
-    closing: Vec<SocketHandle>,
+    /// Closed connections finishing their FIN exchange, with the time they
+    /// were closed.
+    closing: Vec<(SocketHandle, u64)>,
+    /// Listening sockets.
+    listening: Vec<Id>,
+    /// Buffer bytes charged to each smoltcp socket.
+    charged: BTreeMap<SocketHandle, usize>,
+    memory: usize,
+    memory_limit: usize,
 }
 
-fn tcp_socket() -> tcp::Socket<'static> {
+impl Default for Sockets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
     let mut t = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
     );
     t.set_timeout(Some(smoltcp::time::Duration::from_millis(TCP_TIMEOUT_MS)));
     t
@@ -165,9 +229,85 @@ impl Sockets {
     /// An empty table.
     pub fn new() -> Self {
         Self {
+            socks: BTreeMap::new(),
+            next_id: 0,
             next_port: *EPHEMERAL.start(),
-            ..Self::default()
+            closing: Vec::new(),
+            listening: Vec::new(),
+            charged: BTreeMap::new(),
+            memory: 0,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
+    }
+
+    /// Sets the budget for socket buffers (sockets that already have
+    /// buffers keep them).
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        self.memory_limit = bytes;
+    }
+
+    /// Counts for `/proc/net/sockstat`.
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats {
+            sockets: self.socks.len(),
+            tcp_orphans: self.closing.len(),
+            memory: self.memory,
+            memory_limit: self.memory_limit,
+            ..Stats::default()
+        };
+        for s in self.socks.values() {
+            match s.state {
+                State::Datagram(_) => st.udp_in_use += 1,
+                _ if s.kind == Kind::Tcp => st.tcp_in_use += 1,
+                _ => {}
+            }
+        }
+        st.tcp_allocated = self.charged.len() - st.udp_in_use;
+        st.udp_memory = st.udp_in_use * UDP_MEMORY;
+        st
+    }
+
+    /// The buffer size for a new TCP socket that would like `want` bytes
+    /// per direction: `want` while less than half the budget is used,
+    /// [`SMALL_BUFFER`] while it fits, else none.
+    fn tcp_buffer(&self, want: usize) -> Result<usize, Error> {
+        if self.memory + 2 * want <= self.memory_limit / 2 {
+            Ok(want)
+        } else if self.memory + 2 * SMALL_BUFFER <= self.memory_limit {
+            Ok(SMALL_BUFFER.min(want))
+        } else {
+            Err(Error::NoBuffers)
+        }
+    }
+
+    /// Adds a socket to the stack, charging `bytes` of buffers to it.
+    fn add<S: smoltcp::socket::AnySocket<'static>>(
+        &mut self,
+        stack: &mut Stack,
+        socket: S,
+        bytes: usize,
+    ) -> SocketHandle {
+        let h = stack.sockets.add(socket);
+        self.charged.insert(h, bytes);
+        self.memory += bytes;
+        h
+    }
+
+    /// Removes a socket from the stack and releases its buffers.
+    fn remove(&mut self, stack: &mut Stack, h: SocketHandle) {
+        stack.sockets.remove(h);
+        if let Some(b) = self.charged.remove(&h) {
+            self.memory -= b;
+        }
+    }
+
+    /// A spare socket listening on `port`, if the budget allows.
+    fn listener(&mut self, stack: &mut Stack, port: u16) -> Result<SocketHandle, Error> {
+        let size = self.tcp_buffer(ACCEPT_BUFFER)?;
+        let mut t = tcp_socket(size);
+        t.listen(IpListenEndpoint { addr: None, port })
+            .map_err(|_| Error::Invalid)?;
+        Ok(self.add(stack, t, 2 * size))
     }
 
     fn sock(&mut self, id: Id) -> Result<&mut Sock, Error> {
@@ -187,6 +327,7 @@ impl Sockets {
                 opts: Options::default(),
                 rd_shut: false,
                 connect_started: None,
+                peer: None,
             },
         );
         id
@@ -288,7 +429,22 @@ impl Sockets {
         {
             return Ok(v4(ep));
         }
-        Ok(s.bound.unwrap_or((Ipv4Address::UNSPECIFIED, 0)))
+        let bound = s.bound.unwrap_or((Ipv4Address::UNSPECIFIED, 0));
+        // A connected UDP socket reports the source address its datagrams
+        // carry.
+        if let Some(peer) = s.peer
+            && bound.0.is_unspecified()
+        {
+            let ip = if peer.0.is_loopback() {
+                Ipv4Address::new(127, 0, 0, 1)
+            } else {
+                stack
+                    .settings()
+                    .map_or(Ipv4Address::UNSPECIFIED, |st| st.address.address())
+            };
+            return Ok((ip, bound.1));
+        }
+        Ok(bound)
     }
 
     /// The peer's address.
@@ -301,11 +457,16 @@ impl Sockets {
                     _ => Err(Error::NotConnected),
                 }
             }
-            _ => Err(Error::NotConnected),
+            _ => self.sock(id)?.peer.ok_or(Error::NotConnected),
         }
     }
 
-    /// listen(2). The backlog (1 to 128) bounds the connections that are
+    /// A UDP socket's connected peer.
+    pub fn udp_peer(&self, id: Id) -> Option<Addr> {
+        self.socks.get(&id).and_then(|s| s.peer)
+    }
+
+    /// listen(2). The backlog (1 to [`MAX_BACKLOG`]) bounds the connections that are
     /// handshaking or waiting for accept; beyond it new connections are
     /// refused (Linux would drop their SYN and let the client retry).
     pub fn listen(&mut self, stack: &mut Stack, id: Id, backlog: usize) -> Result<(), Error> {
@@ -315,87 +476,139 @@ impl Sockets {
         if self.sock(id)?.bound.is_none() {
             self.bind(stack, id, (Ipv4Address::UNSPECIFIED, 0))?;
         }
-        let backlog = backlog.clamp(1, 128);
+        let backlog = backlog.clamp(1, MAX_BACKLOG);
         let s = self.sock(id)?;
         let port = s.bound.map_or(0, |b| b.1);
         match &mut s.state {
-            State::Fresh => {
-                let mut waiting = Vec::new();
-                for _ in 0..backlog {
-                    let mut t = tcp_socket();
-                    t.listen(IpListenEndpoint { addr: None, port })
-                        .map_err(|_| Error::Invalid)?;
-                    waiting.push(stack.sockets.add(t));
-                }
-                s.state = State::Listening {
-                    waiting,
-                    ready: Vec::new(),
-                    backlog,
-                };
-                Ok(())
-            }
+            State::Fresh => {}
             // listen() again only changes the backlog.
             State::Listening { backlog: b, .. } => {
                 *b = backlog;
-                Ok(())
+                return Ok(());
             }
-            _ => Err(Error::Invalid),
+            _ => return Err(Error::Invalid),
         }
+        // At least one listener, or ENOBUFS; more as the budget allows
+        // (`refill` keeps trying).
+        let mut waiting = vec![self.listener(stack, port)?];
+        while waiting.len() < SPARES.min(backlog) {
+            match self.listener(stack, port) {
+                Ok(h) => waiting.push(h),
+                Err(_) => break,
+            }
+        }
+        self.sock(id)?.state = State::Listening {
+            waiting,
+            ready: Vec::new(),
+            backlog,
+        };
+        self.listening.push(id);
+        Ok(())
     }
 
     /// Moves handshaken connections of listening sockets to their accept
-    /// queues and replaces them (call after every poll).
+    /// queues, replaces them, and reaps finished closes (call after every
+    /// poll).
     pub fn update(&mut self, stack: &mut Stack) {
-        for s in self.socks.values_mut() {
+        self.refill(stack);
+        self.reap(stack);
+    }
+
+    /// Moves handshaken connections of listening sockets to their accept
+    /// queues and replaces them (cheap enough to call after every frame:
+    /// see [`Stack::poll_with`]).
+    pub fn refill(&mut self, stack: &mut Stack) {
+        let mut full = Vec::new();
+        for i in 0..self.listening.len() {
+            let id = self.listening[i];
+            let Some(s) = self.socks.get_mut(&id) else {
+                continue;
+            };
             let port = s.bound.map_or(0, |b| b.1);
-            if let State::Listening {
+            let State::Listening {
                 waiting,
                 ready,
                 backlog,
             } = &mut s.state
-            {
-                let mut i = 0;
-                while i < waiting.len() {
-                    let st = stack.sockets.get::<tcp::Socket>(waiting[i]).state();
-                    match st {
-                        tcp::State::Listen | tcp::State::SynReceived => i += 1,
-                        tcp::State::Closed => {
-                            // Aborted during the handshake: listen again.
-                            let h = waiting[i];
-                            let _ = stack
-                                .sockets
-                                .get_mut::<tcp::Socket>(h)
-                                .listen(IpListenEndpoint { addr: None, port });
-                            i += 1;
+            else {
+                continue;
+            };
+            let mut j = 0;
+            let mut spares = 0;
+            while j < waiting.len() {
+                let st = stack.sockets.get::<tcp::Socket>(waiting[j]).state();
+                match st {
+                    tcp::State::Listen => {
+                        spares += 1;
+                        j += 1;
+                    }
+                    tcp::State::SynReceived => j += 1,
+                    tcp::State::Closed => {
+                        // Aborted during the handshake: listen again.
+                        let h = waiting[j];
+                        if stack
+                            .sockets
+                            .get_mut::<tcp::Socket>(h)
+                            .listen(IpListenEndpoint { addr: None, port })
+                            .is_ok()
+                        {
+                            spares += 1;
                         }
-                        _ => {
-                            let h = waiting.swap_remove(i);
-                            ready.push(h);
-                        }
+                        j += 1;
+                    }
+                    _ => {
+                        let h = waiting.swap_remove(j);
+                        ready.push(h);
                     }
                 }
-                // At most `backlog` connections pending: handshaking or
-                // waiting for accept. Beyond that a SYN finds no listener
-                // and is refused.
-                while waiting.len() + ready.len() < *backlog {
-                    let mut t = tcp_socket();
-                    if t.listen(IpListenEndpoint { addr: None, port }).is_err() {
-                        break;
-                    }
-                    waiting.push(stack.sockets.add(t));
+            }
+            // A few spares, and at most `backlog` connections pending:
+            // handshaking or waiting for accept.
+            let missing = SPARES
+                .saturating_sub(spares)
+                .min(backlog.saturating_sub(waiting.len() + ready.len()));
+            let mut made = Vec::new();
+            for _ in 0..missing {
+                match self.listener(stack, port) {
+                    Ok(h) => made.push(h),
+                    Err(_) => break,
                 }
+            }
+            let made_count = made.len();
+            let Some(State::Listening { waiting, .. }) =
+                self.socks.get_mut(&id).map(|s| &mut s.state)
+            else {
+                continue;
+            };
+            waiting.extend(made);
+            // Without a spare a SYN is dropped, so the client retries
+            // later (as Linux does with a full accept queue), instead of
+            // being refused.
+            if spares + made_count == 0 {
+                full.push(port);
             }
         }
-        // Reap closed connections.
-        self.closing.retain(|&h| {
-            let st = stack.sockets.get::<tcp::Socket>(h).state();
-            if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
-                stack.sockets.remove(h);
-                false
-            } else {
-                true
+        stack.set_full_ports(full);
+    }
+
+    /// Reaps closed connections; aborts orphans whose peer does not finish
+    /// the close.
+    fn reap(&mut self, stack: &mut Stack) {
+        let now = stack.now_ms();
+        let mut i = 0;
+        while i < self.closing.len() {
+            let (h, since) = self.closing[i];
+            let t = stack.sockets.get_mut::<tcp::Socket>(h);
+            if now.saturating_sub(since) >= ORPHAN_TIMEOUT_MS && t.state() != tcp::State::Closed {
+                t.abort();
             }
-        });
+            if matches!(t.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                self.closing.swap_remove(i);
+                self.remove(stack, h);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// accept(2): a new connected socket and its peer.
@@ -433,7 +646,14 @@ impl Sockets {
             return Err(Error::Unreachable);
         }
         match self.kind(id)? {
-            Kind::Udp => Err(Error::NotSupported),
+            Kind::Udp => {
+                if stack.settings().is_none() && !to.0.is_loopback() {
+                    return Err(Error::Unreachable);
+                }
+                self.udp_handle(stack, id)?;
+                self.sock(id)?.peer = Some(to);
+                Ok(())
+            }
             Kind::Tcp => {
                 match self.sock(id)?.state {
                     State::Fresh => {}
@@ -451,13 +671,14 @@ impl Sockets {
                         p
                     }
                 };
-                let mut t = tcp_socket();
+                let size = self.tcp_buffer(TCP_BUFFER)?;
+                let mut t = tcp_socket(size);
                 let nodelay = self.sock(id)?.opts.no_delay;
                 t.set_nagle_enabled(!nodelay);
                 let cx = stack.iface_context();
                 t.connect(cx, (IpAddress::Ipv4(to.0), to.1), local_port)
                     .map_err(|_| Error::Unreachable)?;
-                let h = stack.sockets.add(t);
+                let h = self.add(stack, t, 2 * size);
                 let now = stack.now_ms();
                 let s = self.sock(id)?;
                 s.state = State::Stream(h);
@@ -562,12 +783,14 @@ impl Sockets {
         let Some(s) = self.socks.remove(&id) else {
             return;
         };
+        let now = stack.now_ms();
         match s.state {
             State::Fresh => {}
             State::Listening { waiting, ready, .. } => {
+                self.listening.retain(|&l| l != id);
                 for h in waiting.into_iter().chain(ready) {
                     stack.sockets.get_mut::<tcp::Socket>(h).abort();
-                    self.closing.push(h);
+                    self.closing.push((h, now));
                 }
             }
             State::Stream(h) => {
@@ -578,11 +801,9 @@ impl Sockets {
                 } else {
                     t.close();
                 }
-                self.closing.push(h);
+                self.closing.push((h, now));
             }
-            State::Datagram(h) => {
-                stack.sockets.remove(h);
-            }
+            State::Datagram(h) => self.remove(stack, h),
         }
     }
 
@@ -594,6 +815,9 @@ impl Sockets {
             self.bind(stack, id, (Ipv4Address::UNSPECIFIED, 0))?;
         }
         let port = self.sock(id)?.bound.map_or(0, |b| b.1);
+        if self.memory + UDP_MEMORY > self.memory_limit {
+            return Err(Error::NoBuffers);
+        }
         let mut u = udp::Socket::new(
             udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
@@ -605,7 +829,7 @@ impl Sockets {
             ),
         );
         u.bind(port).map_err(|_| Error::AddrInUse)?;
-        let h = stack.sockets.add(u);
+        let h = self.add(stack, u, UDP_MEMORY);
         self.sock(id)?.state = State::Datagram(h);
         Ok(h)
     }
@@ -642,14 +866,22 @@ impl Sockets {
         buf: &mut [u8],
     ) -> Result<(usize, Addr), Error> {
         let h = self.udp_handle(stack, id)?;
+        let peer = self.sock(id)?.peer;
         let u = stack.sockets.get_mut::<udp::Socket>(h);
-        match u.recv() {
-            Ok((data, meta)) => {
-                let n = data.len().min(buf.len());
-                buf[..n].copy_from_slice(&data[..n]);
-                Ok((n, v4(meta.endpoint)))
+        loop {
+            match u.recv() {
+                Ok((data, meta)) => {
+                    let from = v4(meta.endpoint);
+                    // A connected socket hears only its peer.
+                    if peer.is_some_and(|p| p != from) {
+                        continue;
+                    }
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    return Ok((n, from));
+                }
+                Err(_) => return Err(Error::WouldBlock),
             }
-            Err(_) => Err(Error::WouldBlock),
         }
     }
 
@@ -698,7 +930,7 @@ impl Sockets {
             State::Stream(h) => stack.sockets.get::<tcp::Socket>(h).send_queue() > 0,
             _ => false,
         });
-        let closing = self.closing.iter().filter(|&&h| {
+        let closing = self.closing.iter().filter(|&&(h, _)| {
             !matches!(
                 stack.sockets.get::<tcp::Socket>(h).state(),
                 tcp::State::Closed | tcp::State::TimeWait
@@ -707,10 +939,26 @@ impl Sockets {
         open.count() + closing.count()
     }
 
-    /// Bytes waiting to be read (FIONREAD).
-    pub fn pending(&mut self, stack: &Stack, id: Id) -> usize {
-        match self.socks.get(&id).map(|s| &s.state) {
-            Some(State::Stream(h)) => stack.sockets.get::<tcp::Socket>(*h).recv_queue(),
+    /// Bytes waiting to be read (FIONREAD): for TCP all of them, for UDP
+    /// the size of the next datagram (as Linux; glibc's resolver sizes its
+    /// answer buffer with it).
+    pub fn pending(&mut self, stack: &mut Stack, id: Id) -> usize {
+        match self.socks.get(&id).map(|s| (&s.state, s.peer)) {
+            Some((State::Stream(h), _)) => stack.sockets.get::<tcp::Socket>(*h).recv_queue(),
+            Some((State::Datagram(h), peer)) => {
+                let u = stack.sockets.get_mut::<udp::Socket>(*h);
+                // Datagrams a connected socket would not accept are
+                // dropped here, as `recv_from` would.
+                loop {
+                    match u.peek() {
+                        Ok((_, meta)) if peer.is_some_and(|p| p != v4(meta.endpoint)) => {
+                            let _ = u.recv();
+                        }
+                        Ok((data, _)) => return data.len(),
+                        Err(_) => return 0,
+                    }
+                }
+            }
             _ => 0,
         }
     }
@@ -762,7 +1010,8 @@ mod tests {
 
         fn step(&mut self) {
             for i in 0..2 {
-                self.stacks[i].poll(&mut self.nics[i], self.now);
+                let socks = &mut self.socks[i];
+                self.stacks[i].poll_with(&mut self.nics[i], self.now, &mut |st| socks.refill(st));
                 self.socks[i].update(&mut self.stacks[i]);
             }
             self.now += 1;
@@ -862,7 +1111,7 @@ mod tests {
         let c2 = n.connect(0, (B, 7));
         let (s2, _) = n.accept(1, l);
         n.socks[0].send(&mut n.stacks[0], c2, b"unread").unwrap();
-        n.until(|n| (n.socks[1].pending(&n.stacks[1], s2) > 0).then_some(()));
+        n.until(|n| (n.socks[1].pending(&mut n.stacks[1], s2) > 0).then_some(()));
         n.socks[1]
             .shutdown(&mut n.stacks[1], s2, true, false)
             .unwrap();
@@ -908,14 +1157,20 @@ mod tests {
                 .all(|&c| n.socks[0].connect_result(&n.stacks[0], c).is_ok())
                 .then_some(())
         });
-        // The queue is full: one more is refused, and the listener is fine.
+        // The queue is full: one more is not refused; its SYN is dropped
+        // and retried (as Linux does), so it waits.
         let extra = n.connect(0, (B, 80));
-        let r = n.until(|n| match n.socks[0].connect_result(&n.stacks[0], extra) {
-            Err(Error::WouldBlock) => None,
-            r => Some(r),
-        });
-        assert_eq!(r, Err(Error::Refused));
-        let mut servers = Vec::new();
+        for _ in 0..500 {
+            n.step();
+        }
+        assert_eq!(
+            n.socks[0].connect_result(&n.stacks[0], extra),
+            Err(Error::WouldBlock)
+        );
+        assert!(n.stacks[1].syn_drops() > 0);
+        // Accepting one makes room: the retried SYN gets through.
+        let mut servers = vec![n.accept(1, l).0];
+        n.until(|n| n.socks[0].connect_result(&n.stacks[0], extra).ok());
         for _ in 0..4 {
             servers.push(n.accept(1, l).0);
         }
@@ -928,7 +1183,7 @@ mod tests {
             }
             more.extend(batch);
         }
-        for (i, &c) in clients.iter().chain(&more).enumerate() {
+        for (i, &c) in clients.iter().chain([&extra]).chain(&more).enumerate() {
             let msg = alloc::format!("client {i}");
             n.until(|n| n.socks[0].send(&mut n.stacks[0], c, msg.as_bytes()).ok());
         }
@@ -939,9 +1194,116 @@ mod tests {
             seen.push(alloc::string::String::from_utf8(buf[..k].to_vec()).unwrap());
         }
         seen.sort();
-        assert_eq!(seen.len(), 36);
+        assert_eq!(seen.len(), 37);
         seen.dedup();
-        assert_eq!(seen.len(), 36, "every connection is distinct");
+        assert_eq!(seen.len(), 37, "every connection is distinct");
+    }
+
+    #[test]
+    fn a_burst_of_syns_all_find_listeners_up_to_the_backlog() {
+        let mut n = Net::new();
+        let l = n.listen(1, 80, 1024);
+        // 300 SYNs arrive in one poll; nobody accepts meanwhile.
+        let clients: Vec<Id> = (0..300).map(|_| n.connect(0, (B, 80))).collect();
+        n.until(|n| {
+            clients
+                .iter()
+                .all(|&c| n.socks[0].connect_result(&n.stacks[0], c).is_ok())
+                .then_some(())
+        });
+        assert_eq!(n.stacks[1].syn_drops(), 0);
+        for _ in 0..300 {
+            n.accept(1, l);
+        }
+        // Spares are few: the accepted 300 and SPARES listeners.
+        assert_eq!(n.socks[1].stats().tcp_allocated, 300 + SPARES);
+    }
+
+    #[test]
+    fn a_buffer_budget_shrinks_then_refuses_new_sockets_and_is_returned() {
+        let mut n = Net::new();
+        let limit = 2 << 20;
+        n.socks[1].set_memory_limit(limit);
+        let l = n.listen(1, 80, 8);
+        // The listener's spare sockets have full-size buffers.
+        assert_eq!(n.socks[1].stats().memory, SPARES * 2 * ACCEPT_BUFFER);
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        // Connections keep coming; the server takes them all.
+        for _ in 0..200 {
+            let c = n.connect(0, (B, 80));
+            let accepted = n.until(|n| {
+                if let Ok((s, _)) = n.socks[1].accept(&mut n.stacks[1], l) {
+                    return Some(Some(s));
+                }
+                // A full budget leaves the client waiting.
+                (n.socks[1].stats().memory + 2 * SMALL_BUFFER > limit && n.now > 3000)
+                    .then_some(None)
+            });
+            clients.push(c);
+            match accepted {
+                Some(s) => servers.push(s),
+                None => break,
+            }
+            let st = n.socks[1].stats();
+            assert!(st.memory <= limit, "{st:?}");
+        }
+        let st = n.socks[1].stats();
+        assert!(
+            servers.len() > 8 && servers.len() < 200,
+            "{} accepted, {st:?}",
+            servers.len()
+        );
+        assert!(st.memory + 2 * SMALL_BUFFER > limit, "{st:?}");
+        // New sockets beyond the budget: ENOBUFS.
+        let u = n.socks[1].create(Kind::Udp);
+        assert_eq!(
+            n.socks[1].send_to(&mut n.stacks[1], u, b"x", (A, 9)),
+            Err(Error::NoBuffers)
+        );
+        // Every accepted connection works.
+        for (i, &s) in servers.iter().enumerate() {
+            let msg = alloc::format!("{i}");
+            n.until(|n| n.socks[1].send(&mut n.stacks[1], s, msg.as_bytes()).ok());
+            let mut buf = [0u8; 8];
+            let k = n.until(|n| n.socks[0].recv(&mut n.stacks[0], clients[i], &mut buf).ok());
+            assert_eq!(&buf[..k], msg.as_bytes());
+        }
+        // Everything closed: the budget is whole again.
+        for &c in &clients {
+            n.socks[0].close(&mut n.stacks[0], c);
+        }
+        for &s in &servers {
+            n.socks[1].close(&mut n.stacks[1], s);
+        }
+        n.socks[1].close(&mut n.stacks[1], l);
+        n.socks[1].close(&mut n.stacks[1], u);
+        n.until(|n| (n.socks[1].stats().memory == 0).then_some(()));
+        let st = n.socks[1].stats();
+        assert_eq!((st.sockets, st.tcp_orphans, st.tcp_allocated), (0, 0, 0));
+    }
+
+    #[test]
+    fn an_orphan_whose_peer_never_closes_is_aborted_after_a_minute() {
+        let mut n = Net::new();
+        let l = n.listen(1, 80, 1);
+        let c = n.connect(0, (B, 80));
+        let (s, _) = n.accept(1, l);
+        n.until(|n| n.socks[0].connect_result(&n.stacks[0], c).ok());
+        n.socks[1].close(&mut n.stacks[1], l);
+        // The server closes; the client acknowledges but never closes.
+        n.socks[1].close(&mut n.stacks[1], s);
+        for _ in 0..1000 {
+            n.step();
+        }
+        assert_eq!(n.socks[1].stats().tcp_orphans, 1);
+        let start = n.now;
+        while n.socks[1].stats().tcp_orphans > 0 {
+            n.step();
+            assert!(n.now - start < ORPHAN_TIMEOUT_MS + 1000, "never aborted");
+        }
+        assert!(n.now - start >= ORPHAN_TIMEOUT_MS - 1000);
+        assert_eq!(n.socks[1].stats().memory, 0);
     }
 
     #[test]
@@ -1120,5 +1482,58 @@ mod tests {
         let mut big = [0u8; 64];
         let (k, from2) = n.until(|n| n.socks[0].recv_from(&mut n.stacks[0], a, &mut big).ok());
         assert_eq!((&big[..k], from2), (&b"answer"[..], (B, 53)));
+    }
+
+    #[test]
+    fn a_connected_udp_socket_hears_only_its_peer() {
+        // Like glibc's resolver: connect, send without an address, receive.
+        let mut n = Net::new();
+        let server = n.socks[1].create(Kind::Udp);
+        let other = n.socks[1].create(Kind::Udp);
+        n.socks[1]
+            .bind(&n.stacks[1], server, (Ipv4Address::UNSPECIFIED, 53))
+            .unwrap();
+        let c = n.socks[0].create(Kind::Udp);
+        assert_eq!(
+            n.socks[0].peer_addr(&n.stacks[0], c),
+            Err(Error::NotConnected)
+        );
+        n.socks[0].connect(&mut n.stacks[0], c, (B, 53)).unwrap();
+        assert_eq!(n.socks[0].peer_addr(&n.stacks[0], c), Ok((B, 53)));
+        assert_eq!(n.socks[0].udp_peer(c), Some((B, 53)));
+        let local = n.socks[0].local_addr(&n.stacks[0], c).unwrap();
+        assert_eq!(local.0, A);
+        assert_ne!(local.1, 0);
+        let peer = n.socks[0].udp_peer(c).unwrap();
+        n.socks[0].send_to(&mut n.stacks[0], c, b"q", peer).unwrap();
+        let mut buf = [0u8; 16];
+        let (_, from) = n.until(|n| {
+            n.socks[1]
+                .recv_from(&mut n.stacks[1], server, &mut buf)
+                .ok()
+        });
+        assert_eq!(from, local);
+        // A datagram from another port is not for it; the peer's is.
+        n.socks[1]
+            .send_to(&mut n.stacks[1], other, b"spoof", from)
+            .unwrap();
+        n.socks[1]
+            .send_to(&mut n.stacks[1], server, b"real", from)
+            .unwrap();
+        n.until(|n| (n.socks[0].pending(&mut n.stacks[0], c) > 0).then_some(()));
+        assert_eq!(
+            n.socks[0].pending(&mut n.stacks[0], c),
+            4,
+            "the size of \"real\""
+        );
+        let (k, src) = n.until(|n| n.socks[0].recv_from(&mut n.stacks[0], c, &mut buf).ok());
+        assert_eq!((&buf[..k], src), (&b"real"[..], (B, 53)));
+        for _ in 0..10 {
+            n.step();
+        }
+        assert_eq!(
+            n.socks[0].recv_from(&mut n.stacks[0], c, &mut buf),
+            Err(Error::WouldBlock)
+        );
     }
 }

@@ -8,7 +8,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
@@ -117,11 +119,28 @@ impl Loop {
     }
 }
 
+/// The destination port of `frame` if it is an IPv4 TCP SYN without ACK
+/// (a new connection).
+fn syn_port(frame: &[u8]) -> Option<u16> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 6 {
+        return None;
+    }
+    let tcp = 14 + usize::from(frame[14] & 0x0f) * 4;
+    let flags = *frame.get(tcp + 13)?;
+    if flags & 0x12 != 0x02 {
+        return None;
+    }
+    Some(u16::from_be_bytes([frame[tcp + 2], frame[tcp + 3]]))
+}
+
 /// smoltcp's view of a [`Nic`], with frames for our own addresses looped
 /// back in memory.
 struct NicDevice<'a> {
     nic: &'a mut dyn Nic,
     lo: &'a mut Loop,
+    /// Ports whose listeners are all busy: SYNs for them are dropped.
+    full: &'a [u16],
+    dropped: &'a mut u64,
 }
 
 struct Rx(Vec<u8>);
@@ -160,9 +179,15 @@ impl Device for NicDevice<'_> {
         Self: 'a;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
-        let frame = match self.lo.queue.pop_front() {
-            Some(f) => f,
-            None => self.nic.receive()?,
+        let frame = loop {
+            let f = match self.lo.queue.pop_front() {
+                Some(f) => f,
+                None => self.nic.receive()?,
+            };
+            if self.full.is_empty() || !syn_port(&f).is_some_and(|p| self.full.contains(&p)) {
+                break f;
+            }
+            *self.dropped += 1;
         };
         Some((
             Rx(frame),
@@ -199,6 +224,10 @@ pub struct Stack {
     lo: Loop,
     /// The time of the last poll (ms).
     now_ms: u64,
+    /// Ports whose accept queues are full.
+    full_ports: Vec<u16>,
+    /// SYNs dropped because of that.
+    syn_drops: u64,
 }
 
 fn instant(ms: u64) -> Instant {
@@ -216,7 +245,17 @@ impl Stack {
             mac: nic.mac(),
             ..Loop::default()
         };
-        let iface = Interface::new(config, &mut NicDevice { nic, lo: &mut lo }, instant(now_ms));
+        let mut dropped = 0;
+        let iface = Interface::new(
+            config,
+            &mut NicDevice {
+                nic,
+                lo: &mut lo,
+                full: &[],
+                dropped: &mut dropped,
+            },
+            instant(now_ms),
+        );
         let mut s = Self {
             iface,
             sockets: SocketSet::new(Vec::new()),
@@ -225,6 +264,8 @@ impl Stack {
             changed: false,
             lo,
             now_ms,
+            full_ports: Vec::new(),
+            syn_drops: 0,
         };
         s.apply(None);
         match mode {
@@ -285,17 +326,67 @@ impl Stack {
     /// Processes received frames, timers and queued output at `now_ms`;
     /// returns configuration changes.
     pub fn poll(&mut self, nic: &mut dyn Nic, now_ms: u64) -> Vec<Event> {
-        self.now_ms = self.now_ms.max(now_ms);
-        let now = instant(now_ms);
-        let r = self.iface.poll(
-            now,
+        self.poll_with(nic, now_ms, &mut |_| {})
+    }
+
+    /// Runs `f` on the interface, smoltcp's view of `nic` and the sockets.
+    fn on_device<R>(
+        &mut self,
+        nic: &mut dyn Nic,
+        f: impl FnOnce(&mut Interface, &mut NicDevice<'_>, &mut SocketSet<'static>) -> R,
+    ) -> R {
+        let full = core::mem::take(&mut self.full_ports);
+        let r = f(
+            &mut self.iface,
             &mut NicDevice {
                 nic,
                 lo: &mut self.lo,
+                full: &full,
+                dropped: &mut self.syn_drops,
             },
             &mut self.sockets,
         );
-        self.changed |= r == smoltcp::iface::PollResult::SocketStateChanged;
+        self.full_ports = full;
+        r
+    }
+
+    /// Sets the ports whose listeners are all busy: new connections to
+    /// them are dropped (the peer retries) instead of refused.
+    pub fn set_full_ports(&mut self, ports: Vec<u16>) {
+        self.full_ports = ports;
+    }
+
+    /// SYNs dropped because the port's accept queue was full.
+    pub fn syn_drops(&self) -> u64 {
+        self.syn_drops
+    }
+
+    /// Like [`Stack::poll`], calling `after` after every received frame
+    /// that changed a socket (the socket layer refills its listeners
+    /// there, so a burst of connections finds them).
+    pub fn poll_with(
+        &mut self,
+        nic: &mut dyn Nic,
+        now_ms: u64,
+        after: &mut dyn FnMut(&mut Stack),
+    ) -> Vec<Event> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = instant(now_ms);
+        self.iface.poll_maintenance(now);
+        loop {
+            let r = self.on_device(nic, |i, d, s| i.poll_ingress_single(now, d, s));
+            match r {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => {
+                    self.changed = true;
+                    after(self);
+                }
+            }
+        }
+        while self.on_device(nic, |i, d, s| i.poll_egress(now, d, s)) != PollResult::None {
+            self.changed = true;
+        }
         nic.reclaim();
         let mut events = Vec::new();
         if let Some(h) = self.dhcp {

@@ -87,6 +87,13 @@ pub struct Config {
     pub network: Option<Vec<PortForward>>,
     /// Guest addresses forwarded to the host (with `network`).
     pub guest_forwards: Vec<GuestForward>,
+    /// Host UDP ports on 127.0.0.1 forwarded to guest UDP ports (with
+    /// `network`). With `restrict=on` QEMU delivers the host's datagrams
+    /// but drops the guest's answers; see `capture`.
+    pub udp_forwards: Vec<PortForward>,
+    /// Write every frame through the card to this pcap file (QEMU's
+    /// `filter-dump`; with `network`).
+    pub capture: Option<PathBuf>,
     /// Offer only virtio's legacy (0.9.5) PCI interface on the card.
     pub legacy_nic: bool,
 }
@@ -109,6 +116,8 @@ impl Config {
             gdb_wait: false,
             network: None,
             guest_forwards: Vec::new(),
+            udp_forwards: Vec::new(),
+            capture: None,
             legacy_nic: false,
         }
     }
@@ -194,6 +203,9 @@ impl Config {
                 for f in fwds {
                     nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
                 }
+                for f in &self.udp_forwards {
+                    nic.push_str(&format!(",hostfwd=udp:127.0.0.1:{}-:{}", f.host, f.guest));
+                }
                 for g in &self.guest_forwards {
                     let [a, b, c, d] = g.guest_addr;
                     nic.push_str(&format!(
@@ -203,6 +215,12 @@ impl Config {
                 }
                 a.push("-netdev".into());
                 a.push(nic.into());
+                if let Some(file) = &self.capture {
+                    let mut o = OsString::from("filter-dump,id=dump0,netdev=net0,file=");
+                    o.push(file);
+                    a.push("-object".into());
+                    a.push(o);
+                }
                 a.push("-device".into());
                 a.push(if self.legacy_nic {
                     "virtio-net-pci,netdev=net0,vectors=3,disable-modern=on,disable-legacy=off"
@@ -350,6 +368,23 @@ mod tests {
             &a,
             "-netdev",
             "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:18081"
+        ));
+        c.udp_forwards.push(PortForward {
+            host: 15353,
+            guest: 53,
+        });
+        let a = strs(&c.args(None, None).unwrap());
+        assert!(has_pair(
+            &a,
+            "-netdev",
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=udp:127.0.0.1:15353-:53,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:18081"
+        ));
+        c.capture = Some("/tmp/n.pcap".into());
+        let a = strs(&c.args(None, None).unwrap());
+        assert!(has_pair(
+            &a,
+            "-object",
+            "filter-dump,id=dump0,netdev=net0,file=/tmp/n.pcap"
         ));
         assert!(has_pair(&a, "-gdb", "tcp:127.0.0.1:1234"));
         c.cpu = Some("qemu64".into());

@@ -266,6 +266,16 @@ impl Machine {
     /// Waits for QEMU to exit, for at most `timeout` (then kills it and
     /// reports a timeout). The serial log is complete when this returns.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<Outcome, WaitError> {
+        self.wait_exit_or(timeout, true)
+    }
+
+    /// The outcome if QEMU exited within `timeout`; otherwise `None`, and
+    /// it keeps running.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<Outcome> {
+        self.wait_exit_or(timeout, false).ok()
+    }
+
+    fn wait_exit_or(&mut self, timeout: Duration, kill: bool) -> Result<Outcome, WaitError> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
@@ -279,7 +289,9 @@ impl Machine {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Ok(None) => {
-                    self.kill();
+                    if kill {
+                        self.kill();
+                    }
                     return Err(self.error(format!("QEMU did not exit within {timeout:?}")));
                 }
                 Err(e) => return Err(self.error(format!("waiting for QEMU failed: {e}"))),

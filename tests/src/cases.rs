@@ -127,6 +127,27 @@ pub const CASES: &[Case] = &[
         net: None,
     },
     Case {
+        name: "net-stress",
+        program: "net-stress",
+        lang: Lang::Rust,
+        args: &["8080"],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: None,
+    },
+    Case {
+        name: "dns-check",
+        program: "dns-check",
+        lang: Lang::Rust,
+        args: &["host.llmos.test", "missing.llmos.test", "api.llmos.test"],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        // The program's own DNS server (on 127.0.0.1) is the resolver.
+        net: Some("10.0.2.15/24,10.0.2.2,127.0.0.1"),
+    },
+    Case {
         name: "http-get",
         program: "http-get",
         lang: Lang::Rust,
@@ -194,6 +215,8 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "enospc",
     "tcp-echo",
     "tokio-http",
+    "net-stress",
+    "dns-check",
     "http-get",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).

@@ -27,6 +27,11 @@ pub struct TestArgs {
     /// Only the QEMU tests (builds the images they need).
     #[arg(long)]
     qemu_only: bool,
+    /// Only QEMU tests whose names contain this text (cargo test's
+    /// filter; repeat for several), for example `--qemu-only --filter
+    /// tcp_echo`.
+    #[arg(long, value_name = "TEXT")]
+    filter: Vec<String>,
 }
 
 /// `cargo xtask test`.
@@ -80,7 +85,8 @@ pub fn test(args: &TestArgs) -> Result<()> {
     totals.add(&progress::run_tee(
         cargo()
             .env("LLMOS_IMAGES", paths::images())
-            .args(qemu_tests),
+            .args(qemu_tests)
+            .args(&args.filter),
     )?);
     finish(totals)
 }

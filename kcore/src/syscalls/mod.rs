@@ -173,6 +173,8 @@ pub mod nr {
     pub const SETSOCKOPT: u64 = 54;
     pub const GETSOCKOPT: u64 = 55;
     pub const ACCEPT4: u64 = 288;
+    pub const RECVMMSG: u64 = 299;
+    pub const SENDMMSG: u64 = 307;
     pub const MSYNC: u64 = 26;
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
@@ -380,14 +382,14 @@ pub const TABLE: &[Info] = &[
         nr::CONNECT,
         3,
         Implemented,
-        "TCP: blocks until established (ECONNREFUSED, ETIMEDOUT after SO_SNDTIMEO), EINPROGRESS/EALREADY/EISCONN when non-blocking; UDP: ENOTSUP"
+        "TCP: blocks until established (ECONNREFUSED, ETIMEDOUT after SO_SNDTIMEO), EINPROGRESS/EALREADY/EISCONN when non-blocking; UDP: sets the default destination and receives only from it"
     ),
     row!(nr::ACCEPT, 3, Implemented, "as accept4(…, 0)"),
     row!(
         nr::SENDTO,
         6,
         Implemented,
-        "TCP (address ignored) and UDP; blocks for room unless non-blocking or MSG_DONTWAIT; EPIPE + SIGPIPE after shutdown"
+        "TCP (address ignored) and UDP (to the address or the connected peer); blocks for room unless non-blocking or MSG_DONTWAIT; EPIPE + SIGPIPE after shutdown (no signal with MSG_NOSIGNAL)"
     ),
     row!(
         nr::RECVFROM,
@@ -399,7 +401,7 @@ pub const TABLE: &[Info] = &[
         nr::SENDMSG,
         3,
         Partial,
-        "iovecs gathered into one send, msg_name for UDP; ancillary data ignored"
+        "iovecs gathered into one send, msg_name for UDP (or the connected peer); ancillary data ignored"
     ),
     row!(
         nr::RECVMSG,
@@ -780,12 +782,24 @@ pub const TABLE: &[Info] = &[
     row!(nr::PREADV, 4, Implemented, "as readv at an offset"),
     row!(nr::PWRITEV, 4, Implemented, "as writev at an offset"),
     row!(
+        nr::RECVMMSG,
+        5,
+        Partial,
+        "recvmsg for each message (blocking for the first only, MSG_WAITFORONE implied); the timeout is ignored"
+    ),
+    row!(
         nr::PRLIMIT64,
         4,
         Implemented,
         "own process; limits are recorded, RLIMIT_STACK is 8 MiB"
     ),
     row!(nr::SYNCFS, 1, Implemented, "nothing to flush in RAM"),
+    row!(
+        nr::SENDMMSG,
+        4,
+        Implemented,
+        "sendmsg for each message; stops at the first error (returned if nothing was sent)"
+    ),
     row!(
         nr::GETCPU,
         3,

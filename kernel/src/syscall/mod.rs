@@ -251,6 +251,8 @@ fn handler(n: u64) -> Option<Handler> {
         nr::RECVFROM => |a| net::recvfrom(a[0], a[1], a[2], a[3], a[4], a[5]),
         nr::SENDMSG => |a| net::sendmsg(a[0], a[1], a[2]),
         nr::RECVMSG => |a| net::recvmsg(a[0], a[1], a[2]),
+        nr::SENDMMSG => |a| net::sendmmsg(a[0], a[1], a[2], a[3]),
+        nr::RECVMMSG => |a| net::recvmmsg(a[0], a[1], a[2], a[3]),
         nr::SHUTDOWN => |a| net::shutdown(a[0], a[1]),
         nr::SETSOCKOPT => |a| net::setsockopt(a[0], a[1], a[2], a[3], a[4]),
         nr::GETSOCKOPT => |a| net::getsockopt(a[0], a[1], a[2], a[3], a[4]),

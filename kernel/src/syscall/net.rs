@@ -30,6 +30,7 @@ const O_RDWR: u32 = 2;
 const O_NONBLOCK: u32 = 0o4000;
 const MSG_DONTWAIT: u64 = 0x40;
 const MSG_PEEK: u64 = 0x2;
+const MSG_NOSIGNAL: u64 = 0x4000;
 const SOL_SOCKET: u64 = 1;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IP: u64 = 0;
@@ -271,8 +272,9 @@ pub fn getpeername(fd: u64, addr: u64, lenp: u64) -> SysResult {
 /// Largest single transfer through a socket call.
 const MAX_IO: usize = 1 << 20;
 
-/// Sends `data` (from user memory) on socket `id`.
-fn send_data(id: Id, nb: bool, data: &[u8], to: Option<Addr>) -> SysResult {
+/// Sends `data` on socket `id`; EPIPE raises SIGPIPE unless `flags` has
+/// MSG_NOSIGNAL.
+fn send_data(id: Id, nb: bool, data: &[u8], to: Option<Addr>, flags: u64) -> SysResult {
     let (kind, timeout) = netdev::with(|n| {
         Ok::<_, SockError>((n.socks.kind(id)?, n.socks.options(id)?.send_timeout))
     })?
@@ -281,11 +283,17 @@ fn send_data(id: Id, nb: bool, data: &[u8], to: Option<Addr>) -> SysResult {
         (Kind::Udp, Some(to)) => {
             blocking(nb, timeout, |n| n.socks.send_to(&mut n.stack, id, data, to))
         }
-        (Kind::Udp, None) => Err(Errno::EDESTADDRREQ),
+        (Kind::Udp, None) => {
+            let peer = netdev::with(|n| n.socks.udp_peer(id))?;
+            match peer {
+                Some(to) => blocking(nb, timeout, |n| n.socks.send_to(&mut n.stack, id, data, to)),
+                None => Err(Errno::EDESTADDRREQ),
+            }
+        }
         (Kind::Tcp, _) => blocking(nb, timeout, |n| n.socks.send(&mut n.stack, id, data)),
     };
     match r {
-        Err(Errno::EPIPE) => {
+        Err(Errno::EPIPE) if flags & MSG_NOSIGNAL == 0 => {
             super::signal::raise(13)?;
             Err(Errno::EPIPE)
         }
@@ -325,7 +333,7 @@ pub fn sendto(fd: u64, buf: u64, len: u64, flags: u64, addr: u64, alen: u64) -> 
     } else {
         None
     };
-    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to)
+    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to, flags)
 }
 
 /// recvfrom(2) (and recv).
@@ -405,7 +413,7 @@ pub fn sendmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     } else {
         None
     };
-    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to)
+    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to, flags)
 }
 
 /// recvmsg(2): fills the iovecs in order; writes the sender's address for
@@ -436,6 +444,53 @@ pub fn recvmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     UserSlice::new(msg + 40, 8)?.write(&[0; 8])?;
     UserSlice::new(msg + 48, 4)?.write(&[0; 4])?;
     Ok(data.len() as u64)
+}
+
+/// Size of `struct mmsghdr`: a msghdr and the `msg_len` the kernel fills
+/// in (padded).
+const MMSGHDR: u64 = 64;
+/// Most messages one sendmmsg/recvmmsg handles (Linux's UIO_MAXIOV).
+const MAX_MMSG: u64 = 1024;
+
+/// sendmmsg(2): sendmsg for each message; stops at the first error, which
+/// is returned only if nothing was sent.
+pub fn sendmmsg(fd: u64, vec: u64, vlen: u64, flags: u64) -> SysResult {
+    let mut sent = 0;
+    for i in 0..vlen.min(MAX_MMSG) {
+        let m = vec + i * MMSGHDR;
+        match sendmsg(fd, m, flags) {
+            Ok(n) => {
+                UserSlice::new(m + 56, 4)?.write(&(n as u32).to_le_bytes())?;
+                sent += 1;
+            }
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(sent)
+}
+
+/// recvmmsg(2): recvmsg for each message; only the first may block (as
+/// with MSG_WAITFORONE); the timeout argument is ignored.
+pub fn recvmmsg(fd: u64, vec: u64, vlen: u64, flags: u64) -> SysResult {
+    let mut got = 0;
+    for i in 0..vlen.min(MAX_MMSG) {
+        let m = vec + i * MMSGHDR;
+        let f = if got == 0 {
+            flags
+        } else {
+            flags | MSG_DONTWAIT
+        };
+        match recvmsg(fd, m, f) {
+            Ok(n) => {
+                UserSlice::new(m + 56, 4)?.write(&(n as u32).to_le_bytes())?;
+                got += 1;
+            }
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(got)
 }
 
 /// shutdown(2).
@@ -575,7 +630,7 @@ pub fn read_socket(id: Id, nb: bool, buf: u64, count: u64) -> SysResult {
 /// write(2) on a socket descriptor.
 pub fn write_socket(id: Id, nb: bool, buf: u64, count: u64) -> SysResult {
     let data = UserSlice::new(buf, (count as usize).min(MAX_IO))?.read_vec()?;
-    send_data(id, nb, &data, None)
+    send_data(id, nb, &data, None, 0)
 }
 
 /// poll(2) events of a socket.
@@ -585,5 +640,5 @@ pub fn ready(id: Id) -> llmos_net::socket::Ready {
 
 /// FIONREAD on a socket.
 pub fn pending(id: Id) -> usize {
-    netdev::with(|n| n.socks.pending(&n.stack, id)).unwrap_or(0)
+    netdev::with(|n| n.socks.pending(&mut n.stack, id)).unwrap_or(0)
 }
