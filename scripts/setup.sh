@@ -3,7 +3,8 @@
 #  1. the pinned Rust toolchain from rust-toolchain.toml, with its
 #     components and targets (machines here set RUSTUP_AUTO_INSTALL=0, so
 #     rustup will not install it by itself);
-#  2. the Debian packages in scripts/debian-packages.txt.
+#  2. the Debian packages in scripts/debian-packages.txt;
+#  3. the Python packages in scripts/python-requirements.txt (pip).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -49,4 +50,9 @@ else
     run "${sudo[@]}" apt-get update -qq
     run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+say "Python packages"
+# pip skips what is already installed. PIP_BREAK_SYSTEM_PACKAGES lets it
+# install next to a Debian-managed Python (older pips ignore it).
+run env PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    -r "$root/scripts/python-requirements.txt"
 say "setup complete"

@@ -1,10 +1,23 @@
-//! The llmos LLM runtime — not built yet.
+//! The llmos LLM runtime, `llmos-runtime`: a static-pie Linux program that
+//! runs a quantized GGUF model through llama.cpp (via `llama-cpp-2`), both
+//! as the unikernel's first process and as an ordinary program on a Linux
+//! host ("hosted mode").
 //!
-//! This crate will hold `llmos-runtime`: a static-pie Linux program that runs
-//! a quantized GGUF model through llama.cpp (via `llama-cpp-2`), serves a chat
-//! console on the serial port and an OpenAI-compatible HTTP API, hosts the
-//! wasm sandbox, and runs both as the unikernel's first process and as an
-//! ordinary program on a Linux host ("hosted mode").
-//!
-//! It is intentionally empty until the runtime issue lands; nothing here
-//! pretends to work.
+//! What exists so far: loading a model with a clear error for a missing,
+//! truncated or foreign file ([`gguf`], [`engine`]), greedy generation with
+//! text streamed as it is produced and characters kept whole across tokens
+//! ([`utf8`]), the thread count from `sched_getaffinity`, and the start-up
+//! check that the CPU has the features the build assumes ([`cpu`]). The
+//! chat console, the HTTP API, sampling options and the default image
+//! integration are still to come (issue 7 lists them).
+
+pub mod cpu;
+pub mod engine;
+pub mod gguf;
+pub mod utf8;
+
+/// Threads to use: the CPUs this process may run on (`sched_getaffinity`,
+/// which `available_parallelism` reads on Linux).
+pub fn default_threads() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(256) as i32)
+}

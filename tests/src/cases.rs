@@ -12,6 +12,9 @@ pub enum Lang {
     Rust,
     /// `userland/c/<name>.c` built with `gcc -static-pie`.
     C,
+    /// The LLM runtime, `llmos-runtime` (inference/, built by xtask for
+    /// the default CPU baseline).
+    Runtime,
 }
 
 /// One test program run.
@@ -27,7 +30,9 @@ pub struct Case {
     pub args: &'static [&'static str],
     /// Turn on syscall tracing.
     pub strace: bool,
-    /// Extra files: (source relative to the workspace root, destination).
+    /// Extra files: (source relative to the workspace root, destination);
+    /// `$IMAGES/` and `$MODELS/` start paths in the images directory and
+    /// in `target/models/`.
     pub add: &'static [(&'static str, &'static str)],
     /// The `fs_capacity_mib` boot parameter.
     pub fs_capacity_mib: Option<u64>,
@@ -148,6 +153,24 @@ pub const CASES: &[Case] = &[
         net: Some("10.0.2.15/24,10.0.2.2,127.0.0.1"),
     },
     Case {
+        name: "runtime-tiny",
+        program: "llmos-runtime",
+        lang: Lang::Runtime,
+        args: &[
+            "generate",
+            "--model",
+            "/models/llmos-tiny.gguf",
+            "--max-tokens",
+            "32",
+            "--print-tokens",
+            PARITY_PROMPT,
+        ],
+        strace: false,
+        add: &[("$MODELS/llmos-tiny.gguf", "/models/llmos-tiny.gguf")],
+        fs_capacity_mib: None,
+        net: None,
+    },
+    Case {
         name: "http-get",
         program: "http-get",
         lang: Lang::Rust,
@@ -168,6 +191,9 @@ pub const CASES: &[Case] = &[
         net: None,
     },
 ];
+
+/// The prompt of the hosted/unikernel parity test.
+pub const PARITY_PROMPT: &str = "The quick brown fox jumps over the lazy dog. Once upon a time";
 
 /// A generated file (see [`mmap_data`]), written next to the images;
 /// sources starting with `$IMAGES/` are relative to the images directory.
@@ -250,6 +276,7 @@ mod tests {
             let list = match c.lang {
                 Lang::Rust => RUST_PROGRAMS,
                 Lang::C => C_PROGRAMS,
+                Lang::Runtime => &["llmos-runtime"],
             };
             assert!(list.contains(&c.program), "{} is not built", c.program);
         }

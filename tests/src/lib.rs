@@ -21,6 +21,47 @@ pub fn images_dir() -> PathBuf {
     }
 }
 
+/// A build artifact: the path in environment variable `var` (set by
+/// `cargo xtask test`), else `default` under the workspace's `target/`;
+/// panics with `fix` if it is missing.
+fn artifact(var: &str, default: &str, fix: &str) -> PathBuf {
+    let p = match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(default),
+    };
+    assert!(p.is_file(), "{} is missing; {fix}", p.display());
+    p
+}
+
+/// The hosted runtime binary (`LLMOS_RUNTIME`).
+pub fn runtime_bin() -> PathBuf {
+    artifact(
+        "LLMOS_RUNTIME",
+        "runtime/x86_64-unknown-linux-gnu/release/llmos-runtime",
+        "run these tests through `cargo xtask test`, which builds it",
+    )
+}
+
+/// The default model (`LLMOS_MODEL`).
+pub fn default_model() -> PathBuf {
+    artifact(
+        "LLMOS_MODEL",
+        "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "`cargo xtask model` fetches it (`cargo xtask test` does too)",
+    )
+}
+
+/// The tiny test model (`LLMOS_TINY_MODEL`).
+pub fn tiny_model() -> PathBuf {
+    artifact(
+        "LLMOS_TINY_MODEL",
+        "models/llmos-tiny.gguf",
+        "`cargo xtask model --tiny` writes it (`cargo xtask test` does too)",
+    )
+}
+
 /// An image under the images directory; panics with the fix if missing.
 pub fn image(relative: &str) -> PathBuf {
     let p = images_dir().join(relative);

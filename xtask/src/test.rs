@@ -51,7 +51,24 @@ pub fn test(args: &TestArgs) -> Result<()> {
                     .args(["--", "-D", "warnings"]),
             )
         };
-        clippy(&["--workspace", "--exclude", "kernel", "--all-targets"])?;
+        clippy(&[
+            "--workspace",
+            "--exclude",
+            "kernel",
+            "--exclude",
+            "llmos-inference",
+            "--all-targets",
+        ])?;
+        // The runtime with the flags and target directory of its real
+        // build, so llama.cpp is compiled once.
+        progress::run(
+            crate::runtime::cargo_for(crate::runtime::DEFAULT_CPU, "clippy").args([
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
         clippy(&["--package", "kernel"])?;
         clippy(&["--package", "kernel", "--features", "test-hooks"])?;
     }
@@ -63,8 +80,14 @@ pub fn test(args: &TestArgs) -> Result<()> {
             "kernel",
             "--exclude",
             "llmos-tests",
+            "--exclude",
+            "llmos-inference",
         ];
         totals.add(&progress::run_tee(cargo().arg("test").args(host))?);
+        totals.add(&progress::run_tee(&mut crate::runtime::cargo_for(
+            crate::runtime::DEFAULT_CPU,
+            "test",
+        ))?);
     }
     if args.host_only {
         return finish(totals);
@@ -72,8 +95,11 @@ pub fn test(args: &TestArgs) -> Result<()> {
     deps::ensure(&[Need::Qemu, Need::Ovmf], "QEMU tests")?;
     image::build_images(&image::ContentArgs::default())?;
     image::build_test_images()?;
-    image::build_program_images()?;
-    progress::header("QEMU boot tests (TCG)");
+    let runtime = crate::runtime::build(crate::runtime::DEFAULT_CPU)?;
+    let model = crate::model::default_model()?;
+    let tiny = crate::model::tiny_model()?;
+    image::build_program_images(&runtime)?;
+    progress::header("QEMU boot tests (TCG) and hosted runtime tests");
     let qemu_tests = [
         "test",
         "--package",
@@ -85,6 +111,9 @@ pub fn test(args: &TestArgs) -> Result<()> {
     totals.add(&progress::run_tee(
         cargo()
             .env("LLMOS_IMAGES", paths::images())
+            .env("LLMOS_RUNTIME", &runtime)
+            .env("LLMOS_MODEL", &model)
+            .env("LLMOS_TINY_MODEL", &tiny)
             .args(qemu_tests)
             .args(&args.filter),
     )?);

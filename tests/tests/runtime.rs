@@ -1,0 +1,167 @@
+//! The runtime in hosted mode (an ordinary Linux process) with the default
+//! model, SmolLM2-135M-Instruct Q4_1.
+
+use std::process::{Command, Output};
+
+use llmos_tests::{default_model, runtime_bin};
+
+fn runtime(args: &[&str]) -> Output {
+    Command::new(runtime_bin())
+        .args(args)
+        .output()
+        .expect("running llmos-runtime")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn info_describes_the_default_model() {
+    let m = default_model();
+    let out = runtime(&["info", "--model", m.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let line = regex::Regex::new(
+        r"model: (?i:.*smollm2.*) \(llama, 134\.5 M parameters, Q4_1, context 8192, [0-9.]+ MiB of weights\) loaded in \d+ ms",
+    )
+    .unwrap();
+    assert!(line.is_match(&stdout), "{stdout}");
+    assert!(
+        stdout.contains("built for: ") && stdout.contains("avx2"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn greedy_generation_is_deterministic_and_streams_text() {
+    let m = default_model();
+    let run = || {
+        let out = runtime(&[
+            "generate",
+            "--model",
+            m.to_str().unwrap(),
+            "--max-tokens",
+            "24",
+            "--print-tokens",
+            "The capital of France is",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (a, err) = run();
+    let (b, _) = run();
+    assert_eq!(a, b, "two greedy runs differ");
+    let tokens = a
+        .lines()
+        .find_map(|l| l.strip_prefix("tokens: "))
+        .unwrap_or_else(|| panic!("no token list: {a}"));
+    let n = tokens.split_whitespace().count();
+    assert!((1..=24).contains(&n), "{n} tokens: {a}");
+    assert!(
+        a.lines().next().is_some_and(|l| !l.trim().is_empty()),
+        "{a}"
+    );
+    assert!(
+        regex::Regex::new(
+            r"prompt: \d+ tokens in [0-9.]+ ms \([0-9.]+ tok/s\); generated \d+ tokens"
+        )
+        .unwrap()
+        .is_match(&err),
+        "{err}"
+    );
+    // The thread count comes from sched_getaffinity.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(err.contains(&format!("; {cpus} thread(s)")), "{err}");
+}
+
+#[test]
+fn bad_models_get_clear_errors_and_no_crash() {
+    let dir = std::env::temp_dir().join(format!("llmos-bad-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let real = std::fs::read(default_model()).unwrap();
+    std::fs::write(&truncated, &real[..1 << 20]).unwrap();
+    let cases = [
+        (dir.join("missing.gguf"), "cannot open the model"),
+        (garbage, "not a GGUF model"),
+        (truncated, "could not load"),
+    ];
+    for (path, expected) in cases {
+        let out = runtime(&["info", "--model", path.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
+        assert!(err.contains(expected), "{}: {err}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_prompt_that_does_not_fit_the_context_is_an_error_with_the_numbers() {
+    let m = default_model();
+    let out = runtime(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "16",
+        "--max-tokens",
+        "32",
+        "Hello there",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        regex::Regex::new(r"the prompt \(\d+ tokens\) plus max_tokens \(32\) needs \d+ tokens, more than the context size \(16\)")
+            .unwrap()
+            .is_match(&err),
+        "{err}"
+    );
+}
+
+/// The `tokens: …` line of a `generate --print-tokens` run.
+fn token_line(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.trim_end().strip_prefix("tokens: "))
+        .map(str::to_owned)
+}
+
+#[test]
+fn unikernel_and_hosted_mode_generate_the_same_tokens() {
+    // Greedy decoding of 32 tokens of the tiny model, with 2 threads on
+    // both sides: any difference means the kernel corrupted state (vector
+    // registers, memory, threads).
+    use llmos_qemu::{Config, Outcome};
+    let tiny = llmos_tests::tiny_model();
+    let hosted = runtime(&[
+        "generate",
+        "--model",
+        tiny.to_str().unwrap(),
+        "--max-tokens",
+        "32",
+        "--print-tokens",
+        "--threads",
+        "2",
+        llmos_tests::cases::PARITY_PROMPT,
+    ]);
+    assert!(hosted.status.success(), "{}", text(&hosted.stderr));
+    let want = token_line(&text(&hosted.stdout))
+        .unwrap_or_else(|| panic!("no tokens: {}", text(&hosted.stdout)));
+    assert_eq!(want.split_whitespace().count(), 32, "{want}");
+
+    let mut cfg = Config::new(llmos_tests::image("prog/runtime-tiny-bios.img"));
+    cfg.smp = 2;
+    cfg.memory_mib = 1024;
+    let b = llmos_tests::boot_with("runtime-tiny", &cfg, std::time::Duration::from_secs(900));
+    b.expect_outcome(&Outcome::Success);
+    let got = token_line(&b.serial).unwrap_or_else(|| panic!("no tokens:\n{}", b.serial));
+    assert_eq!(got, want, "the unikernel generated different tokens");
+    assert!(b.serial.contains("; 2 thread(s)"), "{}", b.serial);
+}
