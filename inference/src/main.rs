@@ -45,11 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let missing = cpu::missing();
-    if !missing.is_empty() {
-        eprintln!("llmos-runtime: {}", cpu::explain(&missing));
-        return ExitCode::from(3);
-    }
+    // The CPU was checked before main (see `cpu`).
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -165,3 +165,26 @@ fn unikernel_and_hosted_mode_generate_the_same_tokens() {
     assert_eq!(got, want, "the unikernel generated different tokens");
     assert!(b.serial.contains("; 2 thread(s)"), "{}", b.serial);
 }
+
+#[test]
+fn on_a_cpu_without_avx2_the_runtime_says_what_is_missing_instead_of_crashing() {
+    // QEMU's `qemu64` CPU has no AVX; the runtime is built for x86-64-v3.
+    use llmos_qemu::{Config, Outcome};
+    let mut cfg = Config::new(llmos_tests::image("prog/runtime-tiny-bios.img"));
+    cfg.cpu = Some("qemu64".into());
+    cfg.memory_mib = 512;
+    let b = llmos_tests::boot_with("runtime-qemu64", &cfg, std::time::Duration::from_secs(120));
+    b.expect_outcome(&Outcome::KernelFailure);
+    assert!(
+        b.serial.contains("llmos-runtime: this CPU lacks ")
+            && b.serial.contains("avx2")
+            && b.serial.contains("--cpu native"),
+        "{}",
+        b.serial
+    );
+    assert!(
+        b.serial.contains("kernel: init exited with status 3"),
+        "{}",
+        b.serial
+    );
+}
