@@ -5,13 +5,16 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Instant;
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 
+use crate::stop::StopFilter;
 use crate::utf8::Utf8Stream;
 
 /// What the runtime says about a loaded model.
@@ -82,6 +85,111 @@ pub struct Engine {
     pub info: ModelInfo,
 }
 
+/// Sampling settings; ranges are checked by [`Sampling::validate`] before
+/// anything reaches llama.cpp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// 0 means greedy (the most likely token every time).
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0: all).
+    pub top_k: i32,
+    /// Nucleus sampling (1: off).
+    pub top_p: f32,
+    /// Drop tokens below this fraction of the best one (0: off).
+    pub min_p: f32,
+    /// Repetition penalty (1: off).
+    pub repeat_penalty: f32,
+    /// OpenAI-style frequency penalty (0: off).
+    pub frequency_penalty: f32,
+    /// OpenAI-style presence penalty (0: off).
+    pub presence_penalty: f32,
+    /// Tokens the penalties look back over.
+    pub penalty_last_n: i32,
+    /// Seed of the random choice (with temperature > 0).
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            penalty_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl Sampling {
+    /// Checks every value's range; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_owned()) };
+        check(
+            self.temperature.is_finite() && (0.0..=5.0).contains(&self.temperature),
+            "temperature must be between 0 and 5",
+        )?;
+        check(self.top_k >= 0, "top_k must be 0 (off) or more")?;
+        check(
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "top_p must be above 0 and at most 1",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.min_p),
+            "min_p must be between 0 and 1",
+        )?;
+        check(
+            self.repeat_penalty > 0.0 && self.repeat_penalty <= 10.0,
+            "repeat_penalty must be above 0 and at most 10",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.frequency_penalty),
+            "frequency_penalty must be between -2 and 2",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.presence_penalty),
+            "presence_penalty must be between -2 and 2",
+        )?;
+        check(
+            (-1..=1 << 20).contains(&self.penalty_last_n),
+            "penalty_last_n must be between -1 (the whole context) and 1048576",
+        )
+    }
+
+    /// The llama.cpp sampler chain for these settings.
+    fn sampler(&self, n_vocab: i32) -> LlamaSampler {
+        let mut chain = Vec::new();
+        let penalties = self.repeat_penalty != 1.0
+            || self.frequency_penalty != 0.0
+            || self.presence_penalty != 0.0;
+        if penalties {
+            chain.push(LlamaSampler::penalties(
+                n_vocab,
+                self.penalty_last_n,
+                self.repeat_penalty,
+                self.frequency_penalty,
+                self.presence_penalty,
+            ));
+        }
+        if self.temperature == 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if self.top_k > 0 {
+                chain.push(LlamaSampler::top_k(self.top_k));
+            }
+            chain.push(LlamaSampler::top_p(self.top_p, 1));
+            chain.push(LlamaSampler::min_p(self.min_p, 1));
+            chain.push(LlamaSampler::temp(self.temperature));
+            chain.push(LlamaSampler::dist(self.seed));
+        }
+        LlamaSampler::chain_simple(chain)
+    }
+}
+
 /// Generation settings.
 #[derive(Debug, Clone)]
 pub struct Generate {
@@ -91,6 +199,30 @@ pub struct Generate {
     pub context: u32,
     /// Threads for generation and prompt processing.
     pub threads: i32,
+    /// How the next token is chosen.
+    pub sampling: Sampling,
+    /// Generation ends before the first of these (not included).
+    pub stops: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Finish {
+    /// The model ended its turn, or a stop string came.
+    #[default]
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+}
+
+impl Finish {
+    /// OpenAI's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+        }
+    }
 }
 
 /// Timing of one generation.
@@ -98,6 +230,8 @@ pub struct Generate {
 pub struct Stats {
     /// Prompt tokens.
     pub prompt_tokens: usize,
+    /// Of which taken from the cache (not evaluated again).
+    pub reused_tokens: usize,
     /// Time to process the prompt (ms).
     pub prompt_ms: f64,
     /// Generated tokens.
@@ -106,6 +240,8 @@ pub struct Stats {
     pub generate_ms: f64,
     /// The generated token ids.
     pub tokens: Vec<i32>,
+    /// Why it ended.
+    pub finish: Finish,
 }
 
 impl Engine {
@@ -150,72 +286,238 @@ impl Engine {
         })
     }
 
-    /// Greedy generation from a raw `prompt`, streaming text to `out`.
+    /// A generation context of `context` tokens using `threads` threads;
+    /// it keeps its KV cache between calls (see [`Session`]).
+    pub fn session(&self, context: u32, threads: i32) -> Result<Session<'_>, String> {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(context))
+            .with_n_batch(context)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let ctx = self
+            .model
+            .new_context(&self.backend, params)
+            .map_err(|e| format!("llama.cpp could not make a context: {e}"))?;
+        Ok(Session {
+            engine: self,
+            ctx,
+            cached: Vec::new(),
+            context,
+        })
+    }
+
+    /// Generation from a raw `prompt` (no chat template), streaming text
+    /// to `out`.
     pub fn generate(
         &self,
         prompt: &str,
         g: &Generate,
         out: &mut dyn Write,
     ) -> Result<Stats, String> {
-        let vocab = self.model.vocab();
-        let tokens = vocab.tokenize(prompt.as_bytes(), true, false);
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, false);
+        self.session(g.context, g.threads)?.complete(tokens, g, out)
+    }
+
+    /// One assistant reply to `messages` (role, content), formatted with
+    /// the model's chat template or `template` (a llama.cpp template name
+    /// such as `chatml`, or a template text).
+    pub fn chat(
+        &self,
+        messages: &[(String, String)],
+        template: Option<&str>,
+        g: &Generate,
+        out: &mut dyn Write,
+    ) -> Result<Stats, String> {
+        self.session(g.context, g.threads)?
+            .chat(messages, template, g, out)
+    }
+
+    /// The prompt text for `messages`.
+    pub fn format_chat(
+        &self,
+        messages: &[(String, String)],
+        template: Option<&str>,
+    ) -> Result<String, String> {
+        let tmpl = match template {
+            Some(t) => LlamaChatTemplate::new(t).map_err(|e| format!("--chat-template: {e}"))?,
+            None => self.model.chat_template(None).map_err(|_| {
+                "the model has no chat template; give one with --chat-template \
+                 (a name such as chatml, llama3, gemma, or a template)"
+                    .to_owned()
+            })?,
+        };
+        let msgs = messages
+            .iter()
+            .map(|(role, content)| LlamaChatMessage::new(role.clone(), content.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("a message: {e}"))?;
+        self.model
+            .apply_chat_template(&tmpl, &msgs, true)
+            .map_err(|e| format!("applying the chat template: {e}"))
+    }
+
+    /// The tokens of a chat prompt.
+    fn chat_tokens(
+        &self,
+        messages: &[(String, String)],
+        template: Option<&str>,
+    ) -> Result<Vec<LlamaToken>, String> {
+        let prompt = self.format_chat(messages, template)?;
+        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
+    }
+}
+
+/// A context that keeps its KV cache between replies: a conversation's
+/// next turn only evaluates what follows the part of the prompt it has
+/// already seen (prompt caching).
+pub struct Session<'e> {
+    engine: &'e Engine,
+    ctx: LlamaContext<'e>,
+    /// The tokens whose keys and values are in the cache, in order.
+    cached: Vec<LlamaToken>,
+    context: u32,
+}
+
+impl Session<'_> {
+    /// Forgets the cache.
+    pub fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    /// The context size.
+    pub fn context(&self) -> u32 {
+        self.context
+    }
+
+    /// The prompt tokens `messages` need, for checking the fit.
+    pub fn chat_prompt_tokens(
+        &self,
+        messages: &[(String, String)],
+        template: Option<&str>,
+    ) -> Result<usize, String> {
+        Ok(self.engine.chat_tokens(messages, template)?.len())
+    }
+
+    /// One assistant reply to `messages`; see [`Engine::chat`].
+    pub fn chat(
+        &mut self,
+        messages: &[(String, String)],
+        template: Option<&str>,
+        g: &Generate,
+        out: &mut dyn Write,
+    ) -> Result<Stats, String> {
+        let tokens = self.engine.chat_tokens(messages, template)?;
+        self.complete(tokens, g, out)
+    }
+
+    /// Generates after `tokens`, reusing the cached prefix they share with
+    /// what this session evaluated before.
+    pub fn complete(
+        &mut self,
+        tokens: Vec<LlamaToken>,
+        g: &Generate,
+        out: &mut dyn Write,
+    ) -> Result<Stats, String> {
+        g.sampling.validate()?;
+        let vocab = self.engine.model.vocab();
         if tokens.is_empty() {
             return Err("the prompt is empty".into());
         }
         let needed = tokens.len() as u64 + u64::from(g.max_tokens);
-        if needed > u64::from(g.context) {
+        if needed > u64::from(self.context) {
             return Err(format!(
                 "the prompt ({} tokens) plus max_tokens ({}) needs {needed} tokens, \
                  more than the context size ({})",
                 tokens.len(),
                 g.max_tokens,
-                g.context
+                self.context
             ));
         }
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(g.context))
-            .with_n_batch(g.context)
-            .with_n_threads(g.threads)
-            .with_n_threads_batch(g.threads);
-        let mut ctx = self
-            .model
-            .new_context(&self.backend, params)
-            .map_err(|e| format!("llama.cpp could not make a context: {e}"))?;
-        let mut batch = LlamaBatch::new(g.context as usize, 1);
+        // Reuse the common prefix; at least the last prompt token is
+        // evaluated again, for its logits.
+        let mut prefix = self
+            .cached
+            .iter()
+            .zip(&tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(tokens.len() - 1);
+        if prefix < self.cached.len() {
+            let ok = self
+                .ctx
+                .clear_kv_cache_seq(Some(0), Some(prefix as u32), None)
+                .unwrap_or(false);
+            if !ok {
+                self.ctx.clear_kv_cache();
+                prefix = 0;
+            }
+            self.cached.truncate(prefix);
+        }
+        let mut batch = LlamaBatch::new(self.context as usize, 1);
         let last = tokens.len() - 1;
-        for (i, t) in tokens.iter().enumerate() {
+        for (i, t) in tokens.iter().enumerate().skip(prefix) {
             batch
                 .add(*t, i as i32, &[0], i == last)
                 .map_err(|e| e.to_string())?;
         }
         let start = Instant::now();
-        ctx.decode(&mut batch).map_err(|e| format!("decode: {e}"))?;
+        if let Err(e) = self.ctx.decode(&mut batch) {
+            self.reset();
+            return Err(format!("decode: {e}"));
+        }
+        self.cached.extend_from_slice(&tokens[prefix..]);
         let mut stats = Stats {
             prompt_tokens: tokens.len(),
+            reused_tokens: prefix,
             prompt_ms: start.elapsed().as_secs_f64() * 1e3,
+            finish: Finish::Length,
             ..Stats::default()
         };
-        let mut sampler = LlamaSampler::greedy();
+        let mut sampler = g.sampling.sampler(self.engine.model.n_vocab());
         let mut text = Utf8Stream::default();
+        let mut stop = StopFilter::new(&g.stops);
+        let emit = |out: &mut dyn Write, s: &str| -> Result<(), String> {
+            out.write_all(s.as_bytes()).map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())
+        };
         let first = tokens.len() as i32;
         let start = Instant::now();
+        let mut hit_stop = false;
         for pos in first..first + g.max_tokens as i32 {
-            let t = sampler.sample(&ctx, batch.n_tokens() - 1);
-            sampler.accept(t);
+            let t = sampler.sample(&self.ctx, batch.n_tokens() - 1);
             if vocab.is_eog(t) {
+                stats.finish = Finish::Stop;
                 break;
             }
             stats.tokens.push(t.0);
             let piece = vocab.token_to_piece(t, false, None);
-            let s = text.push(&piece);
-            out.write_all(s.as_bytes()).map_err(|e| e.to_string())?;
-            out.flush().map_err(|e| e.to_string())?;
+            let (shown, stopped) = stop.push(&text.push(&piece));
+            emit(out, &shown)?;
+            if stopped {
+                stats.finish = Finish::Stop;
+                hit_stop = true;
+                break;
+            }
             batch.clear();
             batch.add(t, pos, &[0], true).map_err(|e| e.to_string())?;
-            ctx.decode(&mut batch).map_err(|e| format!("decode: {e}"))?;
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                self.reset();
+                return Err(format!("decode: {e}"));
+            }
+            self.cached.push(t);
         }
-        out.write_all(text.finish().as_bytes())
-            .map_err(|e| e.to_string())?;
+        if !hit_stop {
+            // Whatever was held back: an incomplete character, text that
+            // might have begun a stop string.
+            let (rest, stopped) = stop.push(&text.finish());
+            emit(out, &rest)?;
+            if stopped {
+                stats.finish = Finish::Stop;
+            } else {
+                emit(out, &stop.finish())?;
+            }
+        }
         stats.generated = stats.tokens.len();
         stats.generate_ms = start.elapsed().as_secs_f64() * 1e3;
         Ok(stats)
@@ -225,6 +527,44 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_ranges_are_checked_before_llama_cpp() {
+        Sampling::default().validate().unwrap();
+        let bad = [
+            Sampling {
+                temperature: -1.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                temperature: f32::NAN,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: 0.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                min_p: 1.5,
+                ..Sampling::default()
+            },
+            Sampling {
+                repeat_penalty: 0.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                presence_penalty: 3.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_k: -2,
+                ..Sampling::default()
+            },
+        ];
+        for b in bad {
+            assert!(b.validate().is_err(), "{b:?}");
+        }
+    }
 
     #[test]
     fn file_types_have_names() {

@@ -4,16 +4,21 @@
 //! host ("hosted mode").
 //!
 //! What exists so far: loading a model with a clear error for a missing,
-//! truncated or foreign file ([`gguf`], [`engine`]), greedy generation with
-//! text streamed as it is produced and characters kept whole across tokens
-//! ([`utf8`]), the thread count from `sched_getaffinity`, and the start-up
-//! check that the CPU has the features the build assumes ([`cpu`]). The
-//! chat console, the HTTP API, sampling options and the default image
-//! integration are still to come (issue 7 lists them).
+//! truncated or foreign file ([`gguf`], [`engine`]); raw completion and
+//! single-turn chat through the model's chat template; a sampling chain
+//! (greedy, or temperature with top-k/top-p/min-p and a seed; repetition,
+//! frequency and presence penalties) with ranges checked in Rust; stop
+//! strings ([`stop`]); text streamed as it is produced with characters
+//! kept whole across tokens ([`utf8`]); the thread count from
+//! `sched_getaffinity`; and the start-up check that the CPU has the
+//! features the build assumes ([`cpu`]). The chat console, the HTTP API and
+//! the default image integration are still to come (issue 7 lists them).
 
+pub mod console;
 pub mod cpu;
 pub mod engine;
 pub mod gguf;
+pub mod stop;
 pub mod utf8;
 
 /// Threads to use: the CPUs this process may run on (`sched_getaffinity`,

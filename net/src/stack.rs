@@ -435,6 +435,41 @@ mod tests {
     use alloc::string::ToString;
     use smoltcp::socket::tcp;
 
+    #[test]
+    fn syn_port_reads_new_connections_and_survives_any_bytes() {
+        // Ethernet + IPv4 (IHL 5) + TCP SYN to port 8080.
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[36..38].copy_from_slice(&8080u16.to_be_bytes());
+        f[47] = 0x02;
+        assert_eq!(syn_port(&f), Some(8080));
+        f[47] = 0x12; // SYN-ACK: not a new connection
+        assert_eq!(syn_port(&f), None);
+        // Short, odd-IHL and random frames never panic.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..120 {
+            for _ in 0..200 {
+                let g: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let mut h = g.clone();
+                if h.len() >= 24 {
+                    h[12..14].copy_from_slice(&[0x08, 0x00]);
+                    h[23] = 6;
+                }
+                let _ = syn_port(&g);
+                let _ = syn_port(&h);
+            }
+        }
+    }
+
     use crate::wire::pair;
 
     fn settings(last: u8) -> Ipv4Settings {

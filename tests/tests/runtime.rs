@@ -188,3 +188,153 @@ fn on_a_cpu_without_avx2_the_runtime_says_what_is_missing_instead_of_crashing() 
         b.serial
     );
 }
+
+/// `chat` with the default model; returns (stdout, stderr, status code).
+fn chat(extra: &[&str], message: &str) -> (String, String, Option<i32>) {
+    let m = default_model();
+    let mut args = vec!["chat", "--model", m.to_str().unwrap(), "--print-tokens"];
+    args.extend_from_slice(extra);
+    args.push(message);
+    let out = runtime(&args);
+    (text(&out.stdout), text(&out.stderr), out.status.code())
+}
+
+#[test]
+fn chat_uses_the_models_template_and_stops_at_its_end_of_turn() {
+    let (out, err, code) = chat(&["--max-tokens", "64"], "What is the capital of France?");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Paris"), "{out}");
+    assert!(out.contains("\nfinish: stop"), "{out}");
+    // The same with an explicit template name gives a reply too.
+    let (out, err, code) = chat(
+        &["--max-tokens", "16", "--chat-template", "chatml"],
+        "Say hi.",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\ntokens: "), "{out}");
+}
+
+#[test]
+fn a_stop_string_ends_the_reply_before_it() {
+    let (out, err, code) = chat(
+        &["--max-tokens", "64", "--stop", "Paris"],
+        "What is the capital of France?",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let reply = out.split("\ntokens: ").next().unwrap();
+    assert!(!reply.contains("Paris"), "{out}");
+    assert!(reply.contains("France"), "{out}");
+    assert!(out.contains("\nfinish: stop"), "{out}");
+}
+
+#[test]
+fn max_tokens_ends_with_length_and_seeded_sampling_repeats() {
+    let args = [
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "1234",
+        "--top-k",
+        "50",
+    ];
+    let (a, err, code) = chat(&args, "Write a long story about a dragon.");
+    assert_eq!(code, Some(0), "{a}{err}");
+    assert!(a.contains("\nfinish: length"), "{a}");
+    let (b, _, _) = chat(&args, "Write a long story about a dragon.");
+    assert_eq!(a, b, "the same seed gave different text");
+}
+
+#[test]
+fn out_of_range_sampling_values_are_rejected_with_the_field_name() {
+    for (flag, value, expected) in [
+        ("--temperature", "-1", "temperature must be between 0 and 5"),
+        ("--top-p", "0", "top_p must be above 0"),
+        (
+            "--presence-penalty",
+            "9",
+            "presence_penalty must be between -2 and 2",
+        ),
+    ] {
+        let (out, err, code) = chat(&[flag, value], "hi");
+        assert_eq!(code, Some(1), "{flag} {value}: {out}{err}");
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn the_console_keeps_a_conversation_reuses_the_cache_and_takes_commands() {
+    use std::io::Write;
+    let m = default_model();
+    let mut child = Command::new(runtime_bin())
+        .args([
+            "console",
+            "--model",
+            m.to_str().unwrap(),
+            "--max-tokens",
+            "48",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running llmos-runtime console");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"What is the capital of France?\nAnd of Germany?\n/stats\n/params temperature=9\n/reset\n/stats\n/bogus\n/quit\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let ready = stdout.find("llmos: ready").expect("ready line");
+    let paris = stdout.find("Paris").expect("first answer");
+    let berlin = stdout.find("Berlin").expect("second answer uses the first");
+    assert!(ready < paris && paris < berlin, "{stdout}");
+    // The second turn took the first from the KV cache.
+    let stats = regex::Regex::new(r"prompt: (\d+) tokens \((\d+) from the cache, (\d+) evaluated")
+        .unwrap()
+        .captures(&stdout)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (total, cached): (usize, usize) = (stats[1].parse().unwrap(), stats[2].parse().unwrap());
+    assert!(cached > 10 && cached < total, "{stdout}");
+    assert!(
+        stdout.contains("params: temperature must be between 0 and 5"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(conversation cleared)"), "{stdout}");
+    assert!(stdout.contains("(no reply yet)"), "{stdout}");
+    assert!(stdout.contains("unknown command /bogus"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("bye"), "{stdout}");
+}
+
+#[test]
+fn the_console_works_over_the_serial_line_in_the_unikernel() {
+    use llmos_qemu::{Config, Outcome};
+    let mut cfg = Config::new(llmos_tests::image("prog/runtime-console-bios.img"));
+    cfg.smp = 2;
+    cfg.memory_mib = 1024;
+    let b = llmos_tests::boot_with_input(
+        "runtime-console",
+        &cfg,
+        std::time::Duration::from_secs(600),
+        Some((
+            "llmos: ready".to_owned(),
+            b"hello there\n/stats\n/quit\n".to_vec(),
+        )),
+    );
+    b.expect_outcome(&Outcome::Success);
+    let out = b.program_output();
+    assert!(out.contains("llmos: ready"), "{out}");
+    assert!(
+        regex::Regex::new(r"prompt: \d+ tokens \(0 from the cache, \d+ evaluated in [0-9.]+ ms")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+    assert!(out.contains("bye"), "{out}");
+}

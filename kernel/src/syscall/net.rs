@@ -457,7 +457,7 @@ const MAX_MMSG: u64 = 1024;
 pub fn sendmmsg(fd: u64, vec: u64, vlen: u64, flags: u64) -> SysResult {
     let mut sent = 0;
     for i in 0..vlen.min(MAX_MMSG) {
-        let m = vec + i * MMSGHDR;
+        let m = vec.checked_add(i * MMSGHDR).ok_or(Errno::EFAULT)?;
         match sendmsg(fd, m, flags) {
             Ok(n) => {
                 UserSlice::new(m + 56, 4)?.write(&(n as u32).to_le_bytes())?;
@@ -475,7 +475,7 @@ pub fn sendmmsg(fd: u64, vec: u64, vlen: u64, flags: u64) -> SysResult {
 pub fn recvmmsg(fd: u64, vec: u64, vlen: u64, flags: u64) -> SysResult {
     let mut got = 0;
     for i in 0..vlen.min(MAX_MMSG) {
-        let m = vec + i * MMSGHDR;
+        let m = vec.checked_add(i * MMSGHDR).ok_or(Errno::EFAULT)?;
         let f = if got == 0 {
             flags
         } else {

@@ -1,0 +1,387 @@
+//! The chat console: a conversation on stdin/stdout (the serial line in
+//! the unikernel, the terminal in hosted mode), with commands.
+//!
+//! Each turn reuses the KV cache of the previous ones ([`Session`]), so
+//! only the new message is evaluated. When the conversation no longer fits
+//! the context, the oldest exchanges are dropped and the console says so.
+
+use std::io::{BufRead, Write};
+
+use crate::engine::{Engine, Generate, Session, Stats};
+
+/// What a line of input asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A message to the model.
+    Message(String),
+    /// `/help`.
+    Help,
+    /// `/reset`: forget the conversation.
+    Reset,
+    /// `/system [TEXT]`: show or set the system prompt.
+    System(Option<String>),
+    /// `/params [KEY=VALUE…]`: show or set sampling.
+    Params(Vec<(String, String)>),
+    /// `/stats`: speed of the last reply.
+    Stats,
+    /// `/model`: what is loaded.
+    Model,
+    /// `/quit`.
+    Quit,
+    /// An unknown command.
+    Unknown(String),
+    /// Nothing.
+    Empty,
+}
+
+/// Parses one (possibly multi-line) input.
+pub fn parse(line: &str) -> Input {
+    let t = line.trim();
+    if t.is_empty() {
+        return Input::Empty;
+    }
+    let Some(cmd) = t.strip_prefix('/') else {
+        return Input::Message(t.to_owned());
+    };
+    let (name, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+    let rest = rest.trim();
+    match name {
+        "help" | "?" => Input::Help,
+        "reset" => Input::Reset,
+        "system" if rest.is_empty() => Input::System(None),
+        "system" => Input::System(Some(rest.to_owned())),
+        "params" => Input::Params(
+            rest.split_whitespace()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), v.to_owned()),
+                    None => (kv.to_owned(), String::new()),
+                })
+                .collect(),
+        ),
+        "stats" => Input::Stats,
+        "model" => Input::Model,
+        "quit" | "exit" => Input::Quit,
+        _ => Input::Unknown(name.to_owned()),
+    }
+}
+
+const HELP: &str = "\\
+Type a message and press Enter; end a line with \\\\ to continue on the next.
+  /reset           forget the conversation
+  /system [TEXT]   show or set the system prompt
+  /params [K=V…]   show or set sampling: temperature top_k top_p min_p
+                   repeat_penalty frequency_penalty presence_penalty seed max_tokens
+  /stats           speed of the last reply
+  /model           the loaded model
+  /quit            leave (in llmos: power off)
+";
+
+/// Applies `key=value` to `g`; the new settings are checked as a whole.
+pub fn set_param(g: &mut Generate, key: &str, value: &str) -> Result<(), String> {
+    let mut next = g.clone();
+    let f = || {
+        value
+            .parse::<f32>()
+            .map_err(|_| format!("{key}: {value:?} is not a number"))
+    };
+    let i = || {
+        value
+            .parse::<i64>()
+            .map_err(|_| format!("{key}: {value:?} is not a whole number"))
+    };
+    match key {
+        "temperature" => next.sampling.temperature = f()?,
+        "top_k" => next.sampling.top_k = i32::try_from(i()?).map_err(|e| e.to_string())?,
+        "top_p" => next.sampling.top_p = f()?,
+        "min_p" => next.sampling.min_p = f()?,
+        "repeat_penalty" => next.sampling.repeat_penalty = f()?,
+        "frequency_penalty" => next.sampling.frequency_penalty = f()?,
+        "presence_penalty" => next.sampling.presence_penalty = f()?,
+        "seed" => next.sampling.seed = u32::try_from(i()?).map_err(|e| format!("seed: {e}"))?,
+        "max_tokens" => {
+            next.max_tokens = u32::try_from(i()?)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or("max_tokens must be at least 1")?
+        }
+        _ => return Err(format!("unknown parameter {key:?} (see /help)")),
+    }
+    next.sampling.validate()?;
+    *g = next;
+    Ok(())
+}
+
+fn show_params(g: &Generate) -> String {
+    let s = &g.sampling;
+    format!(
+        "temperature={} top_k={} top_p={} min_p={} repeat_penalty={} frequency_penalty={} presence_penalty={} seed={} max_tokens={}",
+        s.temperature,
+        s.top_k,
+        s.top_p,
+        s.min_p,
+        s.repeat_penalty,
+        s.frequency_penalty,
+        s.presence_penalty,
+        s.seed,
+        g.max_tokens
+    )
+}
+
+/// One line about a reply's speed.
+pub fn describe(st: &Stats) -> String {
+    let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
+    let evaluated = st.prompt_tokens - st.reused_tokens;
+    format!(
+        "prompt: {} tokens ({} from the cache, {} evaluated in {:.1} ms, {:.1} tok/s); reply: {} tokens in {:.1} ms ({:.1} tok/s); finish: {}",
+        st.prompt_tokens,
+        st.reused_tokens,
+        evaluated,
+        st.prompt_ms,
+        rate(evaluated, st.prompt_ms),
+        st.generated,
+        st.generate_ms,
+        rate(st.generated, st.generate_ms),
+        st.finish.as_str()
+    )
+}
+
+/// Writes to `out` and keeps a copy.
+struct Tee<'a> {
+    out: &'a mut dyn Write,
+    copy: Vec<u8>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.copy.extend_from_slice(b);
+        self.out.write_all(b)?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads one input; a line ending in `\\` continues. `None` at the end.
+fn read_input(input: &mut dyn BufRead, out: &mut dyn Write) -> Option<String> {
+    let mut text = String::new();
+    let mut prompt = "> ";
+    loop {
+        let _ = write!(out, "{prompt}");
+        let _ = out.flush();
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) if text.is_empty() => return None,
+            Ok(0) | Err(_) => return Some(text),
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        match line.strip_suffix('\\') {
+            Some(part) => {
+                text.push_str(part);
+                text.push('\n');
+                prompt = "… ";
+            }
+            None => {
+                text.push_str(line);
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// The console until `/quit` or the end of input.
+pub fn run(
+    engine: &Engine,
+    mut g: Generate,
+    template: Option<String>,
+    mut system: Option<String>,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let mut session: Session<'_> = engine.session(g.context, g.threads)?;
+    // Check the template once, before the first message.
+    engine.format_chat(&[("user".into(), "hi".into())], template.as_deref())?;
+    let w = |out: &mut dyn Write, s: &str| {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    };
+    w(out, &format!("model: {}", engine.info));
+    w(
+        out,
+        &format!(
+            "context: {} tokens; {} thread(s); /help lists the commands",
+            session.context(),
+            g.threads
+        ),
+    );
+    w(out, "llmos: ready");
+    let mut history: Vec<(String, String)> = Vec::new();
+    let mut last: Option<Stats> = None;
+    while let Some(text) = read_input(input, out) {
+        match parse(&text) {
+            Input::Empty => {}
+            Input::Help => {
+                let _ = write!(out, "{HELP}");
+            }
+            Input::Quit => break,
+            Input::Reset => {
+                history.clear();
+                session.reset();
+                last = None;
+                w(out, "(conversation cleared)");
+            }
+            Input::System(None) => match &system {
+                Some(s) => w(out, &format!("system prompt: {s}")),
+                None => w(out, "(no system prompt)"),
+            },
+            Input::System(Some(s)) => {
+                system = Some(s);
+                w(out, "(system prompt set)");
+            }
+            Input::Params(kv) if kv.is_empty() => w(out, &show_params(&g)),
+            Input::Params(kv) => {
+                for (k, v) in kv {
+                    if let Err(e) = set_param(&mut g, &k, &v) {
+                        w(out, &format!("params: {e}"));
+                    }
+                }
+                w(out, &show_params(&g));
+            }
+            Input::Stats => match &last {
+                Some(st) => w(out, &describe(st)),
+                None => w(out, "(no reply yet)"),
+            },
+            Input::Model => w(out, &format!("model: {}", engine.info)),
+            Input::Unknown(c) => w(out, &format!("unknown command /{c}; /help lists them")),
+            Input::Message(m) => {
+                history.push(("user".into(), m));
+                let messages = |h: &[(String, String)]| {
+                    let mut v: Vec<(String, String)> = Vec::new();
+                    if let Some(s) = &system {
+                        v.push(("system".into(), s.clone()));
+                    }
+                    v.extend_from_slice(h);
+                    v
+                };
+                // Make room: drop the oldest exchanges, visibly.
+                let mut dropped = 0;
+                let fits = loop {
+                    let n = session.chat_prompt_tokens(&messages(&history), template.as_deref())?;
+                    if n as u64 + u64::from(g.max_tokens) <= u64::from(session.context()) {
+                        break true;
+                    }
+                    if history.len() < 3 {
+                        break false;
+                    }
+                    history.drain(..2);
+                    dropped += 1;
+                };
+                if dropped > 0 {
+                    w(
+                        out,
+                        &format!(
+                            "(dropped the {dropped} oldest exchange(s) to fit the context of {} tokens)",
+                            session.context()
+                        ),
+                    );
+                }
+                if !fits {
+                    history.pop();
+                    w(
+                        out,
+                        &format!(
+                            "error: this message plus max_tokens ({}) does not fit the context of {} tokens; shorten it or lower max_tokens with /params",
+                            g.max_tokens,
+                            session.context()
+                        ),
+                    );
+                    continue;
+                }
+                let mut tee = Tee {
+                    out: &mut *out,
+                    copy: Vec::new(),
+                };
+                let r = session.chat(&messages(&history), template.as_deref(), &g, &mut tee);
+                let reply = String::from_utf8_lossy(&tee.copy).into_owned();
+                w(out, "");
+                match r {
+                    Ok(st) => {
+                        history.push(("assistant".into(), reply));
+                        last = Some(st);
+                    }
+                    Err(e) => {
+                        history.pop();
+                        w(out, &format!("error: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    w(out, "bye");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Sampling;
+
+    #[test]
+    fn inputs_parse() {
+        assert_eq!(
+            parse("  hello there "),
+            Input::Message("hello there".into())
+        );
+        assert_eq!(parse(""), Input::Empty);
+        assert_eq!(parse("/reset"), Input::Reset);
+        assert_eq!(parse("/system"), Input::System(None));
+        assert_eq!(
+            parse("/system be brief"),
+            Input::System(Some("be brief".into()))
+        );
+        assert_eq!(
+            parse("/params temperature=0.5 seed=3"),
+            Input::Params(vec![
+                ("temperature".into(), "0.5".into()),
+                ("seed".into(), "3".into())
+            ])
+        );
+        assert_eq!(parse("/stats"), Input::Stats);
+        assert_eq!(parse("/quit"), Input::Quit);
+        assert_eq!(parse("/frobnicate x"), Input::Unknown("frobnicate".into()));
+    }
+
+    #[test]
+    fn params_are_checked_and_bad_ones_change_nothing() {
+        let mut g = Generate {
+            max_tokens: 10,
+            context: 100,
+            threads: 1,
+            sampling: Sampling::default(),
+            stops: Vec::new(),
+        };
+        set_param(&mut g, "temperature", "0.7").unwrap();
+        set_param(&mut g, "max_tokens", "20").unwrap();
+        assert_eq!((g.sampling.temperature, g.max_tokens), (0.7, 20));
+        let before = g.clone();
+        assert!(set_param(&mut g, "temperature", "9").is_err());
+        assert!(set_param(&mut g, "top_k", "x").is_err());
+        assert!(set_param(&mut g, "max_tokens", "0").is_err());
+        assert!(set_param(&mut g, "colour", "1").is_err());
+        assert_eq!(g.sampling, before.sampling);
+        assert_eq!(g.max_tokens, before.max_tokens);
+    }
+
+    #[test]
+    fn multi_line_input_continues_after_a_backslash() {
+        let mut input: &[u8] = b"first \\\nsecond\nthird\n";
+        let mut out = Vec::new();
+        assert_eq!(
+            read_input(&mut input, &mut out).as_deref(),
+            Some("first \nsecond")
+        );
+        assert_eq!(read_input(&mut input, &mut out).as_deref(), Some("third"));
+        assert_eq!(read_input(&mut input, &mut out), None);
+    }
+}
