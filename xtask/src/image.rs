@@ -26,9 +26,14 @@ pub struct ContentArgs {
     /// A GGUF model to put in the image instead of the default one.
     #[arg(long, value_name = "GGUF", conflicts_with = "no_model")]
     pub model: Option<PathBuf>,
-    /// Build the image without a model.
+    /// Build the image without a model (and, without --init, without the
+    /// runtime: the kernel boots and powers off).
     #[arg(long)]
     pub no_model: bool,
+    /// CPU baseline for the runtime (a rustc target-cpu: native, x86-64-v2,
+    /// …; default x86-64-v3).
+    #[arg(long, value_name = "CPU")]
+    pub cpu: Option<String>,
     /// Log every syscall of the init program (strace-like) on the console.
     #[arg(long)]
     pub strace: bool,
@@ -59,11 +64,59 @@ impl ContentArgs {
         if let Some(m) = &self.model {
             model_entry(m)?;
         }
-        // Without --model no model is packed until the runtime (and its
-        // default model) lands; --no-model says so explicitly.
-        Ok(())
+        crate::runtime::check_cpu(self.cpu())
     }
 
+    /// The runtime's CPU baseline.
+    pub fn cpu(&self) -> &str {
+        self.cpu.as_deref().unwrap_or(crate::runtime::DEFAULT_CPU)
+    }
+
+    /// The first process and the initrd's extra files: `--init` if given;
+    /// else the runtime's chat console on the model (`--model`, or the
+    /// default model, fetched once); with `--no-model` and no `--init`,
+    /// none.
+    pub fn resolve(&self) -> Result<(Option<InitProgram>, Vec<Extra>)> {
+        let mut extra = self.extra_files()?;
+        let init = match &self.init {
+            Some(source) => Some(InitProgram {
+                source: source.clone(),
+                args: self.init_args.clone(),
+            }),
+            None if self.no_model => None,
+            None => {
+                let dest = match &self.model {
+                    Some(m) => model_entry(m)?.1,
+                    None => {
+                        let entry = model_entry(&crate::model::default_model()?)?;
+                        let dest = entry.1.clone();
+                        extra.push(entry);
+                        dest
+                    }
+                };
+                Some(InitProgram {
+                    source: crate::runtime::build(self.cpu())?,
+                    args: runtime_args(&dest),
+                })
+            }
+        };
+        Ok((init, extra))
+    }
+}
+
+/// An extra initrd file: (source on the host, destination).
+pub type Extra = (PathBuf, String);
+
+/// The runtime's arguments as the default first process, with the model
+/// at `model` inside the image.
+pub fn runtime_args(model: &str) -> Vec<String> {
+    ["console", "--model", model]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+impl ContentArgs {
     /// The static network configuration from --ip/--gateway/--dns.
     pub fn static_net(&self) -> Result<Option<bootparams::StaticNet>> {
         let Some(ip) = &self.ip else {
@@ -278,11 +331,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
         net: content.static_net()?,
         ..BootParams::default()
     };
-    let init = content.init.as_ref().map(|source| InitProgram {
-        source: source.clone(),
-        args: content.init_args.clone(),
-    });
-    let extra = content.extra_files()?;
+    let (init, extra) = content.resolve()?;
     write_initrd_with(&params, init.as_ref(), &extra, &initrd)?;
     write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
 }
@@ -497,6 +546,22 @@ mod tests {
             ..Default::default()
         };
         assert!(c.check_supported().is_ok());
+        let c = ContentArgs {
+            cpu: Some("v3; rm".into()),
+            ..Default::default()
+        };
+        assert!(c.check_supported().is_err());
+        // With --no-model and no --init the image has no first process.
+        let c = ContentArgs {
+            no_model: true,
+            ..Default::default()
+        };
+        let (init, extra) = c.resolve().unwrap();
+        assert!(init.is_none() && extra.is_empty());
+        assert_eq!(
+            runtime_args("/models/m.gguf"),
+            ["console", "--model", "/models/m.gguf"]
+        );
     }
 }
 

@@ -93,7 +93,12 @@ pub fn test(args: &TestArgs) -> Result<()> {
         return finish(totals);
     }
     deps::ensure(&[Need::Qemu, Need::Ovmf], "QEMU tests")?;
-    image::build_images(&image::ContentArgs::default())?;
+    // The contract images without the runtime: the boot tests check the
+    // kernel alone (the runtime has its own images, see the cases).
+    image::build_images(&image::ContentArgs {
+        no_model: true,
+        ..image::ContentArgs::default()
+    })?;
     image::build_test_images()?;
     let runtime = crate::runtime::build(crate::runtime::DEFAULT_CPU)?;
     let model = crate::model::default_model()?;
