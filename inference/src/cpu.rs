@@ -33,41 +33,29 @@ pub const FEATURES: [&str; 17] = [
     "avx512vnni",
 ];
 
-macro_rules! by_index {
-    ($i:expr, $m:ident) => {
-        match $i {
-            0 => $m!("sse3"),
-            1 => $m!("ssse3"),
-            2 => $m!("sse4.1"),
-            3 => $m!("sse4.2"),
-            4 => $m!("popcnt"),
-            5 => $m!("avx"),
-            6 => $m!("avx2"),
-            7 => $m!("fma"),
-            8 => $m!("f16c"),
-            9 => $m!("bmi1"),
-            10 => $m!("bmi2"),
-            11 => $m!("lzcnt"),
-            12 => $m!("movbe"),
-            13 => $m!("avx512f"),
-            14 => $m!("avx512bw"),
-            15 => $m!("avx512vl"),
-            16 => $m!("avx512vnni"),
-            _ => false,
-        }
-    };
-}
-
-macro_rules! compiled_in {
-    ($f:tt) => {
-        cfg!(target_feature = $f)
-    };
-}
-
 /// Whether feature `i` of [`FEATURES`] is compiled in.
 #[inline(never)]
 fn built(i: usize) -> bool {
-    by_index!(i, compiled_in)
+    match i {
+        0 => cfg!(target_feature = "sse3"),
+        1 => cfg!(target_feature = "ssse3"),
+        2 => cfg!(target_feature = "sse4.1"),
+        3 => cfg!(target_feature = "sse4.2"),
+        4 => cfg!(target_feature = "popcnt"),
+        5 => cfg!(target_feature = "avx"),
+        6 => cfg!(target_feature = "avx2"),
+        7 => cfg!(target_feature = "fma"),
+        8 => cfg!(target_feature = "f16c"),
+        9 => cfg!(target_feature = "bmi1"),
+        10 => cfg!(target_feature = "bmi2"),
+        11 => cfg!(target_feature = "lzcnt"),
+        12 => cfg!(target_feature = "movbe"),
+        13 => cfg!(target_feature = "avx512f"),
+        14 => cfg!(target_feature = "avx512bw"),
+        15 => cfg!(target_feature = "avx512vl"),
+        16 => cfg!(target_feature = "avx512vnni"),
+        _ => false,
+    }
 }
 
 /// Whether the CPU has feature `i` of [`FEATURES`], from CPUID itself

@@ -379,11 +379,33 @@ impl VirtioNet {
             notify,
             notify_mul,
         };
+        Ok(Self::finish(
+            format!("virtio-net at {}", f.bdf),
+            transport,
+            HDR,
+            chosen,
+            (rx, tx),
+            msix,
+            STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+        ))
+    }
+
+    /// The driver for a device whose queues are set up: reads the MAC,
+    /// fills the receive queue, then sets `status` (DRIVER_OK last).
+    fn finish(
+        name: String,
+        transport: Transport,
+        hdr: usize,
+        chosen: u64,
+        (rx, tx): (Queue, Queue),
+        msix: bool,
+        status: u8,
+    ) -> Self {
         let mac = transport.mac(chosen & NET_F_MAC != 0);
         let mut nic = Self {
-            name: format!("virtio-net at {}", f.bdf),
+            name,
             transport,
-            hdr: HDR,
+            hdr,
             mac,
             has_status: chosen & NET_F_STATUS != 0,
             rx,
@@ -392,9 +414,8 @@ impl VirtioNet {
             msix,
         };
         nic.refill();
-        nic.transport
-            .set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
-        Ok(nic)
+        nic.transport.set_status(status);
+        nic
     }
 
     /// Brings up a legacy-only device through I/O BAR 0.
@@ -426,22 +447,15 @@ impl VirtioNet {
         let tx = Self::setup_legacy_queue(&io, 1, vector)?;
         let msix = vector.is_some() && rx.msix && tx.msix;
         let transport = Transport::Legacy(io);
-        let mac = transport.mac(chosen & NET_F_MAC != 0);
-        let mut nic = Self {
-            name: format!("virtio-net (legacy) at {}", f.bdf),
+        Ok(Self::finish(
+            format!("virtio-net (legacy) at {}", f.bdf),
             transport,
-            hdr: LEGACY_HDR,
-            mac,
-            has_status: chosen & NET_F_STATUS != 0,
-            rx,
-            tx,
-            failed: false,
+            LEGACY_HDR,
+            chosen,
+            (rx, tx),
             msix,
-        };
-        nic.refill();
-        nic.transport
-            .set_status(STATUS_ACK | STATUS_DRIVER | STATUS_DRIVER_OK);
-        Ok(nic)
+            STATUS_ACK | STATUS_DRIVER | STATUS_DRIVER_OK,
+        ))
     }
 
     /// A legacy queue: the device's fixed size, one contiguous block with

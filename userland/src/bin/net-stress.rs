@@ -164,11 +164,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .expect("usage: net-stress PORT");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = llmos_userland::tokio_runtime();
     rt.block_on(async move {
         let l = TcpListener::bind(("0.0.0.0", port)).await.expect("bind");
         let idle_l = TcpListener::bind(("0.0.0.0", port + 1)).await.expect("bind");

@@ -17,11 +17,7 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .expect("usage: tokio-http PORT REQUESTS");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = llmos_userland::tokio_runtime();
     rt.block_on(async move {
         let l = TcpListener::bind(("0.0.0.0", port)).await.expect("bind");
         println!("listening on {}", l.local_addr().unwrap());
