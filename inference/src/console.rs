@@ -190,15 +190,26 @@ fn read_input(input: &mut dyn BufRead, out: &mut dyn Write) -> Option<String> {
     }
 }
 
-/// The console until `/quit` or the end of input.
+/// How the console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `/quit`.
+    Quit,
+    /// The input ended.
+    Eof,
+}
+
+/// The console until `/quit` or the end of input. `banner` is printed
+/// before the `llmos: ready` line.
 pub fn run(
     engine: &Engine,
     mut g: Generate,
     template: Option<String>,
     mut system: Option<String>,
+    banner: &[String],
     input: &mut dyn BufRead,
     out: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     let mut session: Session<'_> = engine.session(g.context, g.threads)?;
     // Check the template once, before the first message.
     engine.format_chat(&[("user".into(), "hi".into())], template.as_deref())?;
@@ -206,16 +217,11 @@ pub fn run(
         let _ = writeln!(out, "{s}");
         let _ = out.flush();
     };
-    w(out, &format!("model: {}", engine.info));
-    w(
-        out,
-        &format!(
-            "context: {} tokens; {} thread(s); /help lists the commands",
-            session.context(),
-            g.threads
-        ),
-    );
+    for line in banner {
+        w(out, line);
+    }
     w(out, "llmos: ready");
+    let mut ended = Ended::Eof;
     let mut history: Vec<(String, String)> = Vec::new();
     let mut last: Option<Stats> = None;
     while let Some(text) = read_input(input, out) {
@@ -224,7 +230,10 @@ pub fn run(
             Input::Help => {
                 let _ = write!(out, "{HELP}");
             }
-            Input::Quit => break,
+            Input::Quit => {
+                ended = Ended::Quit;
+                break;
+            }
             Input::Reset => {
                 history.clear();
                 session.reset();
@@ -318,8 +327,28 @@ pub fn run(
             }
         }
     }
-    w(out, "bye");
-    Ok(())
+    if ended == Ended::Quit {
+        w(out, "bye");
+    }
+    Ok(ended)
+}
+
+/// The console when no model could be loaded: it says why and takes
+/// `/quit` (and `/help`, `/model`).
+pub fn degraded(why: &str, input: &mut dyn BufRead, out: &mut dyn Write) -> Ended {
+    loop {
+        let Some(text) = read_input(input, out) else {
+            return Ended::Eof;
+        };
+        let msg = match parse(&text) {
+            Input::Quit => return Ended::Quit,
+            Input::Empty => continue,
+            Input::Help => "only /model and /quit work without a model".to_owned(),
+            _ => format!("no model is loaded: {why}"),
+        };
+        let _ = writeln!(out, "{msg}");
+        let _ = out.flush();
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +389,8 @@ mod tests {
             threads: 1,
             sampling: Sampling::default(),
             stops: Vec::new(),
+            grammar: None,
+            ignore_eos: false,
         };
         set_param(&mut g, "temperature", "0.7").unwrap();
         set_param(&mut g, "max_tokens", "20").unwrap();

@@ -13,6 +13,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 
 use crate::stop::StopFilter;
 use crate::utf8::Utf8Stream;
@@ -107,6 +108,8 @@ pub struct Sampling {
     pub penalty_last_n: i32,
     /// Seed of the random choice (with temperature > 0).
     pub seed: u32,
+    /// Added to the logits of these tokens (OpenAI's `logit_bias`).
+    pub logit_bias: Vec<(i32, f32)>,
 }
 
 impl Default for Sampling {
@@ -121,6 +124,7 @@ impl Default for Sampling {
             presence_penalty: 0.0,
             penalty_last_n: 64,
             seed: 0,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -157,12 +161,51 @@ impl Sampling {
         check(
             (-1..=1 << 20).contains(&self.penalty_last_n),
             "penalty_last_n must be between -1 (the whole context) and 1048576",
+        )?;
+        check(
+            self.logit_bias
+                .iter()
+                .all(|(t, b)| *t >= 0 && (b.is_finite() && (-100.0..=100.0).contains(b))),
+            "logit_bias must map token ids to biases between -100 and 100",
         )
     }
 
-    /// The llama.cpp sampler chain for these settings.
-    fn sampler(&self, n_vocab: i32) -> LlamaSampler {
+    /// The llama.cpp sampler chain for these settings, constrained by
+    /// `grammar` (GBNF, root rule `root`) when given.
+    fn sampler(
+        &self,
+        model: &LlamaModel,
+        grammar: Option<&str>,
+        ignore_eos: bool,
+    ) -> Result<LlamaSampler, String> {
         let mut chain = Vec::new();
+        let n_vocab = model.n_vocab();
+        let mut biases = Vec::new();
+        for &(t, b) in &self.logit_bias {
+            if t >= n_vocab {
+                return Err(format!(
+                    "logit_bias: token {t} is not in the vocabulary (0..{n_vocab})"
+                ));
+            }
+            biases.push(LlamaLogitBias::new(LlamaToken(t), b));
+        }
+        if ignore_eos {
+            let vocab = model.vocab();
+            for t in 0..n_vocab {
+                if vocab.is_eog(LlamaToken(t)) {
+                    biases.push(LlamaLogitBias::new(LlamaToken(t), f32::NEG_INFINITY));
+                }
+            }
+        }
+        if !biases.is_empty() {
+            chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+        }
+        if let Some(g) = grammar {
+            chain.push(
+                LlamaSampler::grammar(model, g, "root")
+                    .map_err(|e| format!("the grammar was rejected: {e}"))?,
+            );
+        }
         let penalties = self.repeat_penalty != 1.0
             || self.frequency_penalty != 0.0
             || self.presence_penalty != 0.0;
@@ -186,7 +229,7 @@ impl Sampling {
             chain.push(LlamaSampler::temp(self.temperature));
             chain.push(LlamaSampler::dist(self.seed));
         }
-        LlamaSampler::chain_simple(chain)
+        Ok(LlamaSampler::chain_simple(chain))
     }
 }
 
@@ -203,6 +246,18 @@ pub struct Generate {
     pub sampling: Sampling,
     /// Generation ends before the first of these (not included).
     pub stops: Vec<String>,
+    /// A GBNF grammar (root rule `root`) the output must follow.
+    pub grammar: Option<String>,
+    /// Never end with an end-of-generation token: always `max_tokens`.
+    pub ignore_eos: bool,
+}
+
+/// A grammar for output matching a JSON schema (`{"type":"object"}` for
+/// any object), made by llama.cpp's converter.
+pub fn json_grammar(schema: &str) -> Result<String, String> {
+    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
+        format!("the JSON schema could not be turned into a grammar ({e}); check that it is valid")
+    })
 }
 
 /// Why generation ended.
@@ -356,8 +411,36 @@ impl Engine {
             .map_err(|e| format!("applying the chat template: {e}"))
     }
 
+    /// The tokens of `text`, with the beginning-of-sequence token if
+    /// `bos`, and special tokens parsed if `special`.
+    pub fn tokenize(&self, text: &str, bos: bool, special: bool) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), bos, special)
+    }
+
+    /// The size of the vocabulary.
+    pub fn n_vocab(&self) -> i32 {
+        self.model.n_vocab()
+    }
+
+    /// The text of `tokens`; ids outside the vocabulary are an error.
+    pub fn detokenize(&self, tokens: &[i32]) -> Result<String, String> {
+        let n = self.n_vocab();
+        let mut bytes = Vec::new();
+        for &t in tokens {
+            if !(0..n).contains(&t) {
+                return Err(format!("token {t} is not in the vocabulary (0..{n})"));
+            }
+            bytes.extend(
+                self.model
+                    .vocab()
+                    .token_to_piece(LlamaToken(t), false, None),
+            );
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// The tokens of a chat prompt.
-    fn chat_tokens(
+    pub fn chat_tokens(
         &self,
         messages: &[(String, String)],
         template: Option<&str>,
@@ -474,7 +557,9 @@ impl Session<'_> {
             finish: Finish::Length,
             ..Stats::default()
         };
-        let mut sampler = g.sampling.sampler(self.engine.model.n_vocab());
+        let mut sampler =
+            g.sampling
+                .sampler(&self.engine.model, g.grammar.as_deref(), g.ignore_eos)?;
         let mut text = Utf8Stream::default();
         let mut stop = StopFilter::new(&g.stops);
         let emit = |out: &mut dyn Write, s: &str| -> Result<(), String> {

@@ -14,10 +14,14 @@
 //! features the build assumes ([`cpu`]). The chat console, the HTTP API and
 //! the default image integration are still to come (issue 7 lists them).
 
+pub mod api;
+pub mod auth;
 pub mod console;
 pub mod cpu;
 pub mod engine;
 pub mod gguf;
+pub mod queue;
+pub mod server;
 pub mod stop;
 pub mod utf8;
 

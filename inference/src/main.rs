@@ -1,11 +1,14 @@
 //! `llmos-runtime`: see the crate documentation.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use llmos_inference::console::Ended;
 use llmos_inference::engine::{Engine, Generate, Sampling, Stats};
-use llmos_inference::{cpu, default_threads};
+use llmos_inference::server::{self, Config, ModelState, Shared};
+use llmos_inference::{auth, cpu, default_threads};
 
 #[derive(Parser)]
 #[command(name = "llmos-runtime", version, about = "The llmos LLM runtime")]
@@ -77,8 +80,11 @@ impl GenOpts {
                 presence_penalty: self.presence_penalty,
                 penalty_last_n: 64,
                 seed: self.seed,
+                logit_bias: Vec::new(),
             },
             stops: self.stops.clone(),
+            grammar: None,
+            ignore_eos: false,
         }
     }
 }
@@ -95,8 +101,46 @@ struct ChatOpts {
     chat_template: Option<String>,
 }
 
+/// Options of `serve`.
+#[derive(Args)]
+struct ServeOpts {
+    /// Address and port of the HTTP API. Anything but loopback needs an
+    /// API key (one is generated and shown on the console if none is
+    /// given).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A file of API keys, one per line (repeatable).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Vec<PathBuf>,
+    /// Sequence slots: requests generated at the same time, each with its
+    /// own context of --ctx tokens.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    slots: u32,
+    /// Requests that may wait for a slot; more are refused with 429.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    queue: u32,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    body_limit: u64,
+    /// No chat console on stdin/stdout: serve the API only.
+    #[arg(long)]
+    no_console: bool,
+    /// Do not log each request on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// The HTTP API and the chat console: what llmos runs at boot.
+    Serve {
+        #[command(flatten)]
+        opts: GenOpts,
+        #[command(flatten)]
+        chat: ChatOpts,
+        #[command(flatten)]
+        serve: ServeOpts,
+    },
     /// Load a model and describe it.
     Info {
         /// The GGUF model.
@@ -168,9 +212,183 @@ fn load(opts: &GenOpts) -> Result<(Engine, Generate), String> {
     Ok((e, g))
 }
 
+/// The model's id in the API: its file name without `.gguf`.
+fn model_id(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    name.strip_suffix(".gguf").unwrap_or(&name).to_owned()
+}
+
+fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
+    let g = opts.generate();
+    g.sampling.validate()?;
+    let mut keys = Vec::new();
+    for f in &so.api_key_file {
+        keys.extend(auth::read_keys(f)?);
+    }
+    // Off loopback, a key is always needed; without one, make one.
+    let generated = if keys.is_empty() && !so.listen.ip().is_loopback() {
+        let k = auth::generate()?;
+        keys.push(k.clone());
+        Some(k)
+    } else {
+        None
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
+    let listener = std::net::TcpListener::bind(so.listen)
+        .map_err(|e| format!("--listen {}: {e}", so.listen))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("--listen {}: {e}", so.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let config = Config {
+        keys: keys.clone(),
+        model_id: model_id(&opts.model),
+        context: g.context,
+        threads: g.threads,
+        max_tokens: g.max_tokens,
+        sampling: g.sampling.clone(),
+        chat_template: chat.chat_template.clone(),
+        slots: so.slots as usize,
+        queue: so.queue as usize,
+        body_limit: so.body_limit as usize,
+        log_requests: !so.quiet,
+    };
+    let shared = Shared::new(config);
+    let s2 = shared.clone();
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            let r = rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener)?;
+                server::serve(l, s2).await
+            });
+            if let Err(e) = r {
+                eprintln!("llmos-runtime: the HTTP API stopped: {e}");
+            }
+        })
+        .map_err(|e| format!("starting the HTTP thread: {e}"))?;
+
+    // The API answers 503 until this is done.
+    let state = match Engine::load(&opts.model) {
+        Err(e) => ModelState::Failed(e),
+        Ok(e) => {
+            let e: &'static Engine = Box::leak(Box::new(e));
+            let check = e.format_chat(
+                &[("user".into(), "hi".into())],
+                chat.chat_template.as_deref(),
+            );
+            match check.and_then(|_| {
+                llmos_inference::queue::Queue::start(
+                    e,
+                    so.slots as usize,
+                    so.queue as usize,
+                    g.context,
+                    g.threads,
+                )
+            }) {
+                Ok(q) => ModelState::Ready(e, q),
+                Err(why) => ModelState::Failed(why),
+            }
+        }
+    };
+    let mut banner = Vec::new();
+    let engine = match &state {
+        ModelState::Ready(e, _) => {
+            banner.push(format!("model: {}", e.info));
+            Some(*e)
+        }
+        ModelState::Failed(why) => {
+            banner.push(format!("model: failed to load: {why}"));
+            None
+        }
+    };
+    let failed = match &state {
+        ModelState::Failed(why) => Some(why.clone()),
+        ModelState::Ready(..) => None,
+    };
+    let _ = shared.model.set(state);
+    banner.push(format!(
+        "context: {} tokens; {} thread(s); {} slot(s), queue {}",
+        g.context, g.threads, so.slots, so.queue
+    ));
+    banner.push(format!(
+        "API: {} (listening on {addr}; docs/api.md)",
+        server::reachable(addr)
+    ));
+    banner.push(match (&generated, keys.len()) {
+        (Some(k), _) => format!("API key (generated at boot, shown only here): {k}"),
+        (None, 0) => "auth: none (loopback only)".to_owned(),
+        (None, n) => format!("auth: {n} key(s) from --api-key-file"),
+    });
+    if generated.is_some() || !keys.is_empty() {
+        banner.push("  send it as the header 'Authorization: Bearer KEY'".to_owned());
+    }
+    let mut out = std::io::stdout();
+    let stdin = std::io::stdin();
+    let ended = match (engine, so.no_console) {
+        (Some(e), false) => {
+            banner.push("console: /help lists the commands".to_owned());
+            llmos_inference::console::run(
+                e,
+                g,
+                chat.chat_template,
+                chat.system,
+                &banner,
+                &mut stdin.lock(),
+                &mut out,
+            )?
+        }
+        (None, false) => {
+            print_banner(&banner);
+            println!("llmos: degraded (no model); the API answers 503; /quit to leave");
+            llmos_inference::console::degraded(
+                failed.as_deref().unwrap_or("?"),
+                &mut stdin.lock(),
+                &mut out,
+            )
+        }
+        (Some(_), true) => {
+            print_banner(&banner);
+            println!("llmos: ready");
+            Ended::Eof
+        }
+        (None, true) => {
+            print_banner(&banner);
+            println!("llmos: degraded (no model); the API answers 503");
+            Ended::Eof
+        }
+    };
+    if ended == Ended::Quit {
+        return Ok(());
+    }
+    if !so.no_console {
+        println!("(the console input ended; the API keeps serving)");
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+fn print_banner(lines: &[String]) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
 fn run(cmd: Command) -> Result<(), String> {
     let mut out = std::io::stdout();
     match cmd {
+        Command::Serve {
+            opts,
+            chat,
+            serve: so,
+        } => serve(opts, chat, so)?,
         Command::Info { model } => {
             let e = Engine::load(&model)?;
             println!("model: {}", e.info);
@@ -188,13 +406,23 @@ fn run(cmd: Command) -> Result<(), String> {
                 chat_template,
             },
         } => {
-            let (e, g) = load(&opts)?;
+            let g = opts.generate();
+            g.sampling.validate()?;
+            let e = Engine::load(&opts.model)?;
+            let banner = [
+                format!("model: {}", e.info),
+                format!(
+                    "context: {} tokens; {} thread(s); /help lists the commands",
+                    g.context, g.threads
+                ),
+            ];
             let stdin = std::io::stdin();
             llmos_inference::console::run(
                 &e,
                 g,
                 chat_template,
                 system,
+                &banner,
                 &mut stdin.lock(),
                 &mut out,
             )?;

@@ -1,0 +1,129 @@
+//! API keys: reading them, making one, and checking a request's key in
+//! constant time.
+
+use std::path::Path;
+
+/// The shortest key accepted from a file.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// The API keys in `text`: one per line; blank lines and lines starting
+/// with `#` are skipped. Keys are printable ASCII without spaces, at least
+/// [`MIN_KEY_LEN`] long.
+pub fn parse_keys(text: &str, origin: &str) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let k = line.trim();
+        if k.is_empty() || k.starts_with('#') {
+            continue;
+        }
+        if !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{origin} line {}: a key must be printable ASCII without spaces",
+                i + 1
+            ));
+        }
+        if k.len() < MIN_KEY_LEN {
+            return Err(format!(
+                "{origin} line {}: a key must be at least {MIN_KEY_LEN} characters, not {}",
+                i + 1,
+                k.len()
+            ));
+        }
+        keys.push(k.to_owned());
+    }
+    if keys.is_empty() {
+        return Err(format!("{origin} holds no key (one key per line)"));
+    }
+    Ok(keys)
+}
+
+/// Reads the keys in the file at `path`.
+pub fn read_keys(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--api-key-file {}: {e}", path.display()))?;
+    parse_keys(&text, &format!("--api-key-file {}", path.display()))
+}
+
+/// A new key from the operating system's random generator: `llmos-` and
+/// 32 hex digits (128 bits).
+pub fn generate() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness for an API key: {e}"))?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("llmos-{hex}"))
+}
+
+/// Whether `given` equals `key`, in time that depends only on their
+/// lengths.
+fn same(key: &[u8], given: &[u8]) -> bool {
+    let mut diff = u8::from(key.len() != given.len());
+    for (i, k) in key.iter().enumerate() {
+        diff |= k ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether `given` is one of `keys`; every key is compared, so the time
+/// does not tell which matched or where a guess went wrong.
+pub fn check(keys: &[String], given: &str) -> bool {
+    let mut ok = false;
+    for k in keys {
+        ok |= same(k.as_bytes(), given.as_bytes());
+    }
+    ok
+}
+
+/// The key in an `Authorization: Bearer KEY` header value.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, key) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        let keys = vec!["k".repeat(20), "another-key-000000".to_owned()];
+        assert!(check(&keys, &"k".repeat(20)));
+        assert!(check(&keys, "another-key-000000"));
+        assert!(!check(&keys, &"k".repeat(19)));
+        assert!(!check(&keys, &"k".repeat(21)));
+        assert!(!check(&keys, ""));
+        assert!(!check(&[], "anything"));
+    }
+
+    #[test]
+    fn key_files() {
+        let k = parse_keys(
+            "# comment\n\nabcdefghijklmnop\n  qrstuvwxyz0123456789  \n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(k, vec!["abcdefghijklmnop", "qrstuvwxyz0123456789"]);
+        assert!(
+            parse_keys("short\n", "f")
+                .unwrap_err()
+                .contains("at least 16")
+        );
+        assert!(parse_keys("# only\n", "f").unwrap_err().contains("no key"));
+        assert!(parse_keys("abcdefgh ijklmnopq\n", "f").is_err());
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        let (a, b) = (generate().unwrap(), generate().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 6 + 32);
+        assert!(parse_keys(&a, "g").is_ok());
+    }
+
+    #[test]
+    fn bearer_headers() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("abc"), None);
+    }
+}

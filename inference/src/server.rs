@@ -1,0 +1,906 @@
+//! The HTTP API: OpenAI-compatible completions plus llama-server-style
+//! endpoints, on axum and tokio (one tokio thread; generation runs on the
+//! queue's slot threads, see [`crate::queue`]).
+//!
+//! Every endpoint but `/health` needs a key when keys are configured
+//! (`Authorization: Bearer KEY`). Errors use OpenAI's JSON shape. No CORS
+//! headers are sent, so browsers keep other sites' pages from calling the
+//! API. Each request is logged with method, path, status, duration and
+//! tokens, never with the key or the prompt.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::api::{self, ApiError, Format, Prompt, Settings};
+use crate::engine::{Engine, Generate, Sampling, Stats, json_grammar};
+use crate::queue::{Event, Job, Queue};
+
+/// How the server was configured.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Accepted API keys; empty means none needed.
+    pub keys: Vec<String>,
+    /// The model's id in the API (its file name without `.gguf`).
+    pub model_id: String,
+    /// Context per slot.
+    pub context: u32,
+    /// Threads per slot.
+    pub threads: i32,
+    /// `max_tokens` when a request gives none (cut to what fits).
+    pub max_tokens: u32,
+    /// Sampling when a request gives none.
+    pub sampling: Sampling,
+    /// A chat template instead of the model's.
+    pub chat_template: Option<String>,
+    /// Sequence slots.
+    pub slots: usize,
+    /// Waiting requests allowed.
+    pub queue: usize,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Log each request on stderr.
+    pub log_requests: bool,
+}
+
+/// Whether the model is there.
+pub enum ModelState {
+    /// Loaded, with its queue.
+    Ready(&'static Engine, Arc<Queue>),
+    /// Failed to load (or the slots failed to start); the reason.
+    Failed(String),
+}
+
+/// What the handlers share.
+pub struct Shared {
+    config: Config,
+    /// Set once loading ends.
+    pub model: OnceLock<ModelState>,
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    started: Instant,
+}
+
+impl Shared {
+    /// A server that is still loading its model.
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            model: OnceLock::new(),
+            requests: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
+        })
+    }
+
+    fn ready(&self) -> Result<(&'static Engine, &Arc<Queue>), ApiError> {
+        match self.model.get() {
+            None => Err(ApiError::new(
+                503,
+                "server_error",
+                "model_loading",
+                "the model is still loading; try again shortly".into(),
+            )),
+            Some(ModelState::Failed(why)) => Err(ApiError::new(
+                503,
+                "server_error",
+                "model_unavailable",
+                format!("no model is loaded: {why}"),
+            )),
+            Some(ModelState::Ready(e, q)) => Ok((e, q)),
+        }
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.body_limit;
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/props", get(props))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(shared.clone(), log))
+        .with_state(shared)
+}
+
+/// Serves `router` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+    axum::serve(listener, router(shared)).await
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = (status, Json(self.body())).into_response();
+        if self.status == 429 {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == 401 {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// Tokens a response used, for the request log.
+#[derive(Clone, Copy)]
+struct Tokens(usize, usize);
+
+async fn log(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    // The route's pattern, so arbitrary paths cannot grow the metrics.
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| p.as_str())
+        .to_owned();
+    let shown = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    *s.requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((path, status))
+        .or_default() += 1;
+    if s.config.log_requests {
+        let tokens = resp
+            .extensions()
+            .get::<Tokens>()
+            .map(|t| format!(" {}+{} tokens", t.0, t.1))
+            .unwrap_or_default();
+        // The path only: a query string could carry anything.
+        eprintln!(
+            "api: {method} {} {status} {} ms{tokens}",
+            shown.chars().take(100).collect::<String>(),
+            start.elapsed().as_millis()
+        );
+    }
+    resp
+}
+
+async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if s.config.keys.is_empty() || req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer);
+    match given {
+        Some(k) if crate::auth::check(&s.config.keys, k) => next.run(req).await,
+        Some(_) => ApiError::new(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "the API key is not valid".into(),
+        )
+        .into_response(),
+        None => ApiError::new(
+            401,
+            "invalid_request_error",
+            "missing_api_key",
+            "an API key is needed: send the header 'Authorization: Bearer KEY' (the key is shown on the llmos console)".into(),
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        404,
+        "invalid_request_error",
+        "not_found",
+        format!(
+            "no endpoint {} {} (see docs/api.md)",
+            req.method(),
+            req.uri().path().chars().take(100).collect::<String>()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, req: Request) -> ApiError {
+    ApiError::new(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}",
+            req.uri().path().chars().take(100).collect::<String>()
+        ),
+    )
+}
+
+fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                413,
+                "invalid_request_error",
+                "request_too_large",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::bad("", format!("the request body could not be read: {e}"))
+        }
+    })
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Response {
+    match s.model.get() {
+        Some(ModelState::Ready(..)) => Json(json!({"status": "ok"})).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response(),
+        Some(ModelState::Failed(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "error": why})),
+        )
+            .into_response(),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn models(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    s.ready()?;
+    let created = unix_now();
+    let entry =
+        |id: &str| json!({"id": id, "object": "model", "created": created, "owned_by": "llmos"});
+    Ok(Json(json!({
+        "object": "list",
+        "data": [entry(&s.config.model_id), entry("default")],
+    }))
+    .into_response())
+}
+
+async fn props(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let (e, q) = s.ready()?;
+    let c = &s.config;
+    let g = &c.sampling;
+    Ok(Json(json!({
+        "model": c.model_id,
+        "model_name": e.info.name,
+        "architecture": e.info.architecture,
+        "parameters": e.info.params,
+        "quantization": e.info.quantization,
+        "n_ctx_train": e.info.context,
+        "n_ctx": c.context,
+        "threads": c.threads,
+        "slots": q.slots,
+        "queue_capacity": q.capacity,
+        "body_limit": c.body_limit,
+        "auth": !c.keys.is_empty(),
+        "built_for": crate::cpu::built_for(),
+        "default_generation_settings": {
+            "max_tokens": c.max_tokens,
+            "temperature": short(g.temperature),
+            "top_k": g.top_k,
+            "top_p": short(g.top_p),
+            "min_p": short(g.min_p),
+            "repeat_penalty": short(g.repeat_penalty),
+            "frequency_penalty": short(g.frequency_penalty),
+            "presence_penalty": short(g.presence_penalty),
+            "seed": g.seed,
+        },
+    }))
+    .into_response())
+}
+
+/// An f32 as the decimal people wrote (0.05, not 0.05000000074505806).
+fn short(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    use std::fmt::Write;
+    let mut m = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+        let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in lines {
+            let _ = writeln!(m, "{name}{labels} {v}");
+        }
+    };
+    let requests: Vec<(String, String)> = s
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|((path, status), n)| {
+            (
+                format!("{{path=\"{path}\",status=\"{status}\"}}"),
+                n.to_string(),
+            )
+        })
+        .collect();
+    metric(
+        "llmos_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+        requests,
+    );
+    metric(
+        "llmos_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        vec![(
+            String::new(),
+            format!("{:.3}", s.started.elapsed().as_secs_f64()),
+        )],
+    );
+    if let Some(ModelState::Ready(_, q)) = s.model.get() {
+        let c = &q.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let one = |v: String| vec![(String::new(), v)];
+        let (waiting, busy) = q.load();
+        let (generated, gen_us) = (get(&c.generated_tokens), get(&c.generate_us));
+        let (pp, pp_us, cached) = (
+            get(&c.prompt_tokens),
+            get(&c.prompt_us),
+            get(&c.cached_tokens),
+        );
+        let rate = |n: u64, us: u64| {
+            if us == 0 {
+                0.0
+            } else {
+                n as f64 * 1e6 / us as f64
+            }
+        };
+        metric(
+            "llmos_generations_total",
+            "counter",
+            "Generations that ended normally.",
+            one(get(&c.completed).to_string()),
+        );
+        metric(
+            "llmos_generations_failed_total",
+            "counter",
+            "Generations that failed.",
+            one(get(&c.failed).to_string()),
+        );
+        metric(
+            "llmos_generations_cancelled_total",
+            "counter",
+            "Generations stopped because the client left.",
+            one(get(&c.cancelled).to_string()),
+        );
+        metric(
+            "llmos_requests_rejected_total",
+            "counter",
+            "Requests refused with 429 because the queue was full.",
+            one(get(&c.rejected).to_string()),
+        );
+        metric(
+            "llmos_prompt_tokens_total",
+            "counter",
+            "Prompt tokens of finished generations.",
+            one(pp.to_string()),
+        );
+        metric(
+            "llmos_prompt_tokens_cached_total",
+            "counter",
+            "Prompt tokens taken from a slot's KV cache instead of evaluated.",
+            one(cached.to_string()),
+        );
+        metric(
+            "llmos_generated_tokens_total",
+            "counter",
+            "Generated tokens.",
+            one(generated.to_string()),
+        );
+        metric(
+            "llmos_prompt_seconds_total",
+            "counter",
+            "Time spent evaluating prompts.",
+            one(format!("{:.6}", pp_us as f64 / 1e6)),
+        );
+        metric(
+            "llmos_generate_seconds_total",
+            "counter",
+            "Time spent generating.",
+            one(format!("{:.6}", gen_us as f64 / 1e6)),
+        );
+        metric(
+            "llmos_prompt_tokens_per_second",
+            "gauge",
+            "Prompt tokens per second over all generations.",
+            one(format!("{:.3}", rate(pp - cached, pp_us))),
+        );
+        metric(
+            "llmos_generate_tokens_per_second",
+            "gauge",
+            "Generated tokens per second over all generations.",
+            one(format!("{:.3}", rate(generated, gen_us))),
+        );
+        metric(
+            "llmos_queue_depth",
+            "gauge",
+            "Requests waiting for a slot.",
+            one(waiting.to_string()),
+        );
+        metric(
+            "llmos_queue_capacity",
+            "gauge",
+            "Requests allowed to wait.",
+            one(q.capacity.to_string()),
+        );
+        metric(
+            "llmos_slots_busy",
+            "gauge",
+            "Slots generating.",
+            one(busy.to_string()),
+        );
+        metric(
+            "llmos_slots_total",
+            "gauge",
+            "Sequence slots.",
+            one(q.slots.to_string()),
+        );
+    }
+    metric(
+        "llmos_model_loaded",
+        "gauge",
+        "1 when the model is loaded and serving.",
+        vec![(
+            String::new(),
+            u8::from(matches!(s.model.get(), Some(ModelState::Ready(..)))).to_string(),
+        )],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TokenizeRequest {
+    content: String,
+    #[serde(default)]
+    add_special: bool,
+    #[serde(default = "yes")]
+    parse_special: bool,
+    #[serde(default)]
+    with_pieces: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn tokenize(
+    State(s): State<Arc<Shared>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    let (e, _) = s.ready()?;
+    let r: TokenizeRequest = api::parse_plain(&b)?;
+    let tokens = e.tokenize(&r.content, r.add_special, r.parse_special);
+    let list: Vec<Value> = if r.with_pieces {
+        tokens
+            .iter()
+            .map(|t| {
+                let piece = e.detokenize(&[t.0]).unwrap_or_default();
+                json!({"id": t.0, "piece": piece})
+            })
+            .collect()
+    } else {
+        tokens.iter().map(|t| json!(t.0)).collect()
+    };
+    Ok(Json(json!({ "tokens": list })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct DetokenizeRequest {
+    tokens: Vec<i64>,
+}
+
+async fn detokenize(
+    State(s): State<Arc<Shared>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    let (e, _) = s.ready()?;
+    let r: DetokenizeRequest = api::parse_plain(&b)?;
+    let ids = r
+        .tokens
+        .iter()
+        .map(|&t| i32::try_from(t).map_err(|_| format!("token {t} is not in the vocabulary")))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|ids| e.detokenize(&ids))
+        .map_err(|m| ApiError::bad("tokens", format!("tokens: {m}")))?;
+    Ok(Json(json!({ "content": ids })).into_response())
+}
+
+/// What one completion request turned into.
+struct Plan {
+    tokens: Vec<llama_cpp_2::token::LlamaToken>,
+    generate: Generate,
+    settings: Settings,
+}
+
+fn plan(
+    s: &Shared,
+    e: &Engine,
+    tokens: Vec<llama_cpp_2::token::LlamaToken>,
+    settings: Settings,
+    format: &Format,
+) -> Result<Plan, ApiError> {
+    let c = &s.config;
+    if tokens.is_empty() {
+        return Err(ApiError::bad("prompt", "the prompt is empty"));
+    }
+    let n = tokens.len() as u64;
+    let ctx = u64::from(c.context);
+    let max_tokens = match settings.max_tokens {
+        Some(m) if n + u64::from(m) > ctx => {
+            return Err(ApiError {
+                code: Some("context_length_exceeded"),
+                ..ApiError::bad(
+                    "max_tokens",
+                    format!(
+                        "the prompt ({n} tokens) plus max_tokens ({m}) needs {} tokens, more than the context size ({ctx})",
+                        n + u64::from(m)
+                    ),
+                )
+            });
+        }
+        Some(m) => m,
+        None if n >= ctx => {
+            return Err(ApiError {
+                code: Some("context_length_exceeded"),
+                ..ApiError::bad(
+                    "messages",
+                    format!(
+                        "the prompt ({n} tokens) does not fit the context size ({ctx}) with room for a reply"
+                    ),
+                )
+            });
+        }
+        None => (ctx - n).min(u64::from(c.max_tokens)) as u32,
+    };
+    let grammar = match format.schema() {
+        Some(schema) => {
+            Some(json_grammar(&schema).map_err(|m| ApiError::bad("response_format", m))?)
+        }
+        None => None,
+    };
+    let n_vocab = e.n_vocab();
+    if let Some(t) = tokens.iter().find(|t| !(0..n_vocab).contains(&t.0)) {
+        return Err(ApiError::bad(
+            "prompt",
+            format!(
+                "prompt: token {} is not in the vocabulary (0..{n_vocab})",
+                t.0
+            ),
+        ));
+    }
+    Ok(Plan {
+        tokens,
+        generate: Generate {
+            max_tokens,
+            context: c.context,
+            threads: c.threads,
+            sampling: settings.sampling.clone(),
+            stops: settings.stops.clone(),
+            grammar,
+            ignore_eos: settings.ignore_eos,
+        },
+        settings,
+    })
+}
+
+/// Stops the generation when the response (or the handler) is dropped:
+/// the client went away.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn request_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+async fn chat_completions(
+    State(s): State<Arc<Shared>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    let (e, q) = s.ready()?;
+    let r: api::ChatRequest = api::parse(&b, true)?;
+    let messages = r.conversation()?;
+    let format = r.format()?;
+    let settings = r.common.settings(&s.config.sampling)?;
+    let tokens = e
+        .chat_tokens(&messages, s.config.chat_template.as_deref())
+        .map_err(|m| ApiError::bad("messages", m))?;
+    let p = plan(&s, e, tokens, settings, &format)?;
+    run(&s, q, p, true).await
+}
+
+async fn completions(
+    State(s): State<Arc<Shared>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    let (e, q) = s.ready()?;
+    let r: api::CompletionRequest = api::parse(&b, false)?;
+    let settings = r.common.settings(&s.config.sampling)?;
+    let tokens = match r.prompt()? {
+        Prompt::Text(t) => e.tokenize(&t, true, false),
+        Prompt::Tokens(ids) => ids
+            .into_iter()
+            .map(llama_cpp_2::token::LlamaToken)
+            .collect(),
+    };
+    let p = plan(&s, e, tokens, settings, &Format::Text)?;
+    run(&s, q, p, false).await
+}
+
+/// Queues the generation and answers, streaming or not.
+async fn run(s: &Arc<Shared>, q: &Arc<Queue>, p: Plan, chat: bool) -> Result<Response, ApiError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let guard = CancelOnDrop(cancel.clone());
+    let job = Job {
+        tokens: p.tokens,
+        generate: p.generate,
+        events: tx,
+        cancel,
+    };
+    q.submit(job).map_err(|_| {
+        ApiError::new(
+            429,
+            "rate_limit_error",
+            "queue_full",
+            format!(
+                "the server is busy: {} request(s) are already waiting for {} slot(s); retry after a second",
+                q.capacity, q.slots
+            ),
+        )
+    })?;
+    let reply = Reply {
+        id: request_id(if chat { "chatcmpl" } else { "cmpl" }),
+        created: unix_now(),
+        model: s.config.model_id.clone(),
+        chat,
+    };
+    if p.settings.stream {
+        Ok(stream(
+            reply,
+            rx,
+            guard,
+            p.settings.include_usage,
+            s.config.log_requests,
+        ))
+    } else {
+        whole(reply, rx, guard).await
+    }
+}
+
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+    chat: bool,
+}
+
+impl Reply {
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.chat, chunk) {
+            (true, false) => "chat.completion",
+            (true, true) => "chat.completion.chunk",
+            (false, _) => "text_completion",
+        }
+    }
+
+    /// A whole reply or a streamed chunk: `text` and `finish` (or null).
+    fn choice(&self, text: Option<&str>, finish: Option<&str>, chunk: bool, first: bool) -> Value {
+        if !self.chat {
+            return json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null});
+        }
+        if !chunk {
+            return json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": text.unwrap_or("")},
+                "finish_reason": finish,
+                "logprobs": null,
+            });
+        }
+        let mut delta = serde_json::Map::new();
+        if first {
+            delta.insert("role".into(), json!("assistant"));
+        }
+        if let Some(t) = text {
+            delta.insert("content".into(), json!(t));
+        }
+        json!({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null})
+    }
+
+    fn wrap(&self, choices: Value, chunk: bool) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.object(chunk),
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        })
+    }
+}
+
+async fn whole(
+    reply: Reply,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    _guard: CancelOnDrop,
+) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    let stats: Stats = loop {
+        match rx.recv().await {
+            Some(Event::Text(t)) => text.push_str(&t),
+            Some(Event::Done(st)) => break st,
+            Some(Event::Error(m)) => {
+                return Err(ApiError::new(500, "server_error", "generation_failed", m));
+            }
+            None => {
+                return Err(ApiError::new(
+                    500,
+                    "server_error",
+                    "generation_failed",
+                    "the generation ended without a result".into(),
+                ));
+            }
+        }
+    };
+    let mut v = reply.wrap(
+        json!([reply.choice(Some(&text), Some(stats.finish.as_str()), false, false)]),
+        false,
+    );
+    v["usage"] = api::usage(stats.prompt_tokens, stats.generated);
+    let mut r = Json(v).into_response();
+    r.extensions_mut()
+        .insert(Tokens(stats.prompt_tokens, stats.generated));
+    Ok(r)
+}
+
+fn sse(v: &Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+struct Streaming {
+    reply: Reply,
+    rx: mpsc::UnboundedReceiver<Event>,
+    _guard: CancelOnDrop,
+    include_usage: bool,
+    log: bool,
+    first: bool,
+    done: bool,
+    started: Instant,
+}
+
+fn stream(
+    reply: Reply,
+    rx: mpsc::UnboundedReceiver<Event>,
+    guard: CancelOnDrop,
+    include_usage: bool,
+    log: bool,
+) -> Response {
+    let st = Streaming {
+        reply,
+        rx,
+        _guard: guard,
+        include_usage,
+        log,
+        first: true,
+        done: false,
+        started: Instant::now(),
+    };
+    let body = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let mut out = String::new();
+        if st.first && st.reply.chat {
+            // OpenAI's first chunk names the role.
+            out += &sse(&st
+                .reply
+                .wrap(json!([st.reply.choice(Some(""), None, true, true)]), true));
+            st.first = false;
+        }
+        match st.rx.recv().await {
+            Some(Event::Text(t)) => {
+                out += &sse(&st
+                    .reply
+                    .wrap(json!([st.reply.choice(Some(&t), None, true, false)]), true));
+            }
+            Some(Event::Done(stats)) => {
+                let end = st
+                    .reply
+                    .choice(None, Some(stats.finish.as_str()), true, false);
+                out += &sse(&st.reply.wrap(json!([end]), true));
+                if st.include_usage {
+                    let mut u = st.reply.wrap(json!([]), true);
+                    u["usage"] = api::usage(stats.prompt_tokens, stats.generated);
+                    out += &sse(&u);
+                }
+                out += "data: [DONE]\n\n";
+                st.done = true;
+                if st.log {
+                    eprintln!(
+                        "api: stream {} ended after {} ms: {}+{} tokens, {}",
+                        st.reply.id,
+                        st.started.elapsed().as_millis(),
+                        stats.prompt_tokens,
+                        stats.generated,
+                        stats.finish.as_str()
+                    );
+                }
+            }
+            Some(Event::Error(m)) => {
+                out += &sse(&ApiError::new(500, "server_error", "generation_failed", m).body());
+                out += "data: [DONE]\n\n";
+                st.done = true;
+            }
+            None => {
+                st.done = true;
+            }
+        }
+        Some((Ok::<_, Infallible>(Bytes::from(out)), st))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Where the API can be reached, for the status block: the address a
+/// client would use (the machine's address for a wildcard bind).
+pub fn reachable(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        // The source address of a route outward; nothing is sent.
+        std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|u| {
+                u.connect("192.0.2.1:9")?;
+                u.local_addr()
+            })
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+            .unwrap_or(addr.ip())
+    } else {
+        addr.ip()
+    };
+    format!("http://{}/v1", SocketAddr::new(ip, addr.port()))
+}
