@@ -686,8 +686,8 @@ async fn run(s: &Arc<Shared>, q: &Arc<Queue>, p: Plan, chat: bool) -> Result<Res
             "rate_limit_error",
             "queue_full",
             format!(
-                "the server is busy: {} request(s) are already waiting for {} slot(s); retry after a second",
-                q.capacity, q.slots
+                "the server is busy: all {} slot(s) are generating and the queue of {} is full; retry after a second",
+                q.slots, q.capacity
             ),
         )
     })?;

@@ -6,6 +6,7 @@
 //! `target/images/logs/<name>.log`, and attaches the log to any failure.
 
 pub mod cases;
+pub mod hosted;
 
 use std::path::PathBuf;
 use std::time::Duration;
