@@ -31,6 +31,10 @@ pub mod dev {
     pub const NULL: (u32, u32) = (1, 3);
     /// /dev/zero.
     pub const ZERO: (u32, u32) = (1, 5);
+    /// /dev/random: the same generator as /dev/urandom (it never blocks:
+    /// the CSPRNG is seeded before the first process starts, as Linux's
+    /// is once initialized).
+    pub const RANDOM: (u32, u32) = (1, 8);
     /// /dev/urandom.
     pub const URANDOM: (u32, u32) = (1, 9);
     /// /dev/console.
@@ -77,6 +81,7 @@ pub fn init(initrd: Option<&'static [u8]>, capacity: u64) -> Result<(), llmos_fs
     for (name, dev) in [
         ("null", dev::NULL),
         ("zero", dev::ZERO),
+        ("random", dev::RANDOM),
         ("urandom", dev::URANDOM),
         ("console", dev::CONSOLE),
     ] {

@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+use llmos_tests::hosted::curl;
 use llmos_tests::{default_model, runtime_bin};
 
 fn runtime(args: &[&str]) -> Output {
@@ -313,23 +314,68 @@ fn the_console_keeps_a_conversation_reuses_the_cache_and_takes_commands() {
 }
 
 #[test]
-fn the_console_works_over_the_serial_line_in_the_unikernel() {
-    use llmos_qemu::{Config, Outcome};
-    let mut cfg = Config::new(llmos_tests::image("prog/runtime-console-bios.img"));
+fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
+    use llmos_qemu::{Config, Machine, Outcome, PortForward};
+    use std::time::Duration;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = Config::new(llmos_tests::image("prog/runtime-serve-bios.img"));
     cfg.smp = 2;
     cfg.memory_mib = 1024;
-    let b = llmos_tests::boot_with_input(
-        "runtime-console",
+    cfg.network = Some(vec![PortForward {
+        host: port,
+        guest: 8080,
+    }]);
+    // The console is typed on once the API request has been answered.
+    let mut m = Machine::spawn_with_input(
         &cfg,
-        std::time::Duration::from_secs(600),
+        Some(&llmos_tests::log_path("runtime-serve")),
         Some((
-            "llmos: ready".to_owned(),
+            "api: POST /v1/chat/completions 200".to_owned(),
             b"hello there\n/stats\n/quit\n".to_vec(),
         )),
+    )
+    .expect("starting QEMU");
+    let ready = regex::Regex::new("llmos: ready").unwrap();
+    if let Err(e) = m.wait_for(&ready, Duration::from_secs(600)) {
+        panic!("{e}");
+    }
+    let serial = m.serial();
+    let key =
+        regex::Regex::new(r"API key \(generated at boot, shown only here\): (llmos-[0-9a-f]{32})")
+            .unwrap()
+            .captures(&serial)
+            .unwrap_or_else(|| panic!("no key on the console:\n{serial}"))[1]
+            .to_owned();
+    assert!(serial.contains("API: http://10.0.2.15:8080/v1"), "{serial}");
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let health = curl("GET", &url("/health"), &[], None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    let denied = curl("GET", &url("/v1/models"), &[], None);
+    assert_eq!(denied.status, 401, "{}", denied.body);
+    let auth = format!("Authorization: Bearer {key}");
+    let body = r#"{"model":"default","messages":[{"role":"user","content":"Hello"}],"max_tokens":4,"temperature":0}"#;
+    let r = curl("POST", &url("/v1/chat/completions"), &[&auth], Some(body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"object\":\"chat.completion\""),
+        "{}",
+        r.body
     );
+    assert!(r.body.contains("\"model\":\"llmos-tiny\""), "{}", r.body);
+    // Then the console, and /quit powers the machine off.
+    let outcome = m
+        .wait_exit(Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = llmos_tests::Boot {
+        outcome,
+        serial: m.serial(),
+    };
     b.expect_outcome(&Outcome::Success);
     let out = b.program_output();
-    assert!(out.contains("llmos: ready"), "{out}");
     assert!(
         regex::Regex::new(r"prompt: \d+ tokens \(0 from the cache, \d+ evaluated in [0-9.]+ ms")
             .unwrap()
@@ -337,4 +383,8 @@ fn the_console_works_over_the_serial_line_in_the_unikernel() {
         "{out}"
     );
     assert!(out.contains("bye"), "{out}");
+    assert!(
+        !out.contains("Hello\""),
+        "the prompt reached the log: {out}"
+    );
 }

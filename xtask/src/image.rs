@@ -50,6 +50,43 @@ pub struct ContentArgs {
     /// A DNS server, written to /etc/resolv.conf (with --ip; repeatable).
     #[arg(long, value_name = "IP", requires = "ip")]
     pub dns: Vec<String>,
+    /// API keys for the runtime's HTTP API, one per line (at least 16
+    /// printable characters each). Without it, the runtime makes a key at
+    /// boot and shows it on the console only.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_model")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// Where `--api-key-file` goes in the image.
+pub const API_KEYS_IN_IMAGE: &str = "/etc/llmos/api-keys";
+
+/// Checks an API key file the way the runtime will (so a bad file fails
+/// the build, not the boot).
+pub fn check_key_file(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--api-key-file {}", path.display()))?;
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let k = line.trim();
+        if k.is_empty() || k.starts_with('#') {
+            continue;
+        }
+        if k.len() < 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!(
+                "--api-key-file {} line {}: a key must be at least 16 printable ASCII characters without spaces",
+                path.display(),
+                i + 1
+            );
+        }
+        n += 1;
+    }
+    if n == 0 {
+        bail!(
+            "--api-key-file {} holds no key (one key per line)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 impl ContentArgs {
@@ -63,6 +100,12 @@ impl ContentArgs {
         }
         if let Some(m) = &self.model {
             model_entry(m)?;
+        }
+        if let Some(k) = &self.api_key_file {
+            if self.init.is_some() {
+                bail!("--api-key-file is for the runtime; it does not go with --init");
+            }
+            check_key_file(k)?;
         }
         crate::runtime::check_cpu(self.cpu())
     }
@@ -94,9 +137,15 @@ impl ContentArgs {
                         dest
                     }
                 };
+                let mut args = runtime_args(&dest);
+                if let Some(k) = &self.api_key_file {
+                    check_key_file(k)?;
+                    extra.push((k.clone(), API_KEYS_IN_IMAGE.to_owned()));
+                    args.extend(["--api-key-file".to_owned(), API_KEYS_IN_IMAGE.to_owned()]);
+                }
                 Some(InitProgram {
                     source: crate::runtime::build(self.cpu())?,
-                    args: runtime_args(&dest),
+                    args,
                 })
             }
         };
@@ -107,10 +156,14 @@ impl ContentArgs {
 /// An extra initrd file: (source on the host, destination).
 pub type Extra = (PathBuf, String);
 
+/// The port of the runtime's HTTP API in the guest.
+pub const API_PORT: u16 = 8080;
+
 /// The runtime's arguments as the default first process, with the model
-/// at `model` inside the image.
+/// at `model` inside the image: the API on every interface (so a key is
+/// required) and the chat console on the serial line.
 pub fn runtime_args(model: &str) -> Vec<String> {
-    ["console", "--model", model]
+    ["serve", "--model", model, "--listen", "0.0.0.0:8080"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
@@ -560,7 +613,13 @@ mod tests {
         assert!(init.is_none() && extra.is_empty());
         assert_eq!(
             runtime_args("/models/m.gguf"),
-            ["console", "--model", "/models/m.gguf"]
+            [
+                "serve",
+                "--model",
+                "/models/m.gguf",
+                "--listen",
+                "0.0.0.0:8080"
+            ]
         );
     }
 }

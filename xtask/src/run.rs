@@ -45,9 +45,10 @@ pub struct RunArgs {
     /// Guest memory, e.g. 512M, 2G.
     #[arg(long, default_value = "1G", value_parser = parse_mem)]
     mem: u64,
-    /// Forward this host port (on 127.0.0.1) to the guest's API port 8080.
-    #[arg(long, value_name = "HOST_PORT")]
-    port: Option<u16>,
+    /// The host port (on 127.0.0.1) forwarded to the guest's API port
+    /// 8080; 0 forwards none.
+    #[arg(long, value_name = "HOST_PORT", default_value_t = 8080)]
+    port: u16,
     /// Start QEMU's gdb server on localhost:1234 and wait for gdb to attach
     /// (QEMU's -s -S); see docs/development.md.
     #[arg(long)]
@@ -137,6 +138,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         needs.push(Need::Ovmf);
     }
     deps::ensure(&needs, "cargo xtask run")?;
+    if args.port != 0 {
+        // QEMU's own message for a taken port is cryptic; check first.
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", args.port)) {
+            bail!(
+                "host port {} is not free ({e}); is another llmos running? Choose another with --port, or --port 0 for none",
+                args.port
+            );
+        }
+    }
     let images = image::build_images(&args.content)?;
     let image = match firmware {
         FirmwareKind::Bios => images.bios.clone(),
@@ -154,11 +164,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // A virtio-net card on QEMU's user network (restricted: the guest
     // reaches only what is forwarded), with --port forwarded to 8080.
     cfg.network = Some(
-        args.port
-            .map(|host| llmos_qemu::PortForward { host, guest: 8080 })
+        (args.port != 0)
+            .then_some(llmos_qemu::PortForward {
+                host: args.port,
+                guest: image::API_PORT,
+            })
             .into_iter()
             .collect(),
     );
+    if args.port != 0 {
+        eprintln!(
+            "note: the API is at http://127.0.0.1:{}/v1 from this machine; the key is shown on the console",
+            args.port
+        );
+    }
     cfg.serial = SerialMode::Interactive;
     cfg.display = if args.display {
         Display::Window

@@ -139,9 +139,12 @@ pub struct HostedArgs {
     /// The GGUF model (default: SmolLM2-135M-Instruct Q4_1, fetched once).
     #[arg(long, value_name = "GGUF")]
     model: Option<PathBuf>,
-    /// The runtime's command and its options (default: `info`), for
-    /// example `generate --max-tokens 64 "Once upon a time"`; `--model` is
-    /// added.
+    /// Where the API listens when no command is given (`serve`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The runtime's command and its options (default: `serve`, the API
+    /// and the chat console), for example `generate --max-tokens 64 "Once
+    /// upon a time"`; `--model` is added.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
@@ -155,7 +158,7 @@ pub fn hosted(a: &HostedArgs) -> Result<()> {
     };
     let mut cmd = std::process::Command::new(&bin);
     if a.args.is_empty() {
-        cmd.arg("info");
+        cmd.args(["serve", "--listen", &a.listen]);
     } else {
         cmd.args(&a.args);
     }

@@ -131,7 +131,7 @@ fn read_inode(ino: u64, buf: u64, count: u64, at: u64) -> SysResult {
     let got = match device(ino)? {
         Some(vfs::dev::NULL) => 0,
         Some(vfs::dev::ZERO) => n,
-        Some(vfs::dev::URANDOM) => {
+        Some(vfs::dev::URANDOM | vfs::dev::RANDOM) => {
             crate::random::fill(&mut data);
             n
         }
@@ -216,7 +216,7 @@ pub fn write_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysRes
             let ino = *ino;
             if let Some(dev) = device(ino)? {
                 return match dev {
-                    vfs::dev::NULL | vfs::dev::ZERO | vfs::dev::URANDOM => {
+                    vfs::dev::NULL | vfs::dev::ZERO | vfs::dev::URANDOM | vfs::dev::RANDOM => {
                         UserSlice::new(buf, count.min(MAX_RW) as usize)?;
                         Ok(count.min(MAX_RW))
                     }
