@@ -5,9 +5,11 @@
 //! only the new message is evaluated. When the conversation no longer fits
 //! the context, the oldest exchanges are dropped and the console says so.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::engine::{Engine, Generate, Session, Stats};
+use crate::engine::{Engine, Finish, Generate, Session, Stats};
+use crate::terminal::LineSource;
 
 /// What a line of input asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,14 +147,19 @@ pub fn describe(st: &Stats) -> String {
     )
 }
 
-/// Writes to `out` and keeps a copy.
+/// Writes to `out` and keeps a copy; once `stop` is set (Ctrl-C), writes
+/// fail with `Interrupted`, which ends the reply.
 struct Tee<'a> {
     out: &'a mut dyn Write,
     copy: Vec<u8>,
+    stop: &'a AtomicBool,
 }
 
 impl Write for Tee<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
         self.copy.extend_from_slice(b);
         self.out.write_all(b)?;
         Ok(b.len())
@@ -163,19 +170,13 @@ impl Write for Tee<'_> {
 }
 
 /// Reads one input; a line ending in `\\` continues. `None` at the end.
-fn read_input(input: &mut dyn BufRead, out: &mut dyn Write) -> Option<String> {
+fn read_input(input: &mut dyn LineSource, out: &mut dyn Write) -> Option<String> {
     let mut text = String::new();
     let mut prompt = "> ";
     loop {
-        let _ = write!(out, "{prompt}");
-        let _ = out.flush();
-        let mut line = String::new();
-        match input.read_line(&mut line) {
-            Ok(0) | Err(_) if text.is_empty() => return None,
-            Ok(0) | Err(_) => return Some(text),
-            Ok(_) => {}
-        }
-        let line = line.trim_end_matches(['\n', '\r']);
+        let Some(line) = input.read_line(prompt, out) else {
+            return (!text.is_empty()).then_some(text);
+        };
         match line.strip_suffix('\\') {
             Some(part) => {
                 text.push_str(part);
@@ -183,7 +184,7 @@ fn read_input(input: &mut dyn BufRead, out: &mut dyn Write) -> Option<String> {
                 prompt = "… ";
             }
             None => {
-                text.push_str(line);
+                text.push_str(&line);
                 return Some(text);
             }
         }
@@ -207,7 +208,7 @@ pub fn run(
     template: Option<String>,
     mut system: Option<String>,
     banner: &[String],
-    input: &mut dyn BufRead,
+    input: &mut dyn LineSource,
     out: &mut dyn Write,
 ) -> Result<Ended, String> {
     let mut session: Session<'_> = engine.session(g.context, g.threads)?;
@@ -307,15 +308,23 @@ pub fn run(
                     );
                     continue;
                 }
+                let stop = input.interrupt();
+                input.generating(true);
                 let mut tee = Tee {
                     out: &mut *out,
                     copy: Vec::new(),
+                    stop: &stop,
                 };
                 let r = session.chat(&messages(&history), template.as_deref(), &g, &mut tee);
+                input.generating(false);
                 let reply = String::from_utf8_lossy(&tee.copy).into_owned();
                 w(out, "");
                 match r {
                     Ok(st) => {
+                        if st.finish == Finish::Cancelled {
+                            // The partial reply stays in the conversation.
+                            w(out, "(stopped)");
+                        }
                         history.push(("assistant".into(), reply));
                         last = Some(st);
                     }
@@ -335,7 +344,7 @@ pub fn run(
 
 /// The console when no model could be loaded: it says why and takes
 /// `/quit` (and `/help`, `/model`).
-pub fn degraded(why: &str, input: &mut dyn BufRead, out: &mut dyn Write) -> Ended {
+pub fn degraded(why: &str, input: &mut dyn LineSource, out: &mut dyn Write) -> Ended {
     loop {
         let Some(text) = read_input(input, out) else {
             return Ended::Eof;
@@ -406,7 +415,7 @@ mod tests {
 
     #[test]
     fn multi_line_input_continues_after_a_backslash() {
-        let mut input: &[u8] = b"first \\\nsecond\nthird\n";
+        let mut input = crate::terminal::Lines::new(&b"first \\\nsecond\nthird\n"[..]);
         let mut out = Vec::new();
         assert_eq!(
             read_input(&mut input, &mut out).as_deref(),

@@ -268,6 +268,9 @@ pub enum Finish {
     Stop,
     /// `max_tokens` were generated.
     Length,
+    /// The output refused more text (an `Interrupted` write: Ctrl-C on
+    /// the console, a client that left).
+    Cancelled,
 }
 
 impl Finish {
@@ -276,6 +279,7 @@ impl Finish {
         match self {
             Finish::Stop => "stop",
             Finish::Length => "length",
+            Finish::Cancelled => "cancelled",
         }
     }
 }
@@ -562,9 +566,24 @@ impl Session<'_> {
                 .sampler(&self.engine.model, g.grammar.as_deref(), g.ignore_eos)?;
         let mut text = Utf8Stream::default();
         let mut stop = StopFilter::new(&g.stops);
-        let emit = |out: &mut dyn Write, s: &str| -> Result<(), String> {
-            out.write_all(s.as_bytes()).map_err(|e| e.to_string())?;
-            out.flush().map_err(|e| e.to_string())
+        // Ok(false): the output asks to stop with an `Interrupted` error
+        // (which `write_all` would retry, so this loops itself).
+        let emit = |out: &mut dyn Write, s: &str| -> Result<bool, String> {
+            let interrupted = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted;
+            let mut rest = s.as_bytes();
+            while !rest.is_empty() {
+                match out.write(rest) {
+                    Ok(0) => return Err("the output is closed".into()),
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if interrupted(&e) => return Ok(false),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            match out.flush() {
+                Ok(()) => Ok(true),
+                Err(e) if interrupted(&e) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
         };
         let first = tokens.len() as i32;
         let start = Instant::now();
@@ -578,7 +597,11 @@ impl Session<'_> {
             stats.tokens.push(t.0);
             let piece = vocab.token_to_piece(t, false, None);
             let (shown, stopped) = stop.push(&text.push(&piece));
-            emit(out, &shown)?;
+            if !emit(out, &shown)? {
+                stats.finish = Finish::Cancelled;
+                hit_stop = true;
+                break;
+            }
             if stopped {
                 stats.finish = Finish::Stop;
                 hit_stop = true;
@@ -596,11 +619,12 @@ impl Session<'_> {
             // Whatever was held back: an incomplete character, text that
             // might have begun a stop string.
             let (rest, stopped) = stop.push(&text.finish());
-            emit(out, &rest)?;
-            if stopped {
+            if !emit(out, &rest)? {
+                stats.finish = Finish::Cancelled;
+            } else if stopped {
                 stats.finish = Finish::Stop;
-            } else {
-                emit(out, &stop.finish())?;
+            } else if !emit(out, &stop.finish())? {
+                stats.finish = Finish::Cancelled;
             }
         }
         stats.generated = stats.tokens.len();

@@ -23,6 +23,7 @@ pub mod gguf;
 pub mod queue;
 pub mod server;
 pub mod stop;
+pub mod terminal;
 pub mod utf8;
 
 /// Threads to use: the CPUs this process may run on (`sched_getaffinity`,

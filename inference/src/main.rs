@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use llmos_inference::console::Ended;
 use llmos_inference::engine::{Engine, Generate, Sampling, Stats};
 use llmos_inference::server::{self, Config, ModelState, Shared};
+use llmos_inference::terminal::LineSource;
 use llmos_inference::{auth, cpu, default_threads};
 
 #[derive(Parser)]
@@ -330,7 +331,7 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         banner.push("  send it as the header 'Authorization: Bearer KEY'".to_owned());
     }
     let mut out = std::io::stdout();
-    let stdin = std::io::stdin();
+    let (mut input, raw) = console_input(so.no_console);
     let ended = match (engine, so.no_console) {
         (Some(e), false) => {
             banner.push("console: /help lists the commands".to_owned());
@@ -340,7 +341,7 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
                 chat.chat_template,
                 chat.system,
                 &banner,
-                &mut stdin.lock(),
+                &mut *input,
                 &mut out,
             )?
         }
@@ -349,7 +350,7 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
             println!("llmos: degraded (no model); the API answers 503; /quit to leave");
             llmos_inference::console::degraded(
                 failed.as_deref().unwrap_or("?"),
-                &mut stdin.lock(),
+                &mut *input,
                 &mut out,
             )
         }
@@ -364,6 +365,8 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
             Ended::Eof
         }
     };
+    // The terminal's own settings come back.
+    drop(raw);
     if ended == Ended::Quit {
         return Ok(());
     }
@@ -373,6 +376,21 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     loop {
         std::thread::park();
     }
+}
+
+/// The console's input: a line editor in raw mode on a terminal (with the
+/// guard that restores it), else lines from standard input.
+fn console_input(
+    none: bool,
+) -> (
+    Box<dyn LineSource>,
+    Option<llmos_inference::terminal::RawMode>,
+) {
+    use llmos_inference::terminal::{Lines, terminal};
+    if !none && let Some((editor, raw)) = terminal() {
+        return (Box::new(editor), Some(raw));
+    }
+    (Box::new(Lines::new(std::io::stdin().lock())), None)
 }
 
 fn print_banner(lines: &[String]) {
@@ -416,16 +434,17 @@ fn run(cmd: Command) -> Result<(), String> {
                     g.context, g.threads
                 ),
             ];
-            let stdin = std::io::stdin();
+            let (mut input, raw) = console_input(false);
             llmos_inference::console::run(
                 &e,
                 g,
                 chat_template,
                 system,
                 &banner,
-                &mut stdin.lock(),
+                &mut *input,
                 &mut out,
             )?;
+            drop(raw);
         }
         Command::Chat {
             opts,

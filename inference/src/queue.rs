@@ -18,7 +18,7 @@ use std::time::Instant;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::{Engine, Generate, Session, Stats};
+use crate::engine::{Engine, Finish, Generate, Session, Stats};
 
 /// What a running generation reports.
 #[derive(Debug)]
@@ -207,6 +207,14 @@ impl Queue {
         let result = session.complete(job.tokens.clone(), &job.generate, &mut out);
         let c = &self.counters;
         match result {
+            Ok(stats) if stats.finish == Finish::Cancelled => {
+                c.cancelled.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "llmos-runtime: a request was cancelled after {} ms and {} tokens (client gone); its slot is free",
+                    started.elapsed().as_millis(),
+                    stats.generated
+                );
+            }
             Ok(stats) => {
                 c.completed.fetch_add(1, Ordering::Relaxed);
                 c.prompt_tokens
@@ -246,21 +254,21 @@ struct Sink<'a> {
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("cancelled"));
+            return Err(std::io::ErrorKind::Interrupted.into());
         }
         if !buf.is_empty() {
             // The engine writes whole characters.
             let text = String::from_utf8_lossy(buf).into_owned();
             self.events
                 .send(Event::Text(text))
-                .map_err(|_| std::io::Error::other("the client went away"))?;
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         if self.events.is_closed() {
-            return Err(std::io::Error::other("the client went away"));
+            return Err(std::io::ErrorKind::Interrupted.into());
         }
         Ok(())
     }

@@ -388,3 +388,154 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         "the prompt reached the log: {out}"
     );
 }
+
+/// A terminal (pty) the runtime's console runs on, and what it printed.
+struct Pty {
+    master: std::fs::File,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    slave: std::fs::File,
+}
+
+impl Pty {
+    fn open() -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        let master = std::fs::File::from(master);
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut reader, copy) = (master.try_clone().unwrap(), out.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            // EIO once the last slave descriptor closes.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                copy.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { master, out, slave }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn len(&self) -> usize {
+        self.out.lock().unwrap().len()
+    }
+
+    fn typed(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).unwrap();
+    }
+
+    /// Waits until `needle` appears after byte `from`; returns where it
+    /// ends.
+    fn wait(&self, from: usize, needle: &str) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let all = self.out.lock().unwrap().clone();
+            let tail = String::from_utf8_lossy(&all[from.min(all.len())..]).into_owned();
+            if let Some(i) = tail.find(needle) {
+                return from + i + needle.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} after byte {from}:\n{}",
+                String::from_utf8_lossy(&all)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_console_on_a_terminal_edits_lines_keeps_history_and_ctrl_c_stops_a_reply() {
+    let m = default_model();
+    let mut pty = Pty::open();
+    let io = |f: &std::fs::File| std::process::Stdio::from(f.try_clone().unwrap());
+    let mut child = Command::new(runtime_bin())
+        .args([
+            "console",
+            "--model",
+            m.to_str().unwrap(),
+            "--max-tokens",
+            "48",
+        ])
+        .stdin(io(&pty.slave))
+        .stdout(io(&pty.slave))
+        .stderr(io(&pty.slave))
+        .spawn()
+        .expect("running llmos-runtime console");
+    // An empty prompt, drawn when the console waits for a new line.
+    const PROMPT: &str = "\r> \x1b[K";
+    let mut at = pty.wait(0, "llmos: ready");
+    at = pty.wait(at, PROMPT);
+    // Typing with a correction: "Wat", left twice, "h", End → "What".
+    pty.typed(b"Wat\x1b[D\x1b[Dh\x1b[F is the capital of France?\r");
+    let first = pty.wait(at, "Paris");
+    at = pty.wait(first, PROMPT);
+    pty.typed(b"And of Germany?\r");
+    at = pty.wait(at, "Berlin");
+    at = pty.wait(at, PROMPT);
+    pty.typed(b"/stats\r");
+    at = pty.wait(at, "finish: ");
+    at = pty.wait(at, PROMPT);
+    // Up arrow: /stats again from the history.
+    pty.typed(b"\x1b[A\r");
+    at = pty.wait(at, "finish: ");
+    at = pty.wait(at, PROMPT);
+    // A long reply, stopped with Ctrl-C once it is under way.
+    pty.typed(b"/params max_tokens=1000\r");
+    at = pty.wait(at, "max_tokens=1000");
+    at = pty.wait(at, PROMPT);
+    pty.typed(b"Write a very long story about a dragon who learns to cook.\r");
+    let started = pty.len();
+    while pty.len() < started + 200 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    pty.typed(b"\x03");
+    at = pty.wait(at, "(stopped)");
+    at = pty.wait(at, PROMPT);
+    pty.typed(b"/stats\r");
+    at = pty.wait(at, "finish: cancelled");
+    at = pty.wait(at, PROMPT);
+    // Ctrl-C at the prompt only clears the line.
+    pty.typed(b"never sent\x03");
+    at = pty.wait(at, "^C");
+    pty.typed(b"/reset\r");
+    at = pty.wait(at, "(conversation cleared)");
+    pty.typed(b"/stats\r");
+    at = pty.wait(at, "(no reply yet)");
+    pty.typed(b"/quit\r");
+    pty.wait(at, "bye");
+    let status = child.wait().unwrap();
+    let all = pty.text();
+    assert!(status.success(), "{all}");
+    assert!(!all.contains("never sent\r\n"), "{all}");
+    // The second turn reused the first from the KV cache.
+    let stats = regex::Regex::new(r"prompt: (\d+) tokens \((\d+) from the cache")
+        .unwrap()
+        .captures_iter(&all)
+        .map(|c| c[2].parse::<usize>().unwrap())
+        .collect::<Vec<_>>();
+    assert!(stats.len() >= 3 && stats[0] > 10, "{stats:?}\n{all}");
+    // The terminal's settings are back: canonical mode and echo.
+    let t = rustix::termios::tcgetattr(&pty.slave).unwrap();
+    use rustix::termios::LocalModes;
+    assert!(
+        t.local_modes
+            .contains(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG),
+        "{:?}",
+        t.local_modes
+    );
+}
