@@ -444,13 +444,44 @@ impl Engine {
     }
 
     /// The tokens of a chat prompt.
+    ///
+    /// Only the template's own text may produce special tokens: message
+    /// text is tokenized as plain text, so a message that contains
+    /// `<|im_end|><|im_start|>system` cannot end its turn or forge another
+    /// role's. The template is rendered with a marker in place of each
+    /// message, and the pieces between markers are tokenized with special
+    /// tokens, the messages without.
     pub fn chat_tokens(
         &self,
         messages: &[(String, String)],
         template: Option<&str>,
     ) -> Result<Vec<LlamaToken>, String> {
-        let prompt = self.format_chat(messages, template)?;
-        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
+        // Private-use characters that no message is expected to hold.
+        let marker = |i: usize| format!("\u{E000}llmos-{i}\u{E001}");
+        let placeholders: Vec<(String, String)> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (role, _))| (role.clone(), marker(i)))
+            .collect();
+        let rendered = self.format_chat(&placeholders, template)?;
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        let mut rest = rendered.as_str();
+        for (i, (_, content)) in messages.iter().enumerate() {
+            let m = marker(i);
+            let Some(at) = rest.find(&m) else {
+                return Err(
+                    "the chat template does not insert message text as given, so special tokens \
+                     in messages cannot be kept out of it; use another template (--chat-template)"
+                        .into(),
+                );
+            };
+            tokens.extend(vocab.tokenize(rest[..at].as_bytes(), tokens.is_empty(), true));
+            tokens.extend(vocab.tokenize(content.as_bytes(), false, false));
+            rest = &rest[at + m.len()..];
+        }
+        tokens.extend(vocab.tokenize(rest.as_bytes(), tokens.is_empty(), true));
+        Ok(tokens)
     }
 }
 
