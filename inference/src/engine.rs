@@ -476,7 +476,7 @@ impl Engine {
                         .into(),
                 );
             };
-            tokens.extend(vocab.tokenize(rest[..at].as_bytes(), tokens.is_empty(), true));
+            tokens.extend(vocab.tokenize(&rest.as_bytes()[..at], tokens.is_empty(), true));
             tokens.extend(vocab.tokenize(content.as_bytes(), false, false));
             rest = &rest[at + m.len()..];
         }
