@@ -389,6 +389,9 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
     );
 }
 
+/// An empty console prompt, drawn when the console waits for a new line.
+const PROMPT: &str = "\r> \x1b[K";
+
 /// A terminal (pty) the runtime's console runs on, and what it printed.
 struct Pty {
     master: std::fs::File,
@@ -438,6 +441,14 @@ impl Pty {
         self.master.write_all(keys).unwrap();
     }
 
+    /// Types `keys`, waits for `expect` after byte `from` and then for
+    /// the next empty prompt; returns where that ends.
+    fn exchange(&mut self, from: usize, keys: &[u8], expect: &str) -> usize {
+        self.typed(keys);
+        let at = self.wait(from, expect);
+        self.wait(at, PROMPT)
+    }
+
     /// Waits until `needle` appears after byte `from`; returns where it
     /// ends.
     fn wait(&self, from: usize, needle: &str) -> usize {
@@ -476,39 +487,27 @@ fn the_console_on_a_terminal_edits_lines_keeps_history_and_ctrl_c_stops_a_reply(
         .stderr(io(&pty.slave))
         .spawn()
         .expect("running llmos-runtime console");
-    // An empty prompt, drawn when the console waits for a new line.
-    const PROMPT: &str = "\r> \x1b[K";
     let mut at = pty.wait(0, "llmos: ready");
     at = pty.wait(at, PROMPT);
     // Typing with a correction: "Wat", left twice, "h", End → "What".
-    pty.typed(b"Wat\x1b[D\x1b[Dh\x1b[F is the capital of France?\r");
-    let first = pty.wait(at, "Paris");
-    at = pty.wait(first, PROMPT);
-    pty.typed(b"And of Germany?\r");
-    at = pty.wait(at, "Berlin");
-    at = pty.wait(at, PROMPT);
-    pty.typed(b"/stats\r");
-    at = pty.wait(at, "finish: ");
-    at = pty.wait(at, PROMPT);
+    at = pty.exchange(
+        at,
+        b"Wat\x1b[D\x1b[Dh\x1b[F is the capital of France?\r",
+        "Paris",
+    );
+    at = pty.exchange(at, b"And of Germany?\r", "Berlin");
+    at = pty.exchange(at, b"/stats\r", "finish: ");
     // Up arrow: /stats again from the history.
-    pty.typed(b"\x1b[A\r");
-    at = pty.wait(at, "finish: ");
-    at = pty.wait(at, PROMPT);
+    at = pty.exchange(at, b"\x1b[A\r", "finish: ");
     // A long reply, stopped with Ctrl-C once it is under way.
-    pty.typed(b"/params max_tokens=1000\r");
-    at = pty.wait(at, "max_tokens=1000");
-    at = pty.wait(at, PROMPT);
+    at = pty.exchange(at, b"/params max_tokens=1000\r", "max_tokens=1000");
     pty.typed(b"Write a very long story about a dragon who learns to cook.\r");
     let started = pty.len();
     while pty.len() < started + 200 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    pty.typed(b"\x03");
-    at = pty.wait(at, "(stopped)");
-    at = pty.wait(at, PROMPT);
-    pty.typed(b"/stats\r");
-    at = pty.wait(at, "finish: cancelled");
-    at = pty.wait(at, PROMPT);
+    at = pty.exchange(at, b"\x03", "(stopped)");
+    at = pty.exchange(at, b"/stats\r", "finish: cancelled");
     // Ctrl-C at the prompt only clears the line.
     pty.typed(b"never sent\x03");
     at = pty.wait(at, "^C");
