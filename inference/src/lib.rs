@@ -3,16 +3,17 @@
 //! as the unikernel's first process and as an ordinary program on a Linux
 //! host ("hosted mode").
 //!
-//! What exists so far: loading a model with a clear error for a missing,
-//! truncated or foreign file ([`gguf`], [`engine`]); raw completion and
-//! single-turn chat through the model's chat template; a sampling chain
-//! (greedy, or temperature with top-k/top-p/min-p and a seed; repetition,
-//! frequency and presence penalties) with ranges checked in Rust; stop
-//! strings ([`stop`]); text streamed as it is produced with characters
-//! kept whole across tokens ([`utf8`]); the thread count from
-//! `sched_getaffinity`; and the start-up check that the CPU has the
-//! features the build assumes ([`cpu`]). The chat console, the HTTP API and
-//! the default image integration are still to come (issue 7 lists them).
+//! The parts: the engine ([`engine`]: loading with clear errors for a
+//! missing, truncated or foreign file ([`gguf`]), completion and chat
+//! through the model's template with special tokens only from the template,
+//! a sampling chain checked in Rust, grammars for JSON output, stop strings
+//! ([`stop`]), whole characters across tokens ([`utf8`]), KV-cache reuse
+//! between requests); the request queue with sequence slots ([`queue`]);
+//! the OpenAI-compatible HTTP API ([`server`], [`api`], [`auth`]); the chat
+//! console ([`console`]) with its line editor ([`terminal`]); and the
+//! start-up check that the CPU has the features the build assumes
+//! ([`cpu`]). `llmos-runtime serve` runs the API and the console; it is
+//! llmos's first process.
 
 pub mod api;
 pub mod auth;
