@@ -1,0 +1,556 @@
+//! The llmos userland: WebAssembly modules run by the `wasmi` interpreter
+//! with WASI preview1 over a capability-scoped in-memory filesystem
+//! ([`vfs`], [`wasi`]), under hard limits.
+//!
+//! A [`Sandbox`] holds the engine and the server's caps. [`Sandbox::compile`]
+//! checks and translates a module once (lazily, function by function, as
+//! they are first called); [`Sandbox::run`] instantiates it for one run
+//! with its own store, files and limits, and returns a structured
+//! [`Outcome`]. Every limit is enforced by a mechanism:
+//!
+//! | limit | mechanism |
+//! |---|---|
+//! | instructions | wasmi fuel |
+//! | wall clock | fuel slices with a deadline check between them; `poll_oneoff` never sleeps past it |
+//! | memory, table | a resource limiter on every grow (and the initial sizes) |
+//! | module size | checked before parsing; wasmi's strict limits on function count and shape |
+//! | output | stdout/stderr capture stops the run at the cap (`truncated`) |
+//! | files | open descriptors and scratch bytes counted by the filesystem |
+//! | recursion | wasmi's call-depth and value-stack limits |
+//! | concurrency | a global count of runs and of the memory they may use |
+//!
+//! A request's limits can only tighten the server's caps ([`Limits`]).
+
+pub mod errno;
+pub mod vfs;
+pub mod wasi;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, Linker, Module, Store, TrapCode};
+use wasmi_core::LimiterError;
+
+/// Which limit ended a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The instruction budget.
+    Fuel,
+    /// The wall-clock time.
+    WallClock,
+    /// Linear memory.
+    Memory,
+    /// Table elements.
+    Table,
+    /// Call depth or value stack.
+    Stack,
+    /// Captured output.
+    Output,
+    /// The module is too large or too complex.
+    Module,
+    /// Too many runs at once, or too much memory promised to them.
+    Concurrency,
+}
+
+impl Limit {
+    /// Its name in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Fuel => "fuel",
+            Limit::WallClock => "wall_clock",
+            Limit::Memory => "memory",
+            Limit::Table => "table",
+            Limit::Stack => "stack",
+            Limit::Output => "output",
+            Limit::Module => "module",
+            Limit::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// The server's caps: no request can go beyond them.
+#[derive(Debug, Clone)]
+pub struct Caps {
+    /// Instructions (fuel) per run.
+    pub fuel: u64,
+    /// Wall-clock time per run.
+    pub wall: Duration,
+    /// Linear memory per run, in bytes.
+    pub memory: u64,
+    /// Table elements per table.
+    pub table: u32,
+    /// Module size in bytes.
+    pub module_bytes: usize,
+    /// Captured bytes of stdout, and of stderr.
+    pub output: usize,
+    /// Open descriptors (including stdio and preopens).
+    pub files: usize,
+    /// Bytes the run may write to its scratch directory.
+    pub scratch: u64,
+    /// Runs at once.
+    pub concurrent: usize,
+    /// Memory all running runs may use together.
+    pub total_memory: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            fuel: 20_000_000_000,
+            wall: Duration::from_secs(10),
+            memory: 256 << 20,
+            table: 100_000,
+            module_bytes: 40 << 20,
+            output: 1 << 20,
+            files: 64,
+            scratch: 64 << 20,
+            concurrent: 4,
+            total_memory: 1 << 30,
+        }
+    }
+}
+
+/// Limits a request asks for; each only tightens the matching cap.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Instructions.
+    pub fuel: Option<u64>,
+    /// Wall-clock milliseconds.
+    pub wall_ms: Option<u64>,
+    /// Memory bytes.
+    pub memory: Option<u64>,
+    /// Output bytes per stream.
+    pub output: Option<usize>,
+}
+
+/// The limits of one run: the caps, tightened by the request.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    /// Instructions.
+    pub fuel: u64,
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// Memory bytes.
+    pub memory: u64,
+    /// Output bytes per stream.
+    pub output: usize,
+}
+
+impl Caps {
+    /// `req` within these caps.
+    pub fn apply(&self, req: &Limits) -> Effective {
+        Effective {
+            fuel: req.fuel.map_or(self.fuel, |f| f.min(self.fuel)),
+            wall: req
+                .wall_ms
+                .map_or(self.wall, |ms| Duration::from_millis(ms).min(self.wall)),
+            memory: req.memory.map_or(self.memory, |m| m.min(self.memory)),
+            output: req.output.map_or(self.output, |o| o.min(self.output)),
+        }
+    }
+}
+
+/// What a run may import.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// Every WASI preview1 function.
+    Wasi,
+    /// Only these WASI functions.
+    Only(Vec<String>),
+}
+
+impl Grant {
+    fn allows(&self, module: &str, name: &str) -> bool {
+        module == wasi::MODULE
+            && match self {
+                Grant::Wasi => wasi::FUNCTIONS.contains(&name),
+                Grant::Only(v) => v.iter().any(|n| n == name),
+            }
+    }
+}
+
+/// A read-only directory a run can see: files by relative path.
+#[derive(Debug, Clone, Default)]
+pub struct Mount {
+    /// Where the guest sees it (a preopen name such as `/lib`).
+    pub guest: String,
+    /// Relative path → contents.
+    pub files: Arc<BTreeMap<String, Arc<Vec<u8>>>>,
+}
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// `argv` (the first is the program name).
+    pub args: Vec<String>,
+    /// Environment.
+    pub env: Vec<(String, String)>,
+    /// Standard input.
+    pub stdin: Vec<u8>,
+    /// Files put into the scratch directory first (name → contents).
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Where the scratch directory is seen.
+    pub scratch: String,
+    /// Read-only mounts.
+    pub mounts: Vec<Mount>,
+    /// What it may import.
+    pub grant: Grant,
+    /// Requested limits.
+    pub limits: Limits,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Self {
+            args: vec!["main".into()],
+            env: Vec::new(),
+            stdin: Vec::new(),
+            files: BTreeMap::new(),
+            scratch: "/tmp".into(),
+            mounts: Vec::new(),
+            grant: Grant::Wasi,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A trap: its kind and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trap {
+    /// A short name (`unreachable`, `memory_out_of_bounds`, …).
+    pub kind: String,
+    /// What wasmi said.
+    pub message: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Whether stdout was cut at the cap.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the cap.
+    pub stderr_truncated: bool,
+    /// The exit code (0 when `_start` returned).
+    pub exit_code: Option<i32>,
+    /// The trap, if it trapped.
+    pub trap: Option<Trap>,
+    /// The limit that ended it, if one did.
+    pub limit: Option<Limit>,
+    /// An error before it started (a refused import, a bad module).
+    pub error: Option<String>,
+    /// Instructions used.
+    pub fuel_used: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Grow checks for one run; records which limit refused.
+#[derive(Debug)]
+pub struct Limiter {
+    memory: u64,
+    table: u32,
+    hit: Option<Limit>,
+}
+
+impl wasmi::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        if desired as u64 > self.memory {
+            self.hit = Some(Limit::Memory);
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        if desired as u64 > u64::from(self.table) {
+            self.hit = Some(Limit::Table);
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// A checked, translated module, ready to run many times.
+#[derive(Clone)]
+pub struct Program {
+    module: Module,
+}
+
+impl Program {
+    /// The module's imports as `module::name`.
+    pub fn imports(&self) -> Vec<String> {
+        self.module
+            .imports()
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect()
+    }
+}
+
+/// Instructions per slice between deadline checks (a few milliseconds of
+/// interpretation).
+const SLICE: u64 = 250_000;
+
+/// The engine, the WASI functions and the caps.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<wasi::Ctx>,
+    /// The server's caps.
+    pub caps: Caps,
+    active: Mutex<(usize, u64)>,
+}
+
+impl Sandbox {
+    /// A sandbox with these caps.
+    pub fn new(caps: Caps) -> Result<Self, String> {
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .compilation_mode(CompilationMode::LazyTranslation)
+            .enforced_limits(EnforcedLimits::strict())
+            .set_max_recursion_depth(10_000)
+            .allow_start_fn(false);
+        let engine = Engine::new(&config);
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker).map_err(|e| format!("defining WASI: {e}"))?;
+        Ok(Self {
+            engine,
+            linker,
+            caps,
+            active: Mutex::new((0, 0)),
+        })
+    }
+
+    /// Checks and translates `wasm` (a binary module).
+    pub fn compile(&self, wasm: &[u8]) -> Result<Program, (Limit, String)> {
+        if wasm.len() > self.caps.module_bytes {
+            return Err((
+                Limit::Module,
+                format!(
+                    "the module is {} bytes, more than the limit of {}",
+                    wasm.len(),
+                    self.caps.module_bytes
+                ),
+            ));
+        }
+        let module = Module::new(&self.engine, wasm).map_err(|e| {
+            let limit = matches!(e.kind(), wasmi::errors::ErrorKind::UserLimits(_));
+            (
+                Limit::Module,
+                if limit {
+                    format!("the module is too complex for the sandbox: {e}")
+                } else {
+                    format!("not a valid WebAssembly module: {e}")
+                },
+            )
+        })?;
+        Ok(Program { module })
+    }
+
+    /// Runs `program` once.
+    pub fn run(&self, program: &Program, run: &Run) -> Outcome {
+        let start = Instant::now();
+        let lim = self.caps.apply(&run.limits);
+        let mut out = Outcome::default();
+        // Admission: a run slot and its memory promised.
+        {
+            let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            if a.0 >= self.caps.concurrent || a.1 + lim.memory > self.caps.total_memory {
+                out.limit = Some(Limit::Concurrency);
+                out.error = Some(format!(
+                    "the sandbox is busy: {} run(s) at once, at most {}; try again",
+                    a.0, self.caps.concurrent
+                ));
+                return out;
+            }
+            a.0 += 1;
+            a.1 += lim.memory;
+        }
+        self.run_admitted(program, run, &lim, &mut out);
+        {
+            let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            a.0 -= 1;
+            a.1 -= lim.memory;
+        }
+        out.duration = start.elapsed();
+        out
+    }
+
+    fn run_admitted(&self, program: &Program, run: &Run, lim: &Effective, out: &mut Outcome) {
+        let refused: Vec<String> = program
+            .module
+            .imports()
+            .filter(|i| {
+                !(matches!(i.ty(), wasmi::ExternType::Func(_))
+                    && run.grant.allows(i.module(), i.name()))
+            })
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect();
+        if !refused.is_empty() {
+            out.error = Some(format!("imports not granted: {}", refused.join(", ")));
+            return;
+        }
+        let deadline = Instant::now() + lim.wall;
+        // The files: scratch first, then the mounts, in fd order from 3.
+        let mut fs = vfs::Vfs::new(self.caps.scratch);
+        let scratch = fs.root(true);
+        let mut preopens = vec![(run.scratch.clone(), scratch)];
+        for (name, data) in &run.files {
+            let r = fs
+                .create(scratch, name, false, 0)
+                .and_then(|ino| fs.write(ino, 0, data, 0));
+            if let Err(e) = r {
+                out.error = Some(format!(
+                    "the input file {name:?} could not be written (WASI errno {e})"
+                ));
+                return;
+            }
+        }
+        for m in &run.mounts {
+            let root = fs.root(false);
+            for (path, data) in m.files.iter() {
+                if let Err(e) = fs.mount_file(root, path, data.to_vec()) {
+                    out.error = Some(format!(
+                        "the mounted file {path:?} is not valid (WASI errno {e})"
+                    ));
+                    return;
+                }
+            }
+            preopens.push((m.guest.clone(), root));
+        }
+        let limiter = Limiter {
+            memory: lim.memory,
+            table: self.caps.table,
+            hit: None,
+        };
+        let ctx = wasi::Ctx::new(
+            fs,
+            preopens,
+            &run.args,
+            &run.env,
+            run.stdin.clone(),
+            lim.output,
+            self.caps.files,
+            limiter,
+            deadline,
+        );
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|c| &mut c.limits);
+        let mut given = lim.fuel.min(SLICE);
+        let mut used = 0u64;
+        let result = (|| -> Result<Option<i32>, wasmi::Error> {
+            store.set_fuel(given)?;
+            let instance = self
+                .linker
+                .instantiate_and_start(&mut store, &program.module)?;
+            let entry = instance.get_typed_func::<(), ()>(&store, "_start")?;
+            let mut step = entry.call_resumable(&mut store, ())?;
+            loop {
+                match step {
+                    wasmi::TypedResumableCall::Finished(()) => return Ok(Some(0)),
+                    wasmi::TypedResumableCall::OutOfFuel(paused) => {
+                        used += given - store.get_fuel()?;
+                        if used >= lim.fuel {
+                            return Err(wasmi::Error::host(wasi::Stop(Limit::Fuel)));
+                        }
+                        if Instant::now() >= deadline {
+                            return Err(wasmi::Error::host(wasi::Stop(Limit::WallClock)));
+                        }
+                        given = SLICE.min(lim.fuel - used).max(paused.required_fuel());
+                        store.set_fuel(given)?;
+                        step = paused.resume(&mut store)?;
+                    }
+                    wasmi::TypedResumableCall::HostTrap(paused) => {
+                        let e = paused.host_error();
+                        if let Some(code) = e.i32_exit_status() {
+                            return Ok(Some(code));
+                        }
+                        if let Some(stop) = e.downcast_ref::<wasi::Stop>() {
+                            return Err(wasmi::Error::host(*stop));
+                        }
+                        return Err(wasmi::Error::new(e.to_string()));
+                    }
+                }
+            }
+        })();
+        used += given.saturating_sub(store.get_fuel().unwrap_or(0));
+        out.fuel_used = used.min(lim.fuel);
+        let ctx = store.data_mut();
+        match result {
+            Ok(code) => out.exit_code = code,
+            Err(e) => {
+                if let Some(code) = e.i32_exit_status() {
+                    out.exit_code = Some(code);
+                } else if let Some(stop) = e.downcast_ref::<wasi::Stop>() {
+                    out.limit = Some(stop.0);
+                    out.trap = Some(Trap {
+                        kind: "limit".into(),
+                        message: stop.to_string(),
+                    });
+                } else {
+                    let code = e.as_trap_code();
+                    out.limit = match code {
+                        Some(TrapCode::OutOfFuel) => Some(Limit::Fuel),
+                        Some(TrapCode::StackOverflow) => Some(Limit::Stack),
+                        Some(TrapCode::GrowthOperationLimited) | None => ctx.limits.hit,
+                        _ => None,
+                    };
+                    out.trap = Some(Trap {
+                        kind: code.map_or("error", trap_name).into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        if out.limit.is_none() {
+            out.limit = ctx.limits.hit.filter(|_| out.trap.is_some());
+        }
+        out.stdout = std::mem::take(&mut ctx.stdout.data);
+        out.stderr = std::mem::take(&mut ctx.stderr.data);
+        out.stdout_truncated = ctx.stdout.truncated;
+        out.stderr_truncated = ctx.stderr.truncated;
+    }
+}
+
+fn trap_name(c: TrapCode) -> &'static str {
+    match c {
+        TrapCode::UnreachableCodeReached => "unreachable",
+        TrapCode::MemoryOutOfBounds => "memory_out_of_bounds",
+        TrapCode::TableOutOfBounds => "table_out_of_bounds",
+        TrapCode::IndirectCallToNull => "indirect_call_to_null",
+        TrapCode::IntegerDivisionByZero => "integer_division_by_zero",
+        TrapCode::IntegerOverflow => "integer_overflow",
+        TrapCode::BadConversionToInteger => "bad_conversion_to_integer",
+        TrapCode::StackOverflow => "stack_overflow",
+        TrapCode::BadSignature => "bad_signature",
+        TrapCode::OutOfFuel => "out_of_fuel",
+        TrapCode::GrowthOperationLimited => "growth_limited",
+        TrapCode::OutOfSystemMemory => "out_of_system_memory",
+    }
+}
