@@ -301,6 +301,7 @@ impl wasmi::ResourceLimiter for Limiter {
 #[derive(Clone)]
 pub struct Program {
     module: Module,
+    origin: Origin,
 }
 
 impl Program {
@@ -317,10 +318,24 @@ impl Program {
 /// interpretation).
 const SLICE: u64 = 250_000;
 
+/// Where a module comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Shipped with llmos and checked by its SHA-256 (the Python and
+    /// JavaScript interpreters, first-party apps): wasmi's default
+    /// structural limits (CPython has 11,448 functions).
+    Trusted,
+    /// Anything else (code a person or the model supplies): also wasmi's
+    /// strict limits on functions, globals, tables, segments and function
+    /// shape.
+    Untrusted,
+}
+
 /// The engine, the WASI functions and the caps.
 pub struct Sandbox {
-    engine: Engine,
-    linker: Linker<wasi::Ctx>,
+    /// (engine, linker) for trusted and for untrusted modules.
+    trusted: (Engine, Linker<wasi::Ctx>),
+    untrusted: (Engine, Linker<wasi::Ctx>),
     /// The server's caps.
     pub caps: Caps,
     active: Mutex<(usize, u64)>,
@@ -329,26 +344,40 @@ pub struct Sandbox {
 impl Sandbox {
     /// A sandbox with these caps.
     pub fn new(caps: Caps) -> Result<Self, String> {
-        let mut config = Config::default();
-        config
-            .consume_fuel(true)
-            .compilation_mode(CompilationMode::LazyTranslation)
-            .enforced_limits(EnforcedLimits::strict())
-            .set_max_recursion_depth(10_000)
-            .allow_start_fn(false);
-        let engine = Engine::new(&config);
-        let mut linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut linker).map_err(|e| format!("defining WASI: {e}"))?;
+        let make = |strict: bool| -> Result<(Engine, Linker<wasi::Ctx>), String> {
+            let mut config = Config::default();
+            config
+                .consume_fuel(true)
+                .compilation_mode(CompilationMode::LazyTranslation)
+                .set_max_recursion_depth(10_000)
+                .allow_start_fn(false)
+                // Lazy translation charges no fuel: in wasmi 2.0.0 running
+                // out of fuel while translating a function mid-run is not
+                // resumable. Translation is bounded by the module size and
+                // (untrusted) the strict limits on function shape.
+                .fuel_cost(wasmi::CustomFuelCosts {
+                    bytes_copied_per_fuel: 64,
+                    fuel_per_bytes_translated: 0,
+                    fuel_per_bytes_validated: 0,
+                });
+            if strict {
+                config.enforced_limits(EnforcedLimits::strict());
+            }
+            let engine = Engine::new(&config);
+            let mut linker = Linker::new(&engine);
+            wasi::add_to_linker(&mut linker).map_err(|e| format!("defining WASI: {e}"))?;
+            Ok((engine, linker))
+        };
         Ok(Self {
-            engine,
-            linker,
+            trusted: make(false)?,
+            untrusted: make(true)?,
             caps,
             active: Mutex::new((0, 0)),
         })
     }
 
-    /// Checks and translates `wasm` (a binary module).
-    pub fn compile(&self, wasm: &[u8]) -> Result<Program, (Limit, String)> {
+    /// Checks and translates `wasm` (a binary module) from `origin`.
+    pub fn compile(&self, wasm: &[u8], origin: Origin) -> Result<Program, (Limit, String)> {
         if wasm.len() > self.caps.module_bytes {
             return Err((
                 Limit::Module,
@@ -359,7 +388,11 @@ impl Sandbox {
                 ),
             ));
         }
-        let module = Module::new(&self.engine, wasm).map_err(|e| {
+        let engine = match origin {
+            Origin::Trusted => &self.trusted.0,
+            Origin::Untrusted => &self.untrusted.0,
+        };
+        let module = Module::new(engine, wasm).map_err(|e| {
             let limit = matches!(e.kind(), wasmi::errors::ErrorKind::UserLimits(_));
             (
                 Limit::Module,
@@ -370,7 +403,7 @@ impl Sandbox {
                 },
             )
         })?;
-        Ok(Program { module })
+        Ok(Program { module, origin })
     }
 
     /// Runs `program` once.
@@ -460,15 +493,17 @@ impl Sandbox {
             limiter,
             deadline,
         );
-        let mut store = Store::new(&self.engine, ctx);
+        let (engine, linker) = match program.origin {
+            Origin::Trusted => &self.trusted,
+            Origin::Untrusted => &self.untrusted,
+        };
+        let mut store = Store::new(engine, ctx);
         store.limiter(|c| &mut c.limits);
         let mut given = lim.fuel.min(SLICE);
         let mut used = 0u64;
         let result = (|| -> Result<Option<i32>, wasmi::Error> {
             store.set_fuel(given)?;
-            let instance = self
-                .linker
-                .instantiate_and_start(&mut store, &program.module)?;
+            let instance = linker.instantiate_and_start(&mut store, &program.module)?;
             let entry = instance.get_typed_func::<(), ()>(&store, "_start")?;
             let mut step = entry.call_resumable(&mut store, ())?;
             loop {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use llmos_sandbox::{Caps, Grant, Limit, Limits, Outcome, Run, Sandbox};
+use llmos_sandbox::{Caps, Grant, Limit, Limits, Origin, Outcome, Run, Sandbox};
 
 /// A module that writes `text` to stdout with fd_write, then runs `body`.
 fn program(body: &str, extra: &str) -> Vec<u8> {
@@ -42,7 +42,9 @@ fn sandbox() -> Sandbox {
 }
 
 fn run_with(s: &Sandbox, wasm: &[u8], run: &Run) -> Outcome {
-    let p = s.compile(wasm).unwrap_or_else(|e| panic!("{e:?}"));
+    let p = s
+        .compile(wasm, Origin::Untrusted)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     s.run(&p, run)
 }
 
@@ -208,7 +210,10 @@ fn huge_and_many_function_modules_are_refused() {
     big.extend_from_slice(&[1, b'x']);
     big.extend_from_slice(&payload);
     let t = std::time::Instant::now();
-    let e = s.compile(&big).err().expect("a 50 MB module was accepted");
+    let e = s
+        .compile(&big, Origin::Untrusted)
+        .err()
+        .expect("a 50 MB module was accepted");
     assert_eq!(e.0, Limit::Module);
     assert!(e.1.contains("bytes"), "{}", e.1);
     assert!(t.elapsed() < Duration::from_millis(100));
@@ -216,13 +221,16 @@ fn huge_and_many_function_modules_are_refused() {
     let funcs: String = (0..100_000).map(|_| "(func)").collect();
     let many = wat::parse_str(format!("(module {funcs})")).unwrap();
     let e = s
-        .compile(&many)
+        .compile(&many, Origin::Untrusted)
         .err()
         .expect("100k functions were accepted");
     assert_eq!(e.0, Limit::Module);
     assert!(e.1.contains("too complex"), "{}", e.1);
     // Not wasm at all.
-    let e = s.compile(b"\0asm garbage").err().unwrap();
+    let e = s
+        .compile(b"\0asm garbage", Origin::Untrusted)
+        .err()
+        .unwrap();
     assert!(e.1.contains("not a valid WebAssembly module"), "{}", e.1);
     still_serves(&s);
 }
@@ -324,7 +332,10 @@ fn concurrent_runs_above_the_cap_are_refused_cleanly() {
         .unwrap(),
     );
     let p = s
-        .compile(&program("(call $hello) (loop $l (br $l))", ""))
+        .compile(
+            &program("(call $hello) (loop $l (br $l))", ""),
+            Origin::Untrusted,
+        )
         .unwrap();
     let threads: Vec<_> = (0..64)
         .map(|_| {
