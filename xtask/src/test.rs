@@ -83,7 +83,15 @@ pub fn test(args: &TestArgs) -> Result<()> {
             "--exclude",
             "llmos-inference",
         ];
-        totals.add(&progress::run_tee(cargo().arg("test").args(host))?);
+        // The sandbox's tests run the real Python and JavaScript runtimes.
+        let (python, quickjs) = crate::lang::runtimes()?;
+        totals.add(&progress::run_tee(
+            cargo()
+                .env("LLMOS_PYTHON_WASM", &python)
+                .env("LLMOS_QUICKJS_WASM", &quickjs)
+                .arg("test")
+                .args(host),
+        )?);
         totals.add(&progress::run_tee(&mut crate::runtime::cargo_for(
             crate::runtime::DEFAULT_CPU,
             "test",
