@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::{Engine, Finish, Generate, Session, Stats};
+use crate::exec::{Exec, Language, last_code_block};
 use crate::terminal::LineSource;
 
 /// What a line of input asks for.
@@ -30,6 +31,8 @@ pub enum Input {
     Model,
     /// `/quit`.
     Quit,
+    /// `/run [LANGUAGE]`: run code in the sandbox.
+    Run(Option<String>),
     /// An unknown command.
     Unknown(String),
     /// Nothing.
@@ -63,6 +66,8 @@ pub fn parse(line: &str) -> Input {
         "stats" => Input::Stats,
         "model" => Input::Model,
         "quit" | "exit" => Input::Quit,
+        "run" if rest.is_empty() => Input::Run(None),
+        "run" => Input::Run(Some(rest.to_owned())),
         _ => Input::Unknown(name.to_owned()),
     }
 }
@@ -75,6 +80,8 @@ Type a message and press Enter; end a line with \\\\ to continue on the next.
                    repeat_penalty frequency_penalty presence_penalty seed max_tokens
   /stats           speed of the last reply
   /model           the loaded model
+  /run python|js   run code in the sandbox: type it, end with a line of one dot
+  /run             run the last reply's code block (shown first; asks for yes)
   /quit            leave (in llmos: power off)
 ";
 
@@ -191,6 +198,96 @@ fn read_input(input: &mut dyn LineSource, out: &mut dyn Write) -> Option<String>
     }
 }
 
+/// `/run`: code typed after the command, or the last reply's code block
+/// after an explicit yes; the result is printed.
+fn run_code(
+    exec: Option<&Exec>,
+    lang: Option<&str>,
+    last_reply: Option<&str>,
+    input: &mut dyn LineSource,
+    out: &mut dyn Write,
+) {
+    let say = |out: &mut dyn Write, s: &str| {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    };
+    let Some(exec) = exec else {
+        say(
+            out,
+            "the code interpreter is not available here (no --lang-dir)",
+        );
+        return;
+    };
+    let (language, code) = match lang {
+        Some(name) => {
+            let Some(l) = Language::parse(name) else {
+                say(out, &format!("unknown language {name:?}: python or js"));
+                return;
+            };
+            say(out, "(type the code; a line with a single . runs it)");
+            let mut code = Vec::new();
+            loop {
+                match input.read_line("… ", out) {
+                    Some(line) if line.trim() == "." => break,
+                    Some(line) => code.push(line),
+                    None => return,
+                }
+            }
+            (l, code.join("\n"))
+        }
+        None => {
+            let Some((tag, code)) = last_reply.and_then(last_code_block) else {
+                say(
+                    out,
+                    "the last reply has no code block; use /run python or /run js to type code",
+                );
+                return;
+            };
+            let Some(l) = tag else {
+                say(
+                    out,
+                    "the code block names no language; use /run python or /run js",
+                );
+                return;
+            };
+            say(out, &format!("--- {} ---\n{code}\n---", l.name()));
+            let answer = input.read_line(&format!("run this {} code? [y/N] ", l.name()), out);
+            if !matches!(
+                answer.as_deref().map(str::trim),
+                Some("y" | "yes" | "Y" | "YES")
+            ) {
+                say(out, "(not run)");
+                return;
+            }
+            (l, code)
+        }
+    };
+    match exec.run(
+        language,
+        &code,
+        b"",
+        &Default::default(),
+        Default::default(),
+    ) {
+        Err(e) => say(out, &format!("error: {e}")),
+        Ok(o) => {
+            let _ = out.write_all(&o.stdout);
+            let _ = out.write_all(&o.stderr);
+            if !o.stdout.ends_with(b"\n") && !o.stdout.is_empty() {
+                let _ = writeln!(out);
+            }
+            let how = match (&o.limit, &o.trap, &o.error, o.exit_code) {
+                (Some(l), _, _, _) => format!("stopped: {} limit", l.as_str()),
+                (_, Some(t), _, _) => format!("trap: {}", t.kind),
+                (_, _, Some(e), _) => format!("error: {e}"),
+                (_, _, _, Some(c)) => format!("exit {c}"),
+                _ => "ended".into(),
+            };
+            say(out, &format!("({how}; {} ms)", o.duration.as_millis()));
+        }
+    }
+}
+
 /// How the console ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -202,11 +299,13 @@ pub enum Ended {
 
 /// The console until `/quit` or the end of input. `banner` is printed
 /// before the `llmos: ready` line.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
     mut g: Generate,
     template: Option<String>,
     mut system: Option<String>,
+    exec: Option<&Exec>,
     banner: &[String],
     input: &mut dyn LineSource,
     out: &mut dyn Write,
@@ -264,6 +363,14 @@ pub fn run(
             },
             Input::Model => w(out, &format!("model: {}", engine.info)),
             Input::Unknown(c) => w(out, &format!("unknown command /{c}; /help lists them")),
+            Input::Run(lang) => {
+                let last = history
+                    .iter()
+                    .rev()
+                    .find(|(r, _)| r == "assistant")
+                    .map(|(_, t)| t.as_str());
+                run_code(exec, lang.as_deref(), last, input, out);
+            }
             Input::Message(m) => {
                 history.push(("user".into(), m));
                 let messages = |h: &[(String, String)]| {

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod console;
 pub mod cpu;
 pub mod engine;
+pub mod exec;
 pub mod gguf;
 pub mod queue;
 pub mod server;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use llmos_inference::console::Ended;
 use llmos_inference::engine::{Engine, Generate, Sampling, Stats};
+use llmos_inference::exec::Exec;
 use llmos_inference::server::{self, Config, ModelState, Shared};
 use llmos_inference::terminal::LineSource;
 use llmos_inference::{auth, cpu, default_threads};
@@ -100,6 +101,23 @@ struct ChatOpts {
     /// llama3, gemma, …) or a template.
     #[arg(long)]
     chat_template: Option<String>,
+    /// Where the code interpreter's WASI runtimes are
+    /// (python-3.12.0.wasm, quickjs.wasm); without it, no /run and no
+    /// /v1/exec.
+    #[arg(long, value_name = "DIR")]
+    lang_dir: Option<PathBuf>,
+}
+
+/// The code interpreter, if `--lang-dir` was given.
+fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
+    match &chat.lang_dir {
+        None => Ok(None),
+        Some(d) if !d.is_dir() => Err(format!("--lang-dir {}: not a directory", d.display())),
+        Some(d) => Ok(Some(std::sync::Arc::new(Exec::new(
+            d.clone(),
+            llmos_sandbox::Caps::default(),
+        )?))),
+    }
 }
 
 /// Options of `serve`.
@@ -260,7 +278,8 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         body_limit: so.body_limit as usize,
         log_requests: !so.quiet,
     };
-    let shared = Shared::new(config);
+    let exec = exec(&chat)?;
+    let shared = Shared::new(config, exec.clone());
     let s2 = shared.clone();
     std::thread::Builder::new()
         .name("http".into())
@@ -340,6 +359,7 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
                 g,
                 chat.chat_template,
                 chat.system,
+                exec.as_deref(),
                 &banner,
                 &mut *input,
                 &mut out,
@@ -419,10 +439,12 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Console {
             opts,
-            chat: ChatOpts {
-                system,
-                chat_template,
-            },
+            chat:
+                ChatOpts {
+                    system,
+                    chat_template,
+                    lang_dir,
+                },
         } => {
             let g = opts.generate();
             g.sampling.validate()?;
@@ -434,12 +456,18 @@ fn run(cmd: Command) -> Result<(), String> {
                     g.context, g.threads
                 ),
             ];
+            let exec = exec(&ChatOpts {
+                system: None,
+                chat_template: None,
+                lang_dir,
+            })?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(
                 &e,
                 g,
                 chat_template,
                 system,
+                exec.as_deref(),
                 &banner,
                 &mut *input,
                 &mut out,
@@ -448,10 +476,12 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat {
             opts,
-            chat: ChatOpts {
-                system,
-                chat_template,
-            },
+            chat:
+                ChatOpts {
+                    system,
+                    chat_template,
+                    lang_dir: _,
+                },
             message,
         } => {
             let (e, g) = load(&opts)?;

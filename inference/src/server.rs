@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, ApiError, Format, Prompt, Settings};
 use crate::engine::{Engine, Generate, Sampling, Stats, json_grammar};
+use crate::exec::{Exec, Language};
 use crate::queue::{Event, Job, Queue};
 
 /// How the server was configured.
@@ -68,6 +69,7 @@ pub enum ModelState {
 /// What the handlers share.
 pub struct Shared {
     config: Config,
+    exec: Option<Arc<Exec>>,
     /// Set once loading ends.
     pub model: OnceLock<ModelState>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
@@ -76,9 +78,10 @@ pub struct Shared {
 
 impl Shared {
     /// A server that is still loading its model.
-    pub fn new(config: Config) -> Arc<Self> {
+    pub fn new(config: Config, exec: Option<Arc<Exec>>) -> Arc<Self> {
         Arc::new(Self {
             config,
+            exec,
             model: OnceLock::new(),
             requests: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
@@ -116,6 +119,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/detokenize", post(detokenize))
         .route("/props", get(props))
         .route("/metrics", get(metrics))
+        .route("/v1/exec", post(exec_code))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -903,4 +907,85 @@ pub fn reachable(addr: SocketAddr) -> String {
         addr.ip()
     };
     format!("http://{}/v1", SocketAddr::new(ip, addr.port()))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecRequest {
+    language: String,
+    code: String,
+    #[serde(default)]
+    stdin: String,
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    limits: ExecLimits,
+}
+
+/// Limits a request may ask for; each only tightens the server's cap.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExecLimits {
+    fuel: Option<u64>,
+    timeout_ms: Option<u64>,
+    memory_bytes: Option<u64>,
+    output_bytes: Option<usize>,
+}
+
+async fn exec_code(
+    State(s): State<Arc<Shared>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    let Some(exec) = s.exec.clone() else {
+        return Err(ApiError::new(
+            503,
+            "server_error",
+            "exec_unavailable",
+            "the code interpreter is off (the runtime was started without --lang-dir)".into(),
+        ));
+    };
+    let r: ExecRequest = api::parse_plain(&b)?;
+    let lang = Language::parse(&r.language).ok_or_else(|| {
+        ApiError::bad(
+            "language",
+            format!(
+                "language: {:?} is not supported (python, javascript)",
+                r.language
+            ),
+        )
+    })?;
+    let limits = llmos_sandbox::Limits {
+        fuel: r.limits.fuel,
+        wall_ms: r.limits.timeout_ms,
+        memory: r.limits.memory_bytes,
+        output: r.limits.output_bytes,
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        exec.run(lang, &r.code, r.stdin.as_bytes(), &r.files, limits)
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "server_error", "exec_failed", e.to_string()))?
+    .map_err(|m| {
+        if m.contains("not installed") {
+            ApiError::new(503, "server_error", "exec_unavailable", m)
+        } else {
+            ApiError::bad("files", m)
+        }
+    })?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok(Json(json!({
+        "language": lang.name(),
+        "stdout": text(&outcome.stdout),
+        "stderr": text(&outcome.stderr),
+        "stdout_truncated": outcome.stdout_truncated,
+        "stderr_truncated": outcome.stderr_truncated,
+        "exit_code": outcome.exit_code,
+        "trap": outcome.trap.as_ref().map(|t| json!({"kind": t.kind, "message": t.message})),
+        "limit": outcome.limit.map(|l| l.as_str()),
+        "error": outcome.error,
+        "fuel_used": outcome.fuel_used,
+        "duration_ms": outcome.duration.as_secs_f64() * 1e3,
+    }))
+    .into_response())
 }

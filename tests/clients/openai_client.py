@@ -99,4 +99,10 @@ except openai.AuthenticationError as e:
     assert e.status_code == 401, e
     print("wrong key:", e.status_code)
 
+out = client.post(
+    "/exec", body={"language": "python", "code": "print(6 * 7)"}, cast_to=object
+)
+assert out["stdout"] == "42\n" and out["exit_code"] == 0, out
+print("exec:", out["stdout"].strip())
+
 print("openai-python: all checks passed")

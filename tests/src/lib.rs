@@ -63,6 +63,21 @@ pub fn tiny_model() -> PathBuf {
     )
 }
 
+/// The directory with the code interpreter's WASI runtimes
+/// (`LLMOS_LANG_DIR`, else `target/lang`); panics with the fix if missing.
+pub fn lang_dir() -> PathBuf {
+    let d = match std::env::var_os("LLMOS_LANG_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lang"),
+    };
+    assert!(
+        d.join("python-3.12.0.wasm").is_file() && d.join("quickjs.wasm").is_file(),
+        "{} lacks the WASI runtimes; `cargo xtask lang` fetches them (`cargo xtask test` does too)",
+        d.display()
+    );
+    d
+}
+
 /// An image under the images directory; panics with the fix if missing.
 pub fn image(relative: &str) -> PathBuf {
     let p = images_dir().join(relative);

@@ -516,9 +516,15 @@ fn the_openai_python_client_works() {
     let _serial = serial();
     let key = "openai-client-key-0123456789";
     let file = scratch("openai-key", key.as_bytes());
+    let dir = llmos_tests::lang_dir();
     let s = Server::start(
         &default_model(),
-        &["--api-key-file", file.to_str().unwrap()],
+        &[
+            "--api-key-file",
+            file.to_str().unwrap(),
+            "--lang-dir",
+            dir.to_str().unwrap(),
+        ],
     );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/openai_client.py");
     let out = std::process::Command::new("python3")
@@ -561,4 +567,66 @@ fn special_tokens_in_messages_stay_text() {
     // …but in a message they are plain text: exactly the plain-text
     // tokens are added to the template's.
     assert_eq!(prompt_tokens(forged), prompt_tokens("") + count(false));
+}
+
+#[test]
+fn exec_runs_python_and_javascript_in_the_sandbox() {
+    let _serial = serial();
+    let dir = llmos_tests::lang_dir();
+    let s = Server::start(&default_model(), &["--lang-dir", dir.to_str().unwrap()]);
+    let (status, v) = s.post(
+        "/v1/exec",
+        &[],
+        &json!({"language": "python", "code": "import sys; print(sum(range(10))); print(sys.stdin.read().upper())",
+                "stdin": "from stdin"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stdout"], "45\nFROM STDIN\n", "{v}");
+    assert_eq!(v["exit_code"], 0);
+    assert!(v["limit"].is_null() && v["trap"].is_null(), "{v}");
+    assert!(v["fuel_used"].as_u64().unwrap() > 0 && v["duration_ms"].as_f64().unwrap() > 0.0);
+    let (_, v) = s.post(
+        "/v1/exec",
+        &[],
+        &json!({"language": "javascript", "code": "console.log(std.loadFile('/tmp/in.txt').trim() + '!')",
+                "files": {"in.txt": "given"}}),
+    );
+    assert_eq!(v["stdout"], "given!\n", "{v}");
+    // A request's limits only tighten the server's.
+    let (_, v) = s.post(
+        "/v1/exec",
+        &[],
+        &json!({"language": "python", "code": "while True: pass", "limits": {"timeout_ms": 300}}),
+    );
+    assert_eq!(v["limit"], "wall_clock", "{v}");
+    let (_, v) = s.post(
+        "/v1/exec",
+        &[],
+        &json!({"language": "python", "code": "print(open('/etc/passwd').read())"}),
+    );
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(
+        v["stderr"].as_str().unwrap().contains("FileNotFoundError"),
+        "{v}"
+    );
+    for (body, param) in [
+        (json!({"language": "ruby", "code": "1"}), "language"),
+        (json!({"language": "python"}), ""),
+        (
+            json!({"language": "python", "code": "1", "limits": {"cpu": 1}}),
+            "limits.cpu",
+        ),
+        (
+            json!({"language": "python", "code": "1", "files": {"../x": "y"}}),
+            "files",
+        ),
+    ] {
+        let (status, v) = s.post("/v1/exec", &[], &body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["error"]["param"].as_str().unwrap_or(""), param, "{v}");
+    }
+    // Without --lang-dir the interpreter is off.
+    let plain = Server::start(&default_model(), &[]);
+    let (status, v) = plain.post("/v1/exec", &[], &json!({"language": "python", "code": "1"}));
+    assert_eq!(status, 503, "{v}");
 }

@@ -366,6 +366,16 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         r.body
     );
     assert!(r.body.contains("\"model\":\"llmos-tiny\""), "{}", r.body);
+    // JavaScript in the sandbox, inside llmos.
+    let js = r#"{"language":"javascript","code":"console.log('js in llmos', 6 * 7)"}"#;
+    let r = curl("POST", &url("/v1/exec"), &[&auth], Some(js));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"stdout\":\"js in llmos 42\\n\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("\"exit_code\":0"), "{}", r.body);
     // Then the console, and /quit powers the machine off.
     let outcome = m
         .wait_exit(Duration::from_secs(600))
@@ -536,5 +546,38 @@ fn the_console_on_a_terminal_edits_lines_keeps_history_and_ctrl_c_stops_a_reply(
             .contains(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG),
         "{:?}",
         t.local_modes
+    );
+}
+
+#[test]
+fn the_console_runs_code_in_the_sandbox() {
+    use std::io::Write;
+    let m = default_model();
+    let dir = llmos_tests::lang_dir();
+    let mut child = Command::new(runtime_bin())
+        .args(["console", "--model", m.to_str().unwrap(), "--lang-dir"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running llmos-runtime console");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"/run python\nprint(sum(range(10)))\n.\n/run js\nconsole.log('js ' + 6 * 7)\n.\n/run cobol\n/run\n/quit\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(" 45\n(exit 0; "), "{stdout}");
+    assert!(stdout.contains("js 42\n(exit 0; "), "{stdout}");
+    assert!(stdout.contains("unknown language \"cobol\""), "{stdout}");
+    assert!(
+        stdout.contains("the last reply has no code block"),
+        "{stdout}"
     );
 }

@@ -57,6 +57,9 @@ pub struct ContentArgs {
     pub api_key_file: Option<PathBuf>,
 }
 
+/// Where the code interpreter's WASI runtimes go in the image.
+pub const LANG_IN_IMAGE: &str = "/apps/lang";
+
 /// Where `--api-key-file` goes in the image.
 pub const API_KEYS_IN_IMAGE: &str = "/etc/llmos/api-keys";
 
@@ -138,6 +141,17 @@ impl ContentArgs {
                     }
                 };
                 let mut args = runtime_args(&dest);
+                // The code interpreter's runtimes, mapped in place like the
+                // model.
+                let (python, quickjs) = crate::lang::runtimes()?;
+                for p in [python, quickjs] {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    extra.push((p, format!("{LANG_IN_IMAGE}/{name}")));
+                }
+                args.extend(["--lang-dir".to_owned(), LANG_IN_IMAGE.to_owned()]);
                 if let Some(k) = &self.api_key_file {
                     check_key_file(k)?;
                     extra.push((k.clone(), API_KEYS_IN_IMAGE.to_owned()));
@@ -421,6 +435,8 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
                     paths::images().join(rel)
                 } else if let Some(rel) = src.strip_prefix("$MODELS/") {
                     paths::target().join("models").join(rel)
+                } else if let Some(rel) = src.strip_prefix("$LANG/") {
+                    paths::target().join("lang").join(rel)
                 } else {
                     paths::root().join(src)
                 };

@@ -162,6 +162,13 @@ pub fn hosted(a: &HostedArgs) -> Result<()> {
     } else {
         cmd.args(&a.args);
     }
+    // The code interpreter for the commands that have one.
+    if a.args.is_empty() || matches!(a.args[0].as_str(), "serve" | "console") {
+        let (python, _) = crate::lang::runtimes()?;
+        if let Some(dir) = python.parent() {
+            cmd.arg("--lang-dir").arg(dir);
+        }
+    }
     cmd.arg("--model").arg(&model);
     println!("$ {}", progress::render(&cmd));
     let status = cmd

@@ -111,6 +111,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
     let runtime = crate::runtime::build(crate::runtime::DEFAULT_CPU)?;
     let model = crate::model::default_model()?;
     let tiny = crate::model::tiny_model()?;
+    crate::lang::runtimes()?;
     image::build_program_images(&runtime)?;
     progress::header("QEMU boot tests (TCG) and hosted runtime tests");
     let qemu_tests = [
@@ -127,6 +128,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
             .env("LLMOS_RUNTIME", &runtime)
             .env("LLMOS_MODEL", &model)
             .env("LLMOS_TINY_MODEL", &tiny)
+            .env("LLMOS_LANG_DIR", paths::target().join("lang"))
             .args(qemu_tests)
             .args(&args.filter),
     )?);

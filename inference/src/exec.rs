@@ -1,0 +1,186 @@
+//! The code interpreter: Python and JavaScript snippets run in the wasm
+//! sandbox ([`llmos_sandbox`]) by the CPython 3.12 and QuickJS-NG WASI
+//! builds found in a directory (`/apps/lang` in llmos, `target/lang` in
+//! hosted mode). Each interpreter is compiled once, on first use, and
+//! instantiated per run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use llmos_sandbox::{Caps, Limits, Origin, Outcome, Program, Run, Sandbox};
+
+/// A language the interpreter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// CPython 3.12.
+    Python,
+    /// QuickJS-NG.
+    JavaScript,
+}
+
+impl Language {
+    /// From a request's or a command's name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "python" | "py" | "python3" => Some(Self::Python),
+            "javascript" | "js" | "node" => Some(Self::JavaScript),
+            _ => None,
+        }
+    }
+
+    /// The module's file name.
+    pub fn file(self) -> &'static str {
+        match self {
+            Self::Python => "python-3.12.0.wasm",
+            Self::JavaScript => "quickjs.wasm",
+        }
+    }
+
+    /// The name in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Python => "python",
+            Self::JavaScript => "javascript",
+        }
+    }
+}
+
+/// The most input files a run may get, and their total size.
+pub const MAX_FILES: usize = 64;
+
+/// The interpreters and their sandbox.
+pub struct Exec {
+    sandbox: Sandbox,
+    dir: PathBuf,
+    python: OnceLock<Result<Program, String>>,
+    js: OnceLock<Result<Program, String>>,
+}
+
+impl Exec {
+    /// Interpreters from `dir`, run under `caps`.
+    pub fn new(dir: PathBuf, caps: Caps) -> Result<Self, String> {
+        Ok(Self {
+            sandbox: Sandbox::new(caps)?,
+            dir,
+            python: OnceLock::new(),
+            js: OnceLock::new(),
+        })
+    }
+
+    /// The sandbox's caps.
+    pub fn caps(&self) -> &Caps {
+        &self.sandbox.caps
+    }
+
+    /// The compiled interpreter for `lang` (compiled on first use).
+    fn program(&self, lang: Language) -> Result<&Program, String> {
+        let cell = match lang {
+            Language::Python => &self.python,
+            Language::JavaScript => &self.js,
+        };
+        cell.get_or_init(|| {
+            let path = self.dir.join(lang.file());
+            let wasm = std::fs::read(&path).map_err(|e| {
+                format!(
+                    "the {} interpreter is not installed ({}: {e}); `cargo xtask lang` fetches it",
+                    lang.name(),
+                    path.display()
+                )
+            })?;
+            self.sandbox
+                .compile(&wasm, Origin::Trusted)
+                .map_err(|(_, m)| format!("{}: {m}", path.display()))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
+    /// Runs `code` in `lang` with `stdin`, input `files` (in the scratch
+    /// directory `/tmp`) and the request's `limits` (which only tighten
+    /// the caps).
+    pub fn run(
+        &self,
+        lang: Language,
+        code: &str,
+        stdin: &[u8],
+        files: &BTreeMap<String, String>,
+        limits: Limits,
+    ) -> Result<Outcome, String> {
+        if files.len() > MAX_FILES {
+            return Err(format!(
+                "at most {MAX_FILES} input files, not {}",
+                files.len()
+            ));
+        }
+        for name in files.keys() {
+            if name.is_empty()
+                || name.contains('/')
+                || name == "."
+                || name == ".."
+                || name.contains('\0')
+            {
+                return Err(format!("the file name {name:?} is not a plain name"));
+            }
+        }
+        let program = self.program(lang)?;
+        let args = match lang {
+            Language::Python => vec!["python".into(), "-c".into(), code.into()],
+            Language::JavaScript => vec!["qjs".into(), "--std".into(), "-e".into(), code.into()],
+        };
+        let run = Run {
+            args,
+            stdin: stdin.to_vec(),
+            files: files
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                .collect(),
+            limits,
+            ..Run::default()
+        };
+        Ok(self.sandbox.run(program, &run))
+    }
+}
+
+/// The last fenced code block in `text` (```` ```python ```` …): its
+/// language tag (if known) and code.
+pub fn last_code_block(text: &str) -> Option<(Option<Language>, String)> {
+    let mut found = None;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(tag) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let lang = Language::parse(tag.trim());
+        let mut code = Vec::new();
+        for l in lines.by_ref() {
+            if l.trim_start().starts_with("```") {
+                break;
+            }
+            code.push(l);
+        }
+        found = Some((lang, code.join("\n")));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_blocks() {
+        let t = "Here:\n```python\nprint(1)\nprint(2)\n```\nand\n```js\nconsole.log(3)\n```\n";
+        assert_eq!(
+            last_code_block(t),
+            Some((Some(Language::JavaScript), "console.log(3)".into()))
+        );
+        assert_eq!(
+            last_code_block("```\nx = 1\n"),
+            Some((None, "x = 1".into()))
+        );
+        assert_eq!(last_code_block("no code"), None);
+        assert_eq!(Language::parse("Python"), Some(Language::Python));
+        assert_eq!(Language::parse("ruby"), None);
+    }
+}
