@@ -264,34 +264,32 @@ fn out_of_range_sampling_values_are_rejected_with_the_field_name() {
     }
 }
 
-#[test]
-fn the_console_keeps_a_conversation_reuses_the_cache_and_takes_commands() {
+/// `llmos-runtime console ARGS` with `input` piped in; its stdout (the run
+/// must succeed).
+fn console_piped(args: &[&str], input: &[u8]) -> String {
     use std::io::Write;
-    let m = default_model();
     let mut child = Command::new(runtime_bin())
-        .args([
-            "console",
-            "--model",
-            m.to_str().unwrap(),
-            "--max-tokens",
-            "48",
-        ])
+        .arg("console")
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("running llmos-runtime console");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"What is the capital of France?\nAnd of Germany?\n/stats\n/params temperature=9\n/reset\n/stats\n/bogus\n/quit\n",
-        )
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    stdout
+}
+
+#[test]
+fn the_console_keeps_a_conversation_reuses_the_cache_and_takes_commands() {
+    let m = default_model();
+    let stdout = console_piped(
+        &["--model", m.to_str().unwrap(), "--max-tokens", "48"],
+        b"What is the capital of France?\nAnd of Germany?\n/stats\n/params temperature=9\n/reset\n/stats\n/bogus\n/quit\n",
+    );
     let ready = stdout.find("llmos: ready").expect("ready line");
     let paris = stdout.find("Paris").expect("first answer");
     let berlin = stdout.find("Berlin").expect("second answer uses the first");
@@ -551,28 +549,12 @@ fn the_console_on_a_terminal_edits_lines_keeps_history_and_ctrl_c_stops_a_reply(
 
 #[test]
 fn the_console_runs_code_in_the_sandbox() {
-    use std::io::Write;
     let m = default_model();
     let dir = llmos_tests::lang_dir();
-    let mut child = Command::new(runtime_bin())
-        .args(["console", "--model", m.to_str().unwrap(), "--lang-dir"])
-        .arg(&dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running llmos-runtime console");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"/run python\nprint(sum(range(10)))\n.\n/run js\nconsole.log('js ' + 6 * 7)\n.\n/run cobol\n/run\n/quit\n",
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let stdout = console_piped(
+        &["--model", m.to_str().unwrap(), "--lang-dir", dir.to_str().unwrap()],
+        b"/run python\nprint(sum(range(10)))\n.\n/run js\nconsole.log('js ' + 6 * 7)\n.\n/run cobol\n/run\n/quit\n",
+    );
     assert!(stdout.contains(" 45\n(exit 0; "), "{stdout}");
     assert!(stdout.contains("js 42\n(exit 0; "), "{stdout}");
     assert!(stdout.contains("unknown language \"cobol\""), "{stdout}");
