@@ -172,7 +172,7 @@ attempt('symlink', lambda: os.symlink('/etc/passwd', '/tmp/link'))
 fn python_runs_again_after_limits_without_recompiling() {
     let tight = Run {
         limits: llmos_sandbox::Limits {
-            wall_ms: Some(3000),
+            wall_ms: Some(1000),
             ..Default::default()
         },
         ..Run::default()
