@@ -511,7 +511,10 @@ impl Sandbox {
                 match step {
                     wasmi::TypedResumableCall::Finished(()) => return Ok(Some(0)),
                     wasmi::TypedResumableCall::OutOfFuel(paused) => {
-                        used += given - store.get_fuel()?;
+                        let left = store.get_fuel()?;
+                        used += given - left;
+                        // Counted: the final tally adds nothing more.
+                        given = left;
                         if used >= lim.fuel {
                             return Err(wasmi::Error::host(wasi::Stop(Limit::Fuel)));
                         }
