@@ -438,7 +438,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             "llmos_prompt_tokens_per_second",
             "gauge",
             "Prompt tokens per second over all generations.",
-            one(format!("{:.3}", rate(pp - cached, pp_us))),
+            one(format!("{:.3}", rate(pp.saturating_sub(cached), pp_us))),
         );
         metric(
             "llmos_generate_tokens_per_second",
@@ -589,13 +589,32 @@ fn plan(
         }
         None => (ctx - n).min(u64::from(c.max_tokens)) as u32,
     };
+    if settings.ignore_eos && format.schema().is_some() {
+        // The grammar ends in an end-of-generation token, which ignore_eos
+        // forbids: nothing could be sampled.
+        return Err(ApiError::bad(
+            "ignore_eos",
+            "ignore_eos cannot be combined with a JSON response_format",
+        ));
+    }
+    let n_vocab = e.n_vocab();
+    if let Some((t, _)) = settings
+        .sampling
+        .logit_bias
+        .iter()
+        .find(|(t, _)| !(0..n_vocab).contains(t))
+    {
+        return Err(ApiError::bad(
+            "logit_bias",
+            format!("logit_bias: token {t} is not in the vocabulary (0..{n_vocab})"),
+        ));
+    }
     let grammar = match format.schema() {
         Some(schema) => {
             Some(json_grammar(&schema).map_err(|m| ApiError::bad("response_format", m))?)
         }
         None => None,
     };
-    let n_vocab = e.n_vocab();
     if let Some(t) = tokens.iter().find(|t| !(0..n_vocab).contains(&t.0)) {
         return Err(ApiError::bad(
             "prompt",

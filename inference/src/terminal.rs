@@ -198,7 +198,7 @@ impl Editor {
             let Some(b) = self.next_byte(wait) else {
                 return Key::Ignore;
             };
-            if b.is_ascii_digit() || b == b';' {
+            if (b.is_ascii_digit() || b == b';') && params.len() < 16 {
                 params.push(b);
                 continue;
             }

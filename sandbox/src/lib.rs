@@ -426,12 +426,17 @@ impl Sandbox {
             a.0 += 1;
             a.1 += lim.memory;
         }
-        self.run_admitted(program, run, &lim, &mut out);
-        {
-            let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            a.0 -= 1;
-            a.1 -= lim.memory;
+        // Given back however the run ends, a panic included.
+        struct Admitted<'a>(&'a Mutex<(usize, u64)>, u64);
+        impl Drop for Admitted<'_> {
+            fn drop(&mut self) {
+                let mut a = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                a.0 -= 1;
+                a.1 -= self.1;
+            }
         }
+        let _admitted = Admitted(&self.active, lim.memory);
+        self.run_admitted(program, run, &lim, &mut out);
         out.duration = start.elapsed();
         out
     }

@@ -350,7 +350,7 @@ impl Vfs {
         };
         let end = at.checked_add(data.len() as u64).ok_or(errno::FBIG)?;
         let growth = end.saturating_sub(len);
-        if self.used + growth > self.capacity {
+        if growth > self.capacity.saturating_sub(self.used) {
             return Err(errno::NOSPC);
         }
         self.used += growth;
@@ -374,7 +374,7 @@ impl Vfs {
             Node::File(d) => d.len() as u64,
             Node::Dir(_) => return Err(errno::ISDIR),
         };
-        if size > len && self.used + (size - len) > self.capacity {
+        if size > len && size - len > self.capacity.saturating_sub(self.used) {
             return Err(errno::NOSPC);
         }
         self.used = self.used + size.saturating_sub(len) - len.saturating_sub(size);
@@ -469,6 +469,10 @@ mod tests {
         assert_eq!(v.write(f, 0, &[1; 60], 1), Ok(60));
         assert_eq!(v.write(f, 90, &[1; 20], 1), Err(errno::NOSPC));
         assert_eq!(v.write(f, 60, &[1; 40], 1), Ok(40));
+        // Huge offsets and sizes are refused, never wrapped.
+        assert_eq!(v.write(f, u64::MAX - 2, &[1; 4], 1), Err(errno::FBIG));
+        assert_eq!(v.write(f, u64::MAX - 8, &[1; 4], 1), Err(errno::NOSPC));
+        assert_eq!(v.truncate(f, u64::MAX - 1, 1), Err(errno::NOSPC));
         assert_eq!(v.usage(), (100, 100));
         v.remove(scratch, "f", false, 2).unwrap();
         assert_eq!(v.usage(), (0, 100));

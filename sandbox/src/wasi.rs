@@ -226,6 +226,10 @@ impl Mem<'_> {
     }
 }
 
+/// The most bytes one read or write call moves (a longer request is
+/// answered short, which callers handle by looping).
+const MAX_IO: u32 = 16 << 20;
+
 /// The result of a host function body: an errno, or a stop.
 type Ret = Result<Errno, Error>;
 
@@ -234,6 +238,10 @@ fn with(
     caller: &mut Caller<'_, Ctx>,
     f: impl FnOnce(&mut Mem<'_>, &mut Ctx) -> Ret,
 ) -> Result<i32, Error> {
+    // Host calls use almost no fuel; the deadline is checked here too.
+    if Instant::now() >= caller.data().deadline {
+        return Err(Error::host(Stop(Limit::WallClock)));
+    }
     let mem = caller
         .get_export("memory")
         .and_then(Extern::into_memory)
@@ -300,6 +308,11 @@ impl Ctx {
         let mut total = 0u32;
         let now = self.now();
         for (p, len) in iovs {
+            if total >= MAX_IO {
+                // A short write, as POSIX allows: the caller loops.
+                break;
+            }
+            let len = len.min(MAX_IO - total);
             let data = match m.slice(p, len) {
                 Ok(d) => d.to_vec(),
                 Err(e) => return Ok(Err(e)),
@@ -317,7 +330,11 @@ impl Ctx {
                 }) => {
                     let (ino, append, cur) = (*ino, *append, *pos);
                     let off = match at {
-                        Some(o) => o,
+                        // Each buffer follows the previous one.
+                        Some(o) => match o.checked_add(u64::from(total)) {
+                            Some(o) => o,
+                            None => return Ok(Err(errno::FBIG)),
+                        },
                         None if append => self.vfs.size(ino),
                         None => cur,
                     };
@@ -350,6 +367,10 @@ impl Ctx {
         let iovs = m.iovs(iovs, n)?;
         let mut total = 0u32;
         for (p, len) in iovs {
+            if total >= MAX_IO {
+                break;
+            }
+            let len = len.min(MAX_IO - total);
             let buf = m.slice_mut(p, len)?;
             let file = match self.fd(fd)? {
                 Fd::Stdin if at.is_none() => None,
@@ -372,7 +393,8 @@ impl Ctx {
                     k
                 }
                 Some((ino, pos)) => {
-                    let off = at.unwrap_or(pos);
+                    // Each buffer follows the previous one.
+                    let off = at.map_or(pos, |a| a.saturating_add(u64::from(total)));
                     let k = self.vfs.read(ino, off, buf)?;
                     if at.is_none()
                         && let Ok(Fd::File { pos, .. }) = self.fd_mut(fd)
@@ -503,7 +525,7 @@ impl Ctx {
         let mut ready = Vec::new();
         let mut clocks = Vec::new();
         for i in 0..n {
-            let at = subs + 48 * i;
+            let at = (subs as u32).wrapping_add(48 * i as u32) as i32;
             let sub = match m.slice(at, 48) {
                 Ok(s) => s.to_vec(),
                 Err(e) => return Ok(Err(e)),
@@ -560,7 +582,7 @@ impl Ctx {
             e[8..10].copy_from_slice(&err.to_le_bytes());
             e[10] = *kind;
             e[16..24].copy_from_slice(&nbytes.to_le_bytes());
-            if let Err(x) = m.put(events + 32 * k as i32, &e) {
+            if let Err(x) = m.put((events as u32).wrapping_add(32 * k as u32) as i32, &e) {
                 return Ok(Err(x));
             }
         }
@@ -1052,7 +1074,10 @@ pub fn add_to_linker(l: &mut Linker<Ctx>) -> Result<(), wasmi::errors::LinkerErr
         with(&mut c, |m, _| {
             ok((|| {
                 let b = m.slice_mut(buf, len as u32)?;
-                getrandom::fill(b).map_err(|_| errno::IO)
+                // In pieces, so the deadline is the only bound that matters.
+                b.chunks_mut(1 << 20)
+                    .try_for_each(getrandom::fill)
+                    .map_err(|_| errno::IO)
             })())
         })
     })?;
@@ -1088,9 +1113,9 @@ fn put_sizes(m: &mut Mem<'_>, list: &[Vec<u8>], n: i32, size: i32) -> Result<(),
 fn put_list(m: &mut Mem<'_>, list: &[Vec<u8>], ptrs: i32, buf: i32) -> Result<(), Errno> {
     let mut at = buf as u32;
     for (i, a) in list.iter().enumerate() {
-        m.put_u32(ptrs + 4 * i as i32, at)?;
+        m.put_u32((ptrs as u32).wrapping_add(4 * i as u32) as i32, at)?;
         m.put(at as i32, a)?;
-        m.put(at as i32 + a.len() as i32, &[0])?;
+        m.put(at.wrapping_add(a.len() as u32) as i32, &[0])?;
         at += a.len() as u32 + 1;
     }
     Ok(())

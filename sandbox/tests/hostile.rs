@@ -13,6 +13,7 @@ fn program(body: &str, extra: &str) -> Vec<u8> {
   (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_allocate" (func $fd_allocate (param i32 i64 i64) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "hello\n")
   (data (i32.const 200) "../etc/passwd")
@@ -380,4 +381,24 @@ fn stdin_args_and_env_are_what_the_caller_gave() {
         ..Run::default()
     };
     assert_eq!(run_with(&s, &echo, &run).stdout, b"from stdin");
+}
+
+#[test]
+fn huge_file_sizes_are_refused_not_wrapped() {
+    let _serial = serial();
+    let s = sandbox();
+    let run = Run {
+        files: [("in.txt".to_owned(), b"data".to_vec())].into(),
+        ..Run::default()
+    };
+    // Open in.txt for writing (rights FD_READ|FD_WRITE), then ask for an
+    // allocation of 2^63-1 bytes at offset 2^63-1.
+    let wasm = program(
+        "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 400) (i32.const 6) (i32.const 0) (i64.const 66) (i64.const 0) (i32.const 0) (i32.const 500)))
+         (call $exit (call $fd_allocate (i32.load (i32.const 500)) (i64.const 0x7fffffffffffffff) (i64.const 0x7fffffffffffffff)))",
+        "",
+    );
+    const NOSPC: i32 = 51;
+    assert_eq!(run_with(&s, &wasm, &run).exit_code, Some(NOSPC));
+    still_serves(&s);
 }

@@ -248,6 +248,7 @@ fn bad_requests_get_openai_errors_and_the_log_keeps_no_prompt() {
         ("presence_penalty", json!("high")),
         ("n", json!(3)),
         ("logprobs", json!(true)),
+        ("logit_bias", json!({"99999999": 1})),
     ] {
         let mut q = question(8);
         q[field] = value;
@@ -257,6 +258,16 @@ fn bad_requests_get_openai_errors_and_the_log_keeps_no_prompt() {
         assert_eq!(param, field, "{v}");
         assert!(m.contains(field), "{m}");
     }
+    // A grammar ends with an end-of-generation token, which ignore_eos forbids.
+    let mut q = question(8);
+    q["ignore_eos"] = json!(true);
+    q["response_format"] = json!({"type": "json_object"});
+    let (status, v) = s.post("/v1/chat/completions", &[], &q);
+    assert_eq!(
+        (status, v["error"]["param"].as_str()),
+        (400, Some("ignore_eos")),
+        "{v}"
+    );
     // Not JSON.
     let r = s.curl(
         "POST",
