@@ -193,7 +193,16 @@ impl Queue {
                     }
                 }
             };
-            self.run(&mut session, job);
+            // A panic in one generation (a bug, never expected) must not
+            // take the slot or the busy count with it.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run(&mut session, job)
+            }));
+            if run.is_err() {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("llmos-runtime: a generation panicked; its slot was reset");
+                session.reset();
+            }
             self.lock().busy -= 1;
         }
     }

@@ -89,6 +89,8 @@ pub struct Editor {
     busy: Arc<AtomicBool>,
     /// The last byte was `\r` (so a following `\n` is not a second Enter).
     after_cr: bool,
+    /// A byte read ahead that is not part of the key before it.
+    pending: Option<u8>,
 }
 
 /// What a key does.
@@ -121,6 +123,7 @@ impl Editor {
             flag,
             busy,
             after_cr: false,
+            pending: None,
         }
     }
 
@@ -129,7 +132,10 @@ impl Editor {
         &self.history
     }
 
-    fn next_byte(&self, wait: Option<Duration>) -> Option<u8> {
+    fn next_byte(&mut self, wait: Option<Duration>) -> Option<u8> {
+        if let Some(b) = self.pending.take() {
+            return Some(b);
+        }
         match wait {
             None => self.bytes.recv().ok(),
             Some(d) => self.bytes.recv_timeout(d).ok(),
@@ -169,7 +175,12 @@ impl Editor {
                 for _ in 1..len {
                     match self.next_byte(Some(Duration::from_millis(100))) {
                         Some(c) if c & 0xc0 == 0x80 => buf.push(c),
-                        _ => return Some(Key::Ignore),
+                        // Not a continuation: it is the next key.
+                        Some(c) => {
+                            self.pending = Some(c);
+                            return Some(Key::Ignore);
+                        }
+                        None => return Some(Key::Ignore),
                     }
                 }
                 match std::str::from_utf8(&buf)
@@ -428,6 +439,9 @@ mod tests {
         assert_eq!(got, [Some("a".to_owned())]);
         let (got, _) = edit("héllo ✓\r".as_bytes(), 1);
         assert_eq!(got, [Some("héllo ✓".to_owned())]);
+        // A stray lead byte does not eat the Enter after it.
+        let (got, _) = edit(b"ab\xc3\r", 1);
+        assert_eq!(got, [Some("ab".to_owned())]);
     }
 
     #[test]
