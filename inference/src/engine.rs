@@ -35,20 +35,27 @@ pub struct ModelInfo {
     pub size: u64,
     /// Load time in milliseconds.
     pub load_ms: u128,
+    /// Whether the weights are mapped from the file (no bytes copied).
+    pub mapped: bool,
 }
 
 impl std::fmt::Display for ModelInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, {:.1} M parameters, {}, context {}, {:.1} MiB of weights) loaded in {} ms",
+            "{} ({}, {:.1} M parameters, {}, context {}, {:.1} MiB of weights) loaded in {} ms; {}",
             self.name,
             self.architecture,
             self.params as f64 / 1e6,
             self.quantization,
             self.context,
             self.size as f64 / (1 << 20) as f64,
-            self.load_ms
+            self.load_ms,
+            if self.mapped {
+                "mapped from the file, 0 bytes copied (llama.cpp may still repack some weight types)".to_owned()
+            } else {
+                format!("{} bytes copied", self.size)
+            }
         )
     }
 }
@@ -337,6 +344,8 @@ impl Engine {
             context: model.n_ctx_train(),
             size: model.size(),
             load_ms,
+            // llama.cpp maps the file when the platform can (the default).
+            mapped: llama_cpp_2::mmap_supported(),
         };
         Ok(Self {
             backend,
