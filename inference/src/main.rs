@@ -106,6 +106,10 @@ struct ChatOpts {
     /// /v1/exec.
     #[arg(long, value_name = "DIR")]
     lang_dir: Option<PathBuf>,
+    /// The code interpreter's wall-clock cap per run in milliseconds
+    /// (requests may ask for less, never more).
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    exec_timeout_ms: u64,
 }
 
 /// The code interpreter, if `--lang-dir` was given.
@@ -115,7 +119,10 @@ fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
         Some(d) if !d.is_dir() => Err(format!("--lang-dir {}: not a directory", d.display())),
         Some(d) => Ok(Some(std::sync::Arc::new(Exec::new(
             d.clone(),
-            llmos_sandbox::Caps::default(),
+            llmos_sandbox::Caps {
+                wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
+                ..llmos_sandbox::Caps::default()
+            },
         )?))),
     }
 }
@@ -444,6 +451,7 @@ fn run(cmd: Command) -> Result<(), String> {
                     system,
                     chat_template,
                     lang_dir,
+                    exec_timeout_ms,
                 },
         } => {
             let g = opts.generate();
@@ -460,6 +468,7 @@ fn run(cmd: Command) -> Result<(), String> {
                 system: None,
                 chat_template: None,
                 lang_dir,
+                exec_timeout_ms,
             })?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(
@@ -481,6 +490,7 @@ fn run(cmd: Command) -> Result<(), String> {
                     system,
                     chat_template,
                     lang_dir: _,
+                    exec_timeout_ms: _,
                 },
             message,
         } => {

@@ -636,6 +636,23 @@ fn exec_runs_python_and_javascript_in_the_sandbox() {
         assert_eq!(status, 400, "{body}: {v}");
         assert_eq!(v["error"]["param"].as_str().unwrap_or(""), param, "{v}");
     }
+    // The server's cap binds a request that asks for more.
+    let capped = Server::start(
+        &default_model(),
+        &[
+            "--lang-dir",
+            dir.to_str().unwrap(),
+            "--exec-timeout-ms",
+            "300",
+        ],
+    );
+    let (_, v) = capped.post(
+        "/v1/exec",
+        &[],
+        &json!({"language": "javascript", "code": "for(;;){}", "limits": {"timeout_ms": 60000}}),
+    );
+    assert_eq!(v["limit"], "wall_clock", "{v}");
+    assert!(v["duration_ms"].as_f64().unwrap() < 1000.0, "{v}");
     // Without --lang-dir the interpreter is off.
     let plain = Server::start(&default_model(), &[]);
     let (status, v) = plain.post("/v1/exec", &[], &json!({"language": "python", "code": "1"}));
