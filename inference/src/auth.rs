@@ -47,10 +47,17 @@ pub fn read_keys(path: &Path) -> Result<Vec<String>, String> {
 /// A new key from the operating system's random generator: `llmos-` and
 /// 32 hex digits (128 bits).
 pub fn generate() -> Result<String, String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness for an API key: {e}"))?;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("llmos-{hex}"))
+    Ok(format!(
+        "llmos-{}",
+        random_hex(16).map_err(|e| format!("no randomness for an API key: {e}"))?
+    ))
+}
+
+/// `n` random bytes from the operating system, in hex.
+pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// Whether `given` equals `key`, in time that depends only on their

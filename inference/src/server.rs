@@ -650,9 +650,8 @@ impl Drop for CancelOnDrop {
 }
 
 fn request_id(prefix: &str) -> String {
-    let mut b = [0u8; 12];
-    let _ = getrandom::fill(&mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    // An id need not be secret: zeros if the OS has no randomness.
+    let hex = crate::auth::random_hex(12).unwrap_or_else(|_| "0".repeat(24));
     format!("{prefix}-{hex}")
 }
 

@@ -377,6 +377,14 @@ impl Sandbox {
         })
     }
 
+    /// The engine and linker for modules from `origin`.
+    fn for_origin(&self, origin: Origin) -> &(Engine, Linker<wasi::Ctx>) {
+        match origin {
+            Origin::Trusted => &self.trusted,
+            Origin::Untrusted => &self.untrusted,
+        }
+    }
+
     /// Checks and translates `wasm` (a binary module) from `origin`.
     pub fn compile(&self, wasm: &[u8], origin: Origin) -> Result<Program, (Limit, String)> {
         if wasm.len() > self.caps.module_bytes {
@@ -389,10 +397,7 @@ impl Sandbox {
                 ),
             ));
         }
-        let engine = match origin {
-            Origin::Trusted => &self.trusted.0,
-            Origin::Untrusted => &self.untrusted.0,
-        };
+        let engine = &self.for_origin(origin).0;
         let module = Module::new(engine, wasm).map_err(|e| {
             let limit = matches!(e.kind(), wasmi::errors::ErrorKind::UserLimits(_));
             (
@@ -499,10 +504,7 @@ impl Sandbox {
             limiter,
             deadline,
         );
-        let (engine, linker) = match program.origin {
-            Origin::Trusted => &self.trusted,
-            Origin::Untrusted => &self.untrusted,
-        };
+        let (engine, linker) = self.for_origin(program.origin);
         let mut store = Store::new(engine, ctx);
         store.limiter(|c| &mut c.limits);
         let mut given = lim.fuel.min(SLICE);
