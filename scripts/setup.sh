@@ -24,7 +24,7 @@ say "Rust toolchain $toolchain"
 # missing components/targets.
 run rustup toolchain install "$toolchain" --profile minimal \
     --component rust-src,llvm-tools-preview,clippy,rustfmt \
-    --target x86_64-unknown-none,x86_64-unknown-linux-gnu
+    --target x86_64-unknown-none,x86_64-unknown-linux-gnu,wasm32-wasip1
 
 say "Debian packages"
 mapfile -t wanted < <(grep -v '^\s*#' "$root/scripts/debian-packages.txt" | sed '/^\s*$/d')

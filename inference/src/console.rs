@@ -33,6 +33,10 @@ pub enum Input {
     Quit,
     /// `/run [LANGUAGE]`: run code in the sandbox.
     Run(Option<String>),
+    /// `/apps`: the installed apps.
+    Apps,
+    /// `/app NAME [ARGS…]`: run an app.
+    App(Vec<String>),
     /// An unknown command.
     Unknown(String),
     /// Nothing.
@@ -68,6 +72,8 @@ pub fn parse(line: &str) -> Input {
         "quit" | "exit" => Input::Quit,
         "run" if rest.is_empty() => Input::Run(None),
         "run" => Input::Run(Some(rest.to_owned())),
+        "apps" => Input::Apps,
+        "app" => Input::App(rest.split_whitespace().map(str::to_owned).collect()),
         _ => Input::Unknown(name.to_owned()),
     }
 }
@@ -82,6 +88,8 @@ Type a message and press Enter; end a line with \\\\ to continue on the next.
   /model           the loaded model
   /run python|js   run code in the sandbox: type it, end with a line of one dot
   /run             run the last reply's code block (shown first; asks for yes)
+  /apps            the installed apps
+  /app NAME [ARGS] run an app; end with << to type its input (a line of one dot ends it)
   /quit            leave (in llmos: power off)
 ";
 
@@ -262,13 +270,99 @@ fn run_code(
             (l, code)
         }
     };
-    match exec.run(
-        language,
-        &code,
-        b"",
-        &Default::default(),
-        Default::default(),
-    ) {
+    print_outcome(
+        exec.run(
+            language,
+            &code,
+            b"",
+            &Default::default(),
+            Default::default(),
+        ),
+        out,
+    );
+}
+
+/// `/apps`: the installed apps, one per line.
+fn list_apps(exec: Option<&Exec>, out: &mut dyn Write) {
+    let Some(apps) = exec.and_then(Exec::apps) else {
+        let _ = writeln!(
+            out,
+            "no apps here (the runtime was started without --apps-dir)"
+        );
+        return;
+    };
+    for a in apps.list() {
+        let m = &a.manifest;
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<8} {}{}",
+            m.name,
+            m.version,
+            m.description,
+            if m.capabilities.data {
+                " [keeps data]"
+            } else {
+                ""
+            }
+        );
+    }
+    if apps.list().next().is_none() {
+        let _ = writeln!(out, "no apps are installed");
+    }
+    for p in &apps.problems {
+        let _ = writeln!(out, "  left out: {p}");
+    }
+}
+
+/// `/app NAME [ARGS…] [<<]`: runs an app, with typed input after `<<`.
+fn run_app(exec: Option<&Exec>, words: &[String], input: &mut dyn LineSource, out: &mut dyn Write) {
+    let Some((name, args)) = words.split_first() else {
+        list_apps(exec, out);
+        let _ = writeln!(out, "usage: /app NAME [ARGS…] [<<]");
+        return;
+    };
+    let Some(exec) = exec else {
+        let _ = writeln!(
+            out,
+            "no apps here (the runtime was started without --apps-dir)"
+        );
+        return;
+    };
+    let (args, stdin) = match args.split_last() {
+        Some((last, rest)) if last == "<<" => {
+            let _ = writeln!(out, "(type the input; a line with a single . ends it)");
+            let mut lines = Vec::new();
+            loop {
+                match input.read_line("… ", out) {
+                    Some(line) if line.trim() == "." => break,
+                    Some(line) => lines.push(line + "\n"),
+                    None => return,
+                }
+            }
+            (rest, lines.concat())
+        }
+        _ => (args, String::new()),
+    };
+    print_outcome(
+        exec.run_app(
+            name,
+            args,
+            stdin.as_bytes(),
+            &Default::default(),
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string()),
+        out,
+    );
+}
+
+/// A run's output and how it ended.
+fn print_outcome(r: Result<llmos_sandbox::Outcome, String>, out: &mut dyn Write) {
+    let say = |out: &mut dyn Write, s: &str| {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    };
+    match r {
         Err(e) => say(out, &format!("error: {e}")),
         Ok(o) => {
             let _ = out.write_all(&o.stdout);
@@ -371,6 +465,8 @@ pub fn run(
                     .map(|(_, t)| t.as_str());
                 run_code(exec, lang.as_deref(), last, input, out);
             }
+            Input::Apps => list_apps(exec, out),
+            Input::App(words) => run_app(exec, &words, input, out),
             Input::Message(m) => {
                 history.push(("user".into(), m));
                 let messages = |h: &[(String, String)]| {
@@ -493,6 +589,11 @@ mod tests {
             ])
         );
         assert_eq!(parse("/stats"), Input::Stats);
+        assert_eq!(parse("/apps"), Input::Apps);
+        assert_eq!(
+            parse("/app text  wc <<"),
+            Input::App(vec!["text".into(), "wc".into(), "<<".into()])
+        );
         assert_eq!(parse("/quit"), Input::Quit);
         assert_eq!(parse("/frobnicate x"), Input::Unknown("frobnicate".into()));
     }

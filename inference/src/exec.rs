@@ -2,13 +2,17 @@
 //! sandbox ([`llmos_sandbox`]) by the CPython 3.12 and QuickJS-NG WASI
 //! builds found in a directory (`/apps/lang` in llmos, `target/lang` in
 //! hosted mode). Each interpreter is compiled once, on first use, and
-//! instantiated per run.
+//! instantiated per run. The installed apps ([`crate::apps`]) run in the
+//! same sandbox, so its caps on concurrent runs and their memory hold
+//! for everything.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use llmos_sandbox::{Caps, Limits, Origin, Outcome, Program, Run, Sandbox};
+
+use crate::apps::{AppError, Apps};
 
 /// A language the interpreter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,20 +56,59 @@ pub const MAX_FILES: usize = 64;
 /// The interpreters and their sandbox.
 pub struct Exec {
     sandbox: Sandbox,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    apps: Option<Apps>,
     python: OnceLock<Result<Program, String>>,
     js: OnceLock<Result<Program, String>>,
 }
 
 impl Exec {
-    /// Interpreters from `dir`, run under `caps`.
-    pub fn new(dir: PathBuf, caps: Caps) -> Result<Self, String> {
+    /// Interpreters from `dir` and the apps in `apps` (a directory, and
+    /// where data apps keep their data), run under `caps`.
+    pub fn new(
+        dir: Option<PathBuf>,
+        apps: Option<(PathBuf, Option<PathBuf>)>,
+        caps: Caps,
+    ) -> Result<Self, String> {
+        let sandbox = Sandbox::new(caps)?;
+        let apps = match apps {
+            Some((d, data)) => Some(Apps::load(&sandbox, &d, data)?),
+            None => None,
+        };
         Ok(Self {
-            sandbox: Sandbox::new(caps)?,
+            sandbox,
             dir,
+            apps,
             python: OnceLock::new(),
             js: OnceLock::new(),
         })
+    }
+
+    /// The installed apps (when the runtime was given an apps directory).
+    pub fn apps(&self) -> Option<&Apps> {
+        self.apps.as_ref()
+    }
+
+    /// Runs app `name` (see [`Apps::run`]).
+    pub fn run_app(
+        &self,
+        name: &str,
+        args: &[String],
+        stdin: &[u8],
+        files: &BTreeMap<String, String>,
+        limits: &Limits,
+    ) -> Result<Outcome, AppError> {
+        let Some(apps) = &self.apps else {
+            return Err(AppError::NotFound(format!(
+                "no app named {name:?}: the runtime was started without --apps-dir"
+            )));
+        };
+        check_files(files).map_err(AppError::Bad)?;
+        let files = files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        apps.run(&self.sandbox, name, args, stdin, files, limits)
     }
 
     /// The sandbox's caps.
@@ -80,7 +123,13 @@ impl Exec {
             Language::JavaScript => &self.js,
         };
         cell.get_or_init(|| {
-            let path = self.dir.join(lang.file());
+            let Some(dir) = &self.dir else {
+                return Err(format!(
+                    "the {} interpreter is not installed: the runtime was started without --lang-dir",
+                    lang.name()
+                ));
+            };
+            let path = dir.join(lang.file());
             let wasm = std::fs::read(&path).map_err(|e| {
                 format!(
                     "the {} interpreter is not installed ({}: {e}); `cargo xtask lang` fetches it",
@@ -107,22 +156,7 @@ impl Exec {
         files: &BTreeMap<String, String>,
         limits: Limits,
     ) -> Result<Outcome, String> {
-        if files.len() > MAX_FILES {
-            return Err(format!(
-                "at most {MAX_FILES} input files, not {}",
-                files.len()
-            ));
-        }
-        for name in files.keys() {
-            if name.is_empty()
-                || name.contains('/')
-                || name == "."
-                || name == ".."
-                || name.contains('\0')
-            {
-                return Err(format!("the file name {name:?} is not a plain name"));
-            }
-        }
+        check_files(files)?;
         let program = self.program(lang)?;
         let args = match lang {
             Language::Python => vec!["python".into(), "-c".into(), code.into()],
@@ -140,6 +174,27 @@ impl Exec {
         };
         Ok(self.sandbox.run(program, &run))
     }
+}
+
+/// Input files: at most [`MAX_FILES`], each with a plain name.
+fn check_files(files: &BTreeMap<String, String>) -> Result<(), String> {
+    if files.len() > MAX_FILES {
+        return Err(format!(
+            "at most {MAX_FILES} input files, not {}",
+            files.len()
+        ));
+    }
+    for name in files.keys() {
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.contains('\0')
+        {
+            return Err(format!("the file name {name:?} is not a plain name"));
+        }
+    }
+    Ok(())
 }
 
 /// The last fenced code block in `text` (```` ```python ```` …): its

@@ -16,6 +16,7 @@
 //! llmos's first process.
 
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod console;
 pub mod cpu;

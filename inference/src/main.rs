@@ -110,21 +110,49 @@ struct ChatOpts {
     /// (requests may ask for less, never more).
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     exec_timeout_ms: u64,
+    /// Where the installed apps are (one directory per app, with its
+    /// manifest.toml and module); without it, no apps.
+    #[arg(long, value_name = "DIR")]
+    apps_dir: Option<PathBuf>,
+    /// Where apps that keep data get their private directories (made if
+    /// missing); without it, such apps can't run.
+    #[arg(long, value_name = "DIR", requires = "apps_dir")]
+    app_data: Option<PathBuf>,
 }
 
-/// The code interpreter, if `--lang-dir` was given.
+/// The code interpreter and the apps, if `--lang-dir` or `--apps-dir`
+/// was given. Apps that can't be loaded are named on stderr.
 fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
-    match &chat.lang_dir {
-        None => Ok(None),
-        Some(d) if !d.is_dir() => Err(format!("--lang-dir {}: not a directory", d.display())),
-        Some(d) => Ok(Some(std::sync::Arc::new(Exec::new(
-            d.clone(),
-            llmos_sandbox::Caps {
-                wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
-                ..llmos_sandbox::Caps::default()
-            },
-        )?))),
+    if chat.lang_dir.is_none() && chat.apps_dir.is_none() {
+        return Ok(None);
     }
+    for (flag, d) in [
+        ("--lang-dir", &chat.lang_dir),
+        ("--apps-dir", &chat.apps_dir),
+    ] {
+        if let Some(d) = d
+            && !d.is_dir()
+        {
+            return Err(format!("{flag} {}: not a directory", d.display()));
+        }
+    }
+    if let Some(d) = &chat.app_data {
+        std::fs::create_dir_all(d).map_err(|e| format!("--app-data {}: {e}", d.display()))?;
+    }
+    let exec = Exec::new(
+        chat.lang_dir.clone(),
+        chat.apps_dir.clone().map(|d| (d, chat.app_data.clone())),
+        llmos_sandbox::Caps {
+            wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
+            ..llmos_sandbox::Caps::default()
+        },
+    )?;
+    if let Some(apps) = exec.apps() {
+        for p in &apps.problems {
+            eprintln!("llmos-runtime: app left out: {p}");
+        }
+    }
+    Ok(Some(std::sync::Arc::new(exec)))
 }
 
 /// Options of `serve`.
@@ -344,6 +372,25 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         "context: {} tokens; {} thread(s); {} slot(s), queue {}",
         g.context, g.threads, so.slots, so.queue
     ));
+    if let Some(apps) = exec.as_deref().and_then(Exec::apps) {
+        let names: Vec<String> = apps
+            .list()
+            .map(|a| format!("{} {}", a.manifest.name, a.manifest.version))
+            .collect();
+        banner.push(format!(
+            "apps: {}{}",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            },
+            if apps.problems.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} left out, see above)", apps.problems.len())
+            }
+        ));
+    }
     banner.push(format!(
         "API: {} (listening on {addr}; docs/api.md)",
         server::reachable(addr)
@@ -452,6 +499,8 @@ fn run(cmd: Command) -> Result<(), String> {
                     chat_template,
                     lang_dir,
                     exec_timeout_ms,
+                    apps_dir,
+                    app_data,
                 },
         } => {
             let g = opts.generate();
@@ -469,6 +518,8 @@ fn run(cmd: Command) -> Result<(), String> {
                 chat_template: None,
                 lang_dir,
                 exec_timeout_ms,
+                apps_dir,
+                app_data,
             })?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(
@@ -489,8 +540,7 @@ fn run(cmd: Command) -> Result<(), String> {
                 ChatOpts {
                     system,
                     chat_template,
-                    lang_dir: _,
-                    exec_timeout_ms: _,
+                    ..
                 },
             message,
         } => {

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::api::{self, ApiError, Format, Prompt, Settings};
+use crate::apps::AppError;
 use crate::engine::{Engine, Generate, Sampling, Stats, json_grammar};
 use crate::exec::{Exec, Language};
 use crate::queue::{Event, Job, Queue};
@@ -120,6 +121,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/props", get(props))
         .route("/metrics", get(metrics))
         .route("/v1/exec", post(exec_code))
+        .route("/v1/apps", get(list_apps))
+        .route("/v1/apps/{name}/run", post(run_app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -973,12 +976,7 @@ async fn exec_code(
             ),
         )
     })?;
-    let limits = llmos_sandbox::Limits {
-        fuel: r.limits.fuel,
-        wall_ms: r.limits.timeout_ms,
-        memory: r.limits.memory_bytes,
-        output: r.limits.output_bytes,
-    };
+    let limits = r.limits.limits();
     let outcome = tokio::task::spawn_blocking(move || {
         exec.run(lang, &r.code, r.stdin.as_bytes(), &r.files, limits)
     })
@@ -991,9 +989,15 @@ async fn exec_code(
             ApiError::bad("files", m)
         }
     })?;
+    let mut v = outcome_json(&outcome);
+    v["language"] = json!(lang.name());
+    Ok(Json(v).into_response())
+}
+
+/// A run's result as JSON (the shape /v1/exec and app runs share).
+fn outcome_json(outcome: &llmos_sandbox::Outcome) -> Value {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok(Json(json!({
-        "language": lang.name(),
+    json!({
         "stdout": text(&outcome.stdout),
         "stderr": text(&outcome.stderr),
         "stdout_truncated": outcome.stdout_truncated,
@@ -1004,6 +1008,122 @@ async fn exec_code(
         "error": outcome.error,
         "fuel_used": outcome.fuel_used,
         "duration_ms": outcome.duration.as_secs_f64() * 1e3,
-    }))
-    .into_response())
+    })
+}
+
+impl ExecLimits {
+    fn limits(&self) -> llmos_sandbox::Limits {
+        llmos_sandbox::Limits {
+            fuel: self.fuel,
+            wall_ms: self.timeout_ms,
+            memory: self.memory_bytes,
+            output: self.output_bytes,
+        }
+    }
+}
+
+/// The most arguments an app run may get.
+const MAX_APP_ARGS: usize = 256;
+
+async fn list_apps(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let exec = s.exec.clone();
+    let data: Vec<Value> = exec
+        .as_deref()
+        .and_then(Exec::apps)
+        .map(|apps| {
+            let caps = exec.as_deref().map(Exec::caps);
+            apps.list()
+                .map(|a| {
+                    let m = &a.manifest;
+                    // What a run gets: the app's limits within the server's caps.
+                    let eff = caps.map(|c| c.apply(&m.limits));
+                    json!({
+                        "name": m.name,
+                        "version": m.version,
+                        "description": m.description,
+                        "entry": m.entry,
+                        "sha256": m.sha256,
+                        "size_bytes": a.size,
+                        "capabilities": {
+                            "wasi": m.capabilities.wasi,
+                            "data": m.capabilities.data,
+                            "data_dir": m.capabilities.data.then_some(llmos_sandbox::manifest::DATA_DIR),
+                            "scratch_dir": "/tmp",
+                            "network": false,
+                        },
+                        "limits": eff.map(|e| json!({
+                            "fuel": e.fuel,
+                            "timeout_ms": e.wall.as_millis() as u64,
+                            "memory_bytes": e.memory,
+                            "output_bytes": e.output,
+                        })),
+                        "signed": m.signature.is_some(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppRunRequest {
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    stdin: String,
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    limits: ExecLimits,
+}
+
+async fn run_app(
+    State(s): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b, s.config.body_limit)?;
+    // An empty body runs the app with no arguments.
+    let r: AppRunRequest = if b.iter().all(u8::is_ascii_whitespace) {
+        api::parse_plain(b"{}")?
+    } else {
+        api::parse_plain(&b)?
+    };
+    if r.args.len() > MAX_APP_ARGS {
+        return Err(ApiError::bad(
+            "args",
+            format!("at most {MAX_APP_ARGS} arguments, not {}", r.args.len()),
+        ));
+    }
+    if r.args.iter().any(|a| a.contains('\0')) {
+        return Err(ApiError::bad(
+            "args",
+            "an argument contains a NUL character",
+        ));
+    }
+    let Some(exec) = s.exec.clone() else {
+        return Err(ApiError::new(
+            404,
+            "invalid_request_error",
+            "app_not_found",
+            format!("no app named {name:?}: the runtime was started without --apps-dir"),
+        ));
+    };
+    let limits = r.limits.limits();
+    let app = name.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        exec.run_app(&app, &r.args, r.stdin.as_bytes(), &r.files, &limits)
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "server_error", "exec_failed", e.to_string()))?
+    .map_err(|e| match e {
+        AppError::NotFound(m) => ApiError::new(404, "invalid_request_error", "app_not_found", m),
+        AppError::Bad(m) => ApiError::bad("files", m),
+        AppError::Unavailable(m) => ApiError::new(503, "server_error", "app_unavailable", m),
+    })?;
+    let mut v = outcome_json(&outcome);
+    v["app"] = json!(name);
+    Ok(Json(v).into_response())
 }

@@ -22,6 +22,7 @@
 //! A request's limits can only tighten the server's caps ([`Limits`]).
 
 pub mod errno;
+pub mod manifest;
 pub mod vfs;
 pub mod wasi;
 
@@ -113,7 +114,7 @@ impl Default for Caps {
 }
 
 /// Limits a request asks for; each only tightens the matching cap.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Instructions.
     pub fuel: Option<u64>,
@@ -123,6 +124,24 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Output bytes per stream.
     pub output: Option<usize>,
+}
+
+impl Limits {
+    /// Each limit the smaller of the two (a missing one doesn't loosen).
+    pub fn tighten(&self, other: &Limits) -> Limits {
+        fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Limits {
+            fuel: min(self.fuel, other.fuel),
+            wall_ms: min(self.wall_ms, other.wall_ms),
+            memory: min(self.memory, other.memory),
+            output: min(self.output, other.output),
+        }
+    }
 }
 
 /// The limits of one run: the caps, tightened by the request.
@@ -180,6 +199,16 @@ pub struct Mount {
     pub files: Arc<BTreeMap<String, Arc<Vec<u8>>>>,
 }
 
+/// A writable directory kept between runs by the caller. Its bytes count
+/// against the same capacity as the scratch directory.
+#[derive(Debug, Clone, Default)]
+pub struct DataDir {
+    /// Where the guest sees it (a preopen name such as `/data`).
+    pub guest: String,
+    /// What it holds when the run starts.
+    pub items: Vec<vfs::Item>,
+}
+
 /// One run.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -195,6 +224,9 @@ pub struct Run {
     pub scratch: String,
     /// Read-only mounts.
     pub mounts: Vec<Mount>,
+    /// A writable directory that outlives the run (an app's data): its
+    /// contents go in before the run and come back in [`Outcome::data`].
+    pub data: Option<DataDir>,
     /// What it may import.
     pub grant: Grant,
     /// Requested limits.
@@ -210,6 +242,7 @@ impl Default for Run {
             files: BTreeMap::new(),
             scratch: "/tmp".into(),
             mounts: Vec::new(),
+            data: None,
             grant: Grant::Wasi,
             limits: Limits::default(),
         }
@@ -248,6 +281,9 @@ pub struct Outcome {
     pub fuel_used: u64,
     /// How long it took.
     pub duration: Duration,
+    /// The data directory as the run left it (when the run had one and
+    /// got as far as starting).
+    pub data: Option<Vec<vfs::Item>>,
 }
 
 /// Grow checks for one run; records which limit refused.
@@ -465,6 +501,25 @@ impl Sandbox {
         let mut fs = vfs::Vfs::new(self.caps.scratch);
         let scratch = fs.root(true);
         let mut preopens = vec![(run.scratch.clone(), scratch)];
+        let data = match &run.data {
+            Some(d) => {
+                let root = fs.root(true);
+                if let Err(e) = fs.import(root, &d.items, wasi::now_ns()) {
+                    out.error = Some(format!(
+                        "the data directory could not be loaded (WASI errno {e}: {})",
+                        if e == errno::NOSPC {
+                            "larger than the scratch capacity"
+                        } else {
+                            "a bad path"
+                        }
+                    ));
+                    return;
+                }
+                preopens.push((d.guest.clone(), root));
+                Some(root)
+            }
+            None => None,
+        };
         for (name, data) in &run.files {
             let r = fs
                 .create(scratch, name, false, 0)
@@ -577,6 +632,7 @@ impl Sandbox {
         if out.limit.is_none() {
             out.limit = ctx.limits.hit.filter(|_| out.trap.is_some());
         }
+        out.data = data.map(|root| ctx.vfs.export(root));
         out.stdout = std::mem::take(&mut ctx.stdout.data);
         out.stderr = std::mem::take(&mut ctx.stderr.data);
         out.stdout_truncated = ctx.stdout.truncated;

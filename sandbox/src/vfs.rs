@@ -410,6 +410,70 @@ impl Vfs {
     }
 }
 
+/// A file or directory in a tree copied in or out of a run (see
+/// [`Vfs::import`], [`Vfs::export`]): a path relative to the tree's root,
+/// `/`-separated, and the file's bytes (`None` for a directory).
+pub type Item = (String, Option<Vec<u8>>);
+
+impl Vfs {
+    /// Adds writable files and directories under `root` (a writable
+    /// preopen), parents first; file bytes count against the capacity.
+    pub fn import(&mut self, root: Ino, items: &[Item], now: u64) -> Result<(), Errno> {
+        for (path, data) in items {
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let Some((name, dirs)) = parts.split_last() else {
+                return Err(errno::INVAL);
+            };
+            let mut dir = root;
+            for d in dirs {
+                dir = match self.lookup(dir, d)? {
+                    Some(i) => i,
+                    None => self.create(dir, d, true, now)?,
+                };
+            }
+            match data {
+                None => {
+                    if self.lookup(dir, name)?.is_none() {
+                        self.create(dir, name, true, now)?;
+                    }
+                }
+                Some(bytes) => {
+                    let ino = self.create(dir, name, false, now)?;
+                    self.write(ino, 0, bytes, now)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything under `root`, directories before what they hold, in
+    /// name order.
+    pub fn export(&self, root: Ino) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut stack = vec![(String::new(), root)];
+        while let Some((prefix, dir)) = stack.pop() {
+            let Ok(Node::Dir(m)) = self.node(dir) else {
+                continue;
+            };
+            // Reversed onto the stack so directories come out in order.
+            let mut subdirs = Vec::new();
+            for (name, &ino) in m {
+                let path = format!("{prefix}{name}");
+                match self.node(ino) {
+                    Ok(Node::Dir(_)) => {
+                        out.push((path.clone(), None));
+                        subdirs.push((format!("{path}/"), ino));
+                    }
+                    Ok(Node::File(data)) => out.push((path, Some(data.clone()))),
+                    Err(_) => {}
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        out
+    }
+}
+
 fn check_name(name: &str) -> Result<(), Errno> {
     if name.is_empty() || name == "." || name == ".." {
         return Err(errno::INVAL);
@@ -493,5 +557,30 @@ mod tests {
         v.remove(s, "d", true, 1).unwrap();
         assert_eq!(v.resolve(s, s, "d"), Err(errno::NOENT));
         assert_eq!(v.create(s, "..", false, 1), Err(errno::INVAL));
+    }
+
+    #[test]
+    fn import_and_export_round_trip() {
+        let mut v = Vfs::new(10);
+        let d = v.root(true);
+        let items: Vec<Item> = vec![
+            ("a".into(), Some(b"12345".to_vec())),
+            ("e".into(), None),
+            ("sub/b".into(), Some(b"xy".to_vec())),
+        ];
+        v.import(d, &items, 1).unwrap();
+        // `sub` was made on the way; directories come before their files.
+        let mut want = items.clone();
+        want.insert(2, ("sub".into(), None));
+        assert_eq!(v.export(d), want);
+        assert_eq!(v.usage().0, 7);
+        // Over the capacity, and paths that leave the tree.
+        let mut w = Vfs::new(4);
+        let r = w.root(true);
+        assert_eq!(w.import(r, &items, 1), Err(errno::NOSPC));
+        let mut x = Vfs::new(10);
+        let r = x.root(true);
+        assert_eq!(x.import(r, &[("../a".into(), None)], 1), Err(errno::INVAL));
+        assert_eq!(x.import(r, &[("".into(), None)], 1), Err(errno::INVAL));
     }
 }

@@ -31,8 +31,9 @@ pub struct Case {
     /// Turn on syscall tracing.
     pub strace: bool,
     /// Extra files: (source relative to the workspace root, destination);
-    /// `$IMAGES/` and `$MODELS/` start paths in the images directory and
-    /// in `target/models/`.
+    /// `$IMAGES/`, `$MODELS/`, `$LANG/` and `$APPS/` start paths in the
+    /// images directory, `target/models/`, `target/lang/` and
+    /// `target/apps/`.
     pub add: &'static [(&'static str, &'static str)],
     /// The `fs_capacity_mib` boot parameter.
     pub fs_capacity_mib: Option<u64>,
@@ -186,11 +187,19 @@ pub const CASES: &[Case] = &[
             "0.0.0.0:8080",
             "--lang-dir",
             "/apps/lang",
+            "--apps-dir",
+            "/apps",
+            "--app-data",
+            "/var/lib/llmos/apps",
         ],
         strace: false,
         add: &[
             ("$MODELS/llmos-tiny.gguf", "/models/llmos-tiny.gguf"),
             ("$LANG/quickjs.wasm", "/apps/lang/quickjs.wasm"),
+            ("$APPS/text/manifest.toml", "/apps/text/manifest.toml"),
+            ("$APPS/text/text.wasm", "/apps/text/text.wasm"),
+            ("$APPS/files/manifest.toml", "/apps/files/manifest.toml"),
+            ("$APPS/files/files.wasm", "/apps/files/files.wasm"),
         ],
         fs_capacity_mib: None,
         net: None,

@@ -78,6 +78,21 @@ pub fn lang_dir() -> PathBuf {
     d
 }
 
+/// The packed first-party apps (`LLMOS_APPS_DIR`, else `target/apps`);
+/// panics with the fix if missing.
+pub fn apps_dir() -> PathBuf {
+    let d = match std::env::var_os("LLMOS_APPS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/apps"),
+    };
+    assert!(
+        d.join("text/manifest.toml").is_file() && d.join("files/manifest.toml").is_file(),
+        "{} lacks the apps; `cargo xtask apps` builds them (`cargo xtask test` does too)",
+        d.display()
+    );
+    d
+}
+
 /// An image under the images directory; panics with the fix if missing.
 pub fn image(relative: &str) -> PathBuf {
     let p = images_dir().join(relative);

@@ -333,7 +333,7 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         Some(&llmos_tests::log_path("runtime-serve")),
         Some((
             "api: POST /v1/chat/completions 200".to_owned(),
-            b"hello there\n/stats\n/quit\n".to_vec(),
+            b"hello there\n/stats\n/apps\n/app text upper <<\nshout\n.\n/quit\n".to_vec(),
         )),
     )
     .expect("starting QEMU");
@@ -374,6 +374,27 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         r.body
     );
     assert!(r.body.contains("\"exit_code\":0"), "{}", r.body);
+    // The apps, with `files` keeping its data in llmos's RAM filesystem.
+    let r = curl("GET", &url("/v1/apps"), &[&auth], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"name\":\"files\"") && r.body.contains("\"name\":\"text\""),
+        "{}",
+        r.body
+    );
+    let write = r#"{"args":["write","hello.txt"],"stdin":"kept in RAM"}"#;
+    let r = curl("POST", &url("/v1/apps/files/run"), &[&auth], Some(write));
+    assert!(r.body.contains("hello.txt: 11 bytes"), "{}", r.body);
+    let cat = r#"{"args":["cat","hello.txt"]}"#;
+    let r = curl("POST", &url("/v1/apps/files/run"), &[&auth], Some(cat));
+    assert!(r.body.contains("\"stdout\":\"kept in RAM\""), "{}", r.body);
+    let wc = r#"{"args":["wc"],"stdin":"a b c"}"#;
+    let r = curl("POST", &url("/v1/apps/text/run"), &[&auth], Some(wc));
+    assert!(
+        r.body.contains("1 lines, 3 words, 5 characters, 5 bytes"),
+        "{}",
+        r.body
+    );
     // Then the console, and /quit powers the machine off.
     let outcome = m
         .wait_exit(Duration::from_secs(600))
@@ -391,6 +412,8 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         "{out}"
     );
     assert!(out.contains("bye"), "{out}");
+    assert!(out.contains("Counts, searches, sorts"), "/apps: {out}");
+    assert!(out.contains("SHOUT"), "/app text upper: {out}");
     assert!(
         !out.contains("Hello\""),
         "the prompt reached the log: {out}"

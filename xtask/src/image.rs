@@ -60,6 +60,39 @@ pub struct ContentArgs {
 /// Where the code interpreter's WASI runtimes go in the image.
 pub const LANG_IN_IMAGE: &str = "/apps/lang";
 
+/// Where the apps go in the image: `/apps/<name>/`.
+pub const APPS_IN_IMAGE: &str = "/apps";
+
+/// Where apps keep their data in llmos (the RAM filesystem).
+pub const APP_DATA_IN_IMAGE: &str = "/var/lib/llmos/apps";
+
+/// The apps, built and packed, as initrd entries under [`APPS_IN_IMAGE`].
+pub fn app_entries() -> Result<Vec<Extra>> {
+    let mut v = Vec::new();
+    for (name, dir) in crate::apps::packed(&crate::apps::build()?)? {
+        for e in std::fs::read_dir(&dir)? {
+            let p = e?.path();
+            let file = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            v.push((p, format!("{APPS_IN_IMAGE}/{name}/{file}")));
+        }
+    }
+    Ok(v)
+}
+
+/// The runtime's arguments for the apps in the image.
+pub fn app_args() -> [String; 4] {
+    [
+        "--apps-dir".into(),
+        APPS_IN_IMAGE.into(),
+        "--app-data".into(),
+        APP_DATA_IN_IMAGE.into(),
+    ]
+}
+
 /// Where `--api-key-file` goes in the image.
 pub const API_KEYS_IN_IMAGE: &str = "/etc/llmos/api-keys";
 
@@ -152,6 +185,8 @@ impl ContentArgs {
                     extra.push((p, format!("{LANG_IN_IMAGE}/{name}")));
                 }
                 args.extend(["--lang-dir".to_owned(), LANG_IN_IMAGE.to_owned()]);
+                extra.extend(app_entries()?);
+                args.extend(app_args());
                 if let Some(k) = &self.api_key_file {
                     check_key_file(k)?;
                     extra.push((k.clone(), API_KEYS_IN_IMAGE.to_owned()));
@@ -437,6 +472,8 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
                     paths::target().join("models").join(rel)
                 } else if let Some(rel) = src.strip_prefix("$LANG/") {
                     paths::target().join("lang").join(rel)
+                } else if let Some(rel) = src.strip_prefix("$APPS/") {
+                    crate::apps::dir().join(rel)
                 } else {
                     paths::root().join(src)
                 };

@@ -3,6 +3,7 @@
 //! Thin entry point: parses the command line and dispatches. Each
 //! subcommand lives in a module named for what it does.
 
+mod apps;
 mod build;
 mod deps;
 mod docs;
@@ -50,6 +51,9 @@ enum Command {
     /// Fetch the code interpreter's WASI runtimes (CPython 3.12, QuickJS;
     /// pip packages, SHA-256 checked) into target/lang/ and print their paths.
     Lang,
+    /// Build the first-party wasm apps (apps/) and pack each with its
+    /// manifest into target/apps/<name>/.
+    Apps,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Docs => docs::docs(),
         Command::Model(a) => model::model(&a),
         Command::Hosted(a) => runtime::hosted(&a),
+        Command::Apps => apps::build().map(|d| println!("{}", d.display())),
         Command::Lang => lang::runtimes().map(|(py, js)| {
             println!("{}\n{}", py.display(), js.display());
         }),

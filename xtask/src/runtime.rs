@@ -168,6 +168,10 @@ pub fn hosted(a: &HostedArgs) -> Result<()> {
         if let Some(dir) = python.parent() {
             cmd.arg("--lang-dir").arg(dir);
         }
+        // The apps, with their data kept in target/app-data.
+        cmd.arg("--apps-dir").arg(crate::apps::build()?);
+        cmd.arg("--app-data")
+            .arg(crate::paths::target().join("app-data"));
     }
     cmd.arg("--model").arg(&model);
     println!("$ {}", progress::render(&cmd));

@@ -3,7 +3,8 @@
 //! 1. `cargo fmt --check`
 //! 2. clippy with `-D warnings` on every crate (host crates, the kernel, and
 //!    the kernel with its test hooks)
-//! 3. host unit tests (`cargo test --workspace`, minus the QEMU tests)
+//! 3. host unit tests (`cargo test --workspace`, minus the QEMU tests,
+//!    and the apps' tests)
 //! 4. images: the contract images and the test-hook images
 //! 5. QEMU boot tests (`tests/`), under TCG
 
@@ -40,6 +41,8 @@ pub fn test(args: &TestArgs) -> Result<()> {
     if !args.no_lint && !args.qemu_only {
         progress::header("formatting (cargo fmt --check)");
         progress::run(cargo().args(["fmt", "--all", "--check"]))?;
+        // The apps are a workspace of their own.
+        progress::run(apps_cargo().args(["fmt", "--all", "--check"]))?;
         progress::header("clippy (-D warnings)");
         // The kernel is linted on its own: with `--all-targets`, host
         // dev-dependencies would turn on `std` features of crates it shares.
@@ -69,6 +72,12 @@ pub fn test(args: &TestArgs) -> Result<()> {
                 "warnings",
             ]),
         )?;
+        progress::run(
+            apps_cargo()
+                .args(["clippy", "--target", crate::apps::TARGET, "--target-dir"])
+                .arg(paths::target().join("apps-build"))
+                .args(["--all-targets", "--", "-D", "warnings"]),
+        )?;
         clippy(&["--package", "kernel"])?;
         clippy(&["--package", "kernel", "--features", "test-hooks"])?;
     }
@@ -92,6 +101,17 @@ pub fn test(args: &TestArgs) -> Result<()> {
                 .arg("test")
                 .args(host),
         )?);
+        // The apps' own logic, on the host.
+        totals.add(&progress::run_tee(
+            apps_cargo()
+                .args([
+                    "test",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                    "--target-dir",
+                ])
+                .arg(paths::target().join("apps-host")),
+        )?);
         totals.add(&progress::run_tee(&mut crate::runtime::cargo_for(
             crate::runtime::DEFAULT_CPU,
             "test",
@@ -112,6 +132,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
     let model = crate::model::default_model()?;
     let tiny = crate::model::tiny_model()?;
     crate::lang::runtimes()?;
+    let apps = crate::apps::build()?;
     image::build_program_images(&runtime)?;
     progress::header("QEMU boot tests (TCG) and hosted runtime tests");
     let qemu_tests = [
@@ -129,10 +150,18 @@ pub fn test(args: &TestArgs) -> Result<()> {
             .env("LLMOS_MODEL", &model)
             .env("LLMOS_TINY_MODEL", &tiny)
             .env("LLMOS_LANG_DIR", paths::target().join("lang"))
+            .env("LLMOS_APPS_DIR", &apps)
             .args(qemu_tests)
             .args(&args.filter),
     )?);
     finish(totals)
+}
+
+/// cargo in the apps' workspace.
+fn apps_cargo() -> std::process::Command {
+    let mut c = cargo();
+    c.current_dir(paths::root().join("apps"));
+    c
 }
 
 /// Prints the overall count as the last line (`N passed, N failed`).
