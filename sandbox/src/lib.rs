@@ -99,7 +99,7 @@ impl Default for Caps {
     fn default() -> Self {
         Self {
             // About 30 s of CPython here: the wall clock usually binds first.
-            fuel: 100_000_000_000,
+            fuel: 2_000_000_000_000,
             wall: Duration::from_secs(10),
             memory: 256 << 20,
             table: 100_000,

@@ -35,13 +35,21 @@ pub fn check_cpu(cpu: &str) -> Result<()> {
 /// that CPU's own target directory (`build`, `clippy` and `test` share one
 /// llama.cpp build).
 pub fn cargo_for(cpu: &str, subcommand: &str) -> std::process::Command {
+    let mut cmd = cargo_in_runtime_dir(cpu, subcommand);
+    cmd.args(["--package", "llmos-inference"]);
+    cmd
+}
+
+/// `cargo SUBCOMMAND --release` with the runtime's flags, target and
+/// target directory, for the packages the caller names.
+pub fn cargo_in_runtime_dir(cpu: &str, subcommand: &str) -> std::process::Command {
     let mut cmd = cargo();
     cmd.env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env(
             "RUSTFLAGS",
             format!("-C target-feature=+crt-static -C target-cpu={cpu}"),
         )
-        .args([subcommand, "--package", "llmos-inference", "--release"])
+        .args([subcommand, "--release"])
         .args(["--target", "x86_64-unknown-linux-gnu", "--target-dir"])
         .arg(target_dir(cpu));
     cmd

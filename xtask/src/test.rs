@@ -116,6 +116,22 @@ pub fn test(args: &TestArgs) -> Result<()> {
             crate::runtime::DEFAULT_CPU,
             "test",
         ))?);
+        // The sandbox's tests again, with the sandbox as the runtime
+        // builds it (release, tail-call dispatch; its target directory).
+        totals.add(&progress::run_tee(
+            crate::runtime::cargo_in_runtime_dir(crate::runtime::DEFAULT_CPU, "test")
+                .env("LLMOS_PYTHON_WASM", &python)
+                .env("LLMOS_QUICKJS_WASM", &quickjs)
+                .args([
+                    "--package",
+                    "llmos-sandbox",
+                    "--no-default-features",
+                    "--test",
+                    "hostile",
+                    "--test",
+                    "languages",
+                ]),
+        )?);
     }
     if args.host_only {
         return finish(totals);
