@@ -110,6 +110,12 @@ struct ChatOpts {
     /// (requests may ask for less, never more).
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     exec_timeout_ms: u64,
+    /// A sandbox cap for code and apps, KEY=VALUE (repeatable): fuel,
+    /// wall_ms, memory_mib, table, module_mib, output_kib, files,
+    /// scratch_mib, runs, total_memory_mib (docs/sandbox.md has the
+    /// defaults). Requests and manifests can only ask for less.
+    #[arg(long = "sandbox-cap", value_name = "KEY=VALUE")]
+    sandbox_caps: Vec<String>,
     /// Where the installed apps are (one directory per app, with its
     /// manifest.toml and module); without it, no apps.
     #[arg(long, value_name = "DIR")]
@@ -139,13 +145,17 @@ fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
     if let Some(d) = &chat.app_data {
         std::fs::create_dir_all(d).map_err(|e| format!("--app-data {}: {e}", d.display()))?;
     }
+    let mut caps = llmos_sandbox::Caps {
+        wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
+        ..llmos_sandbox::Caps::default()
+    };
+    for c in &chat.sandbox_caps {
+        caps.set(c).map_err(|e| format!("--sandbox-cap {e}"))?;
+    }
     let exec = Exec::new(
         chat.lang_dir.clone(),
         chat.apps_dir.clone().map(|d| (d, chat.app_data.clone())),
-        llmos_sandbox::Caps {
-            wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
-            ..llmos_sandbox::Caps::default()
-        },
+        caps,
     )?;
     if let Some(apps) = exec.apps() {
         for p in &apps.problems {
@@ -501,6 +511,7 @@ fn run(cmd: Command) -> Result<(), String> {
                     exec_timeout_ms,
                     apps_dir,
                     app_data,
+                    sandbox_caps,
                 },
         } => {
             let g = opts.generate();
@@ -520,6 +531,7 @@ fn run(cmd: Command) -> Result<(), String> {
                 exec_timeout_ms,
                 apps_dir,
                 app_data,
+                sandbox_caps,
             })?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(

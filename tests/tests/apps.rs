@@ -274,3 +274,52 @@ fn a_tampered_or_overreaching_app_is_left_out_and_the_rest_run() {
     );
     assert_eq!(v["stdout"], "STILL HERE", "{v}");
 }
+
+#[test]
+fn the_servers_sandbox_caps_bind_apps_and_bad_ones_are_refused() {
+    let apps = apps_dir();
+    let s = Server::start(
+        &tiny_model(),
+        &[
+            "--apps-dir",
+            apps.to_str().unwrap(),
+            "--sandbox-cap",
+            "memory_mib=32",
+            "--sandbox-cap",
+            "fuel=1_000_000",
+        ],
+    );
+    let (_, v) = s.get_json("/v1/apps", &[]);
+    let text = &v["data"][1];
+    assert_eq!(text["name"], "text");
+    // The manifest asks for 64 MiB and 5e9 fuel; the server allows less.
+    assert_eq!(text["limits"]["memory_bytes"], 32u64 << 20, "{text}");
+    assert_eq!(text["limits"]["fuel"], 1_000_000, "{text}");
+    let v = run(
+        &s,
+        "text",
+        json!({"args": ["wc"], "stdin": "x\n".repeat(100_000)}),
+    );
+    assert_eq!(v["limit"], "fuel", "{v}");
+    for (cap, why) in [
+        ("memory_mib=0", "between 1 and 4096"),
+        ("speed=1", "unknown sandbox cap"),
+        ("total_memory_mib=16", "no run could start"),
+    ] {
+        let out = std::process::Command::new(llmos_tests::runtime_bin())
+            .args([
+                "serve",
+                "--no-console",
+                "--listen",
+                "127.0.0.1:0",
+                "--model",
+            ])
+            .arg(tiny_model())
+            .args(["--apps-dir", apps.to_str().unwrap(), "--sandbox-cap", cap])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cap}");
+        assert!(err.contains(why), "{cap}: {err}");
+    }
+}
