@@ -105,4 +105,14 @@ out = client.post(
 assert out["stdout"] == "42\n" and out["exit_code"] == 0, out
 print("exec:", out["stdout"].strip())
 
+apps = client.get("/apps", cast_to=object)
+assert [a["name"] for a in apps["data"]] == ["files", "text"], apps
+out = client.post(
+    "/apps/text/run",
+    body={"args": ["wc"], "stdin": "one two three\n"},
+    cast_to=object,
+)
+assert out["stdout"] == "1 lines, 3 words, 14 characters, 14 bytes\n", out
+print("apps:", out["stdout"].strip())
+
 print("openai-python: all checks passed")

@@ -187,6 +187,9 @@ pub const CASES: &[Case] = &[
             "0.0.0.0:8080",
             "--lang-dir",
             "/apps/lang",
+            // CPython starts in about 5 s under TCG (8 s the first time).
+            "--exec-timeout-ms",
+            "60000",
             "--apps-dir",
             "/apps",
             "--app-data",
@@ -196,6 +199,7 @@ pub const CASES: &[Case] = &[
         add: &[
             ("$MODELS/llmos-tiny.gguf", "/models/llmos-tiny.gguf"),
             ("$LANG/quickjs.wasm", "/apps/lang/quickjs.wasm"),
+            ("$LANG/python-3.12.0.wasm", "/apps/lang/python-3.12.0.wasm"),
             ("$APPS/text/manifest.toml", "/apps/text/manifest.toml"),
             ("$APPS/text/text.wasm", "/apps/text/text.wasm"),
             ("$APPS/files/manifest.toml", "/apps/files/manifest.toml"),

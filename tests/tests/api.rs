@@ -528,6 +528,7 @@ fn the_openai_python_client_works() {
     let key = "openai-client-key-0123456789";
     let file = scratch("openai-key", key.as_bytes());
     let dir = llmos_tests::lang_dir();
+    let apps = llmos_tests::apps_dir();
     let s = Server::start(
         &default_model(),
         &[
@@ -535,6 +536,8 @@ fn the_openai_python_client_works() {
             file.to_str().unwrap(),
             "--lang-dir",
             dir.to_str().unwrap(),
+            "--apps-dir",
+            apps.to_str().unwrap(),
         ],
     );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/openai_client.py");

@@ -327,13 +327,14 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         host: port,
         guest: 8080,
     }]);
-    // The console is typed on once the API request has been answered.
+    // The console is typed on once the last API request has been
+    // answered (its /quit powers the machine off).
     let mut m = Machine::spawn_with_input(
         &cfg,
         Some(&llmos_tests::log_path("runtime-serve")),
         Some((
-            "api: POST /v1/chat/completions 200".to_owned(),
-            b"hello there\n/stats\n/apps\n/app text upper <<\nshout\n.\n/quit\n".to_vec(),
+            "api: POST /v1/apps/text/run 200".to_owned(),
+            b"hello there\n/stats\n/apps\n/app text upper <<\nshout\n.\n/run python\nprint(sum(range(10)))\n.\n/quit\n".to_vec(),
         )),
     )
     .expect("starting QEMU");
@@ -374,6 +375,15 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
         r.body
     );
     assert!(r.body.contains("\"exit_code\":0"), "{}", r.body);
+    // And Python (CPython 3.12 in wasmi, under TCG).
+    let py = r#"{"language":"python","code":"import sys; print(sys.version_info[:2], 6 * 7)"}"#;
+    let r = curl("POST", &url("/v1/exec"), &[&auth], Some(py));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"stdout\":\"(3, 12) 42\\n\""),
+        "{}",
+        r.body
+    );
     // The apps, with `files` keeping its data in llmos's RAM filesystem.
     let r = curl("GET", &url("/v1/apps"), &[&auth], None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -414,6 +424,12 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
     assert!(out.contains("bye"), "{out}");
     assert!(out.contains("Counts, searches, sorts"), "/apps: {out}");
     assert!(out.contains("SHOUT"), "/app text upper: {out}");
+    assert!(
+        regex::Regex::new(r"\n45\r?\n\(exit 0; \d+ ms\)")
+            .unwrap()
+            .is_match(&out),
+        "/run python: {out}"
+    );
     assert!(
         !out.contains("Hello\""),
         "the prompt reached the log: {out}"
