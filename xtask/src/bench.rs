@@ -1,0 +1,470 @@
+//! `cargo xtask bench`: our figures against their anchors, measured side
+//! by side in one run, repeated, as medians and ratios. Everything goes to
+//! `target/bench/results.json` with the machine's facts. The bench
+//! reports; it never passes or fails on a number.
+//!
+//! Sections (issue 9): 1 inference against llama-bench, 2 serving against
+//! llama-server, 3 the unikernel against a Linux VM, 4 the code
+//! interpreter. Section 4 is implemented; the others say so and record
+//! nothing yet.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{image, paths, progress};
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer repeats and smaller workloads (under 10 minutes here).
+    #[arg(long)]
+    quick: bool,
+    /// The QEMU accelerator for the unikernel's figures.
+    #[arg(long, value_enum, default_value = "tcg")]
+    accel: Accel,
+    /// Only these sections (1-4; repeatable). Default: all.
+    #[arg(long = "section", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    sections: Vec<u8>,
+}
+
+/// An accelerator the bench can ask for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    fn qemu(self) -> llmos_qemu::Accel {
+        match self {
+            Self::Tcg => llmos_qemu::Accel::Tcg,
+            Self::Kvm => llmos_qemu::Accel::Kvm,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tcg => "tcg",
+            Self::Kvm => "kvm",
+        }
+    }
+}
+
+/// `cargo xtask bench`.
+pub fn bench(a: &BenchArgs) -> Result<()> {
+    let started = Instant::now();
+    let facts = machine_facts(a.accel)?;
+    println!("machine: {}", facts);
+    let mut sections = serde_json::Map::new();
+    for n in 1..=4u8 {
+        if !a.sections.is_empty() && !a.sections.contains(&n) {
+            continue;
+        }
+        let (key, value) = match n {
+            4 => ("code_interpreter", code_interpreter(a)?),
+            _ => {
+                let name = ["inference", "serving", "unikernel_vs_linux"][n as usize - 1];
+                println!("\nsection {n} ({name}): not implemented yet (issue 9); nothing measured");
+                (name, json!({"status": "not implemented"}))
+            }
+        };
+        sections.insert(key.to_owned(), value);
+    }
+    let out = paths::target().join("bench");
+    std::fs::create_dir_all(&out)?;
+    let file = out.join("results.json");
+    let all = json!({
+        "machine": facts,
+        "mode": if a.quick { "quick" } else { "full" },
+        "seconds": started.elapsed().as_secs_f64(),
+        "sections": sections,
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&all)? + "\n")?;
+    println!(
+        "\nwrote {} ({:.0} s)",
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// CPU model, cores, QEMU version, accelerator, commit and date.
+fn machine_facts(accel: Accel) -> Result<Value> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let qemu = Command::new(llmos_qemu::machine::qemu_binary())
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "not found".to_owned());
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(paths::root())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    Ok(json!({
+        "cpu": cpu,
+        "cores": cores,
+        "qemu": qemu,
+        "accel": accel.name(),
+        "commit": format!("{}{}", git(&["rev-parse", "--short", "HEAD"]), if dirty { "-dirty" } else { "" }),
+        "date": git(&["log", "-1", "--format=%cI"]),
+    }))
+}
+
+/// The median of `v` (which must not be empty).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// One snippet the code interpreter runs.
+struct Snippet {
+    name: &'static str,
+    language: &'static str,
+    code: &'static str,
+    /// What it prints.
+    expect: &'static str,
+}
+
+const SNIPPETS: [Snippet; 4] = [
+    Snippet {
+        name: "python print(1)",
+        language: "python",
+        code: "print(1)",
+        expect: "1\n",
+    },
+    Snippet {
+        name: "python compute",
+        language: "python",
+        code: "print(sum(i * i for i in range(100000)))",
+        expect: "333328333350000\n",
+    },
+    Snippet {
+        name: "javascript print",
+        language: "javascript",
+        code: "console.log(1)",
+        expect: "1\n",
+    },
+    Snippet {
+        name: "javascript compute",
+        language: "javascript",
+        code: "let s = 0; for (let i = 0; i < 1000000; i++) s += i % 7; console.log(s)",
+        expect: "2999997\n",
+    },
+];
+
+/// Section 4: request-to-output time of `/v1/exec` hosted and in llmos,
+/// and the same modules run by wasmtime (a JIT, from its Python package)
+/// for reference. Alternating per repeat; the first request of each kind
+/// (which compiles the module) is a warm-up, reported on its own.
+fn code_interpreter(a: &BenchArgs) -> Result<Value> {
+    progress::header("section 4: the code interpreter");
+    let repeats = if a.quick { 3 } else { 7 };
+    let runtime = crate::runtime::build(crate::runtime::DEFAULT_CPU)?;
+    let tiny = crate::model::tiny_model()?;
+    let (python, quickjs) = crate::lang::runtimes()?;
+    let lang_dir = python.parent().context("no lang dir")?.to_owned();
+
+    // The unikernel: the tiny model and both interpreters.
+    let vm = Guest::boot(a, &runtime, &tiny)?;
+    let hosted = Hosted::start(&runtime, &tiny, &lang_dir)?;
+    let mut wasmtime = Wasmtime::start()?;
+    let module = |lang: &str| if lang == "python" { &python } else { &quickjs };
+    let argv = |s: &Snippet| -> Vec<String> {
+        if s.language == "python" {
+            vec!["python".into(), "-c".into(), s.code.into()]
+        } else {
+            vec!["qjs".into(), "--std".into(), "-e".into(), s.code.into()]
+        }
+    };
+
+    let mut rows = Vec::new();
+    println!(
+        "\n{:<20} {:>12} {:>12} {:>8} {:>14} {:>10}",
+        "snippet (ms)", "llmos hosted", "wasmtime", "ratio", "llmos in QEMU", "vs hosted"
+    );
+    for s in &SNIPPETS {
+        let body =
+            json!({"language": s.language, "code": s.code, "limits": {"timeout_ms": 600000}})
+                .to_string();
+        // Warm-up: the first request compiles the module.
+        let first_hosted = hosted.exec(&body, s.expect)?;
+        let first_wasmtime = wasmtime.run(module(s.language), &argv(s), s.expect)?;
+        let first_vm = vm.exec(&body, s.expect)?;
+        let (mut h, mut w, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            h.push(hosted.exec(&body, s.expect)?);
+            w.push(wasmtime.run(module(s.language), &argv(s), s.expect)?);
+            g.push(vm.exec(&body, s.expect)?);
+        }
+        let (mh, mw, mg) = (median(&h), median(&w), median(&g));
+        println!(
+            "{:<20} {:>12.1} {:>12.1} {:>8.2} {:>14.1} {:>10.2}",
+            s.name,
+            mh,
+            mw,
+            mh / mw,
+            mg,
+            mg / mh
+        );
+        rows.push(json!({
+            "snippet": s.name,
+            "language": s.language,
+            "code": s.code,
+            "hosted_ms": {"median": mh, "samples": h, "first": first_hosted},
+            "wasmtime_ms": {"median": mw, "samples": w, "first": first_wasmtime},
+            "unikernel_ms": {"median": mg, "samples": g, "first": first_vm},
+            "ratio_hosted_to_wasmtime": mh / mw,
+            "ratio_unikernel_to_hosted": mg / mh,
+        }));
+    }
+    println!(
+        "(medians of {repeats}; ratio = llmos hosted / wasmtime, lower is faster; the first \
+         request of each, which compiles the module, is in results.json)"
+    );
+    Ok(json!({
+        "what": "request-to-output ms of POST /v1/exec (hosted and in llmos) against wasmtime-py running the same module",
+        "repeats": repeats,
+        "guest": {"accel": a.accel.name(), "smp": GUEST_SMP, "memory_mib": GUEST_MIB},
+        "rows": rows,
+    }))
+}
+
+/// One HTTP/1.1 POST with `Connection: close`; the time until the whole
+/// reply is read, in ms, and the body.
+fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> Result<(f64, String)> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(900)))?;
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{path}: {}", head.lines().next().unwrap_or("no reply"));
+    }
+    Ok((ms, body.to_owned()))
+}
+
+/// Checks an exec reply's stdout.
+fn check(body: &str, expect: &str) -> Result<()> {
+    let v: Value = serde_json::from_str(body).context("the exec reply is not JSON")?;
+    if v["stdout"] != expect {
+        bail!("expected stdout {expect:?}, got {v}");
+    }
+    Ok(())
+}
+
+/// The hosted runtime.
+struct Hosted {
+    child: Child,
+    addr: String,
+}
+
+impl Hosted {
+    fn start(runtime: &Path, model: &Path, lang_dir: &Path) -> Result<Self> {
+        let mut child = Command::new(runtime)
+            .args([
+                "serve",
+                "--no-console",
+                "--quiet",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--model")
+            .arg(model)
+            .arg("--lang-dir")
+            .arg(lang_dir)
+            .args(["--exec-timeout-ms", "600000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", runtime.display()))?;
+        let out = child.stdout.take().context("no stdout")?;
+        let mut addr = None;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                addr = rest.split([';', ')']).next().map(str::to_owned);
+            }
+            if line.starts_with("llmos: ") {
+                break;
+            }
+        }
+        let addr = addr.context("the hosted runtime printed no address")?;
+        Ok(Self { child, addr })
+    }
+
+    fn exec(&self, body: &str, expect: &str) -> Result<f64> {
+        let (ms, reply) = post(&self.addr, "/v1/exec", None, body)?;
+        check(&reply, expect)?;
+        Ok(ms)
+    }
+}
+
+impl Drop for Hosted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const GUEST_SMP: u32 = 2;
+const GUEST_MIB: u64 = 1024;
+
+/// llmos in QEMU, serving the API on a forwarded port.
+struct Guest {
+    machine: llmos_qemu::Machine,
+    addr: String,
+    key: String,
+}
+
+impl Guest {
+    fn boot(a: &BenchArgs, runtime: &Path, model: &Path) -> Result<Self> {
+        let dir = paths::target().join("bench");
+        std::fs::create_dir_all(&dir)?;
+        let kernel = crate::build::build_kernel(crate::build::Variant::Normal)?;
+        let content = image::ContentArgs {
+            model: Some(model.to_owned()),
+            ..image::ContentArgs::default()
+        };
+        let (init, extra) = content.resolve()?;
+        let mut init = init.context("no first process")?;
+        init.source = runtime.to_owned();
+        init.args
+            .extend(["--exec-timeout-ms".to_owned(), "600000".to_owned()]);
+        let initrd = dir.join("initrd.cpio");
+        image::write_initrd_with(
+            &bootparams::BootParams::default(),
+            Some(&init),
+            &extra,
+            &initrd,
+        )?;
+        let img = image::write_bios(&kernel, &initrd, &dir.join("llmos-bios.img"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cfg = llmos_qemu::Config::new(img);
+        cfg.accel = a.accel.qemu();
+        cfg.smp = GUEST_SMP;
+        cfg.memory_mib = GUEST_MIB;
+        cfg.network = Some(vec![llmos_qemu::PortForward {
+            host: port,
+            guest: image::API_PORT,
+        }]);
+        progress::header("booting llmos for the bench");
+        let mut machine = llmos_qemu::Machine::spawn(&cfg, Some(&dir.join("serial.log")))?;
+        let ready = regex::Regex::new("llmos: (ready|degraded)")?;
+        machine
+            .wait_for(&ready, Duration::from_secs(900))
+            .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+        let serial = machine.serial();
+        let key = regex::Regex::new(r"API key \(generated at boot, shown only here\): (\S+)")?
+            .captures(&serial)
+            .map(|c| c[1].to_owned())
+            .context("no API key on the guest's console")?;
+        Ok(Self {
+            machine,
+            addr: format!("127.0.0.1:{port}"),
+            key,
+        })
+    }
+
+    fn exec(&self, body: &str, expect: &str) -> Result<f64> {
+        let (ms, reply) = post(&self.addr, "/v1/exec", Some(&self.key), body)?;
+        check(&reply, expect)?;
+        Ok(ms)
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.machine.kill();
+    }
+}
+
+/// wasmtime-py running modules on request (`scripts/bench/wasmtime-run.py
+/// --serve`): each module compiled once, then instantiated per run.
+struct Wasmtime {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Wasmtime {
+    fn start() -> Result<Self> {
+        let script = paths::root().join("scripts/bench/wasmtime-run.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", script.display()))?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn run(&mut self, module: &PathBuf, argv: &[String], expect: &str) -> Result<f64> {
+        let req = json!({"module": module, "argv": argv});
+        writeln!(self.stdin, "{req}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let v: Value = serde_json::from_str(&line).with_context(|| {
+            format!("wasmtime-run.py: {line:?} (is the wasmtime package installed? bash scripts/setup.sh)")
+        })?;
+        if let Some(e) = v["error"].as_str() {
+            bail!("wasmtime: {e}");
+        }
+        if v["stdout"] != expect {
+            bail!("wasmtime: expected {expect:?}, got {v}");
+        }
+        // The first run of a module includes its compilation.
+        Ok(v["run_ms"].as_f64().unwrap_or(0.0) + v["compile_ms"].as_f64().unwrap_or(0.0))
+    }
+}
+
+impl Drop for Wasmtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
