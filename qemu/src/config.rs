@@ -96,6 +96,20 @@ pub struct Config {
     pub capture: Option<PathBuf>,
     /// Offer only virtio's legacy (0.9.5) PCI interface on the card.
     pub legacy_nic: bool,
+    /// Boot a Linux kernel directly (`-kernel`, `-initrd`, `-append`)
+    /// instead of the disk image (the bench's Linux guest).
+    pub direct_kernel: Option<DirectKernel>,
+}
+
+/// A kernel QEMU loads itself, with its initramfs and command line.
+#[derive(Debug, Clone)]
+pub struct DirectKernel {
+    /// The kernel (a bzImage).
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The kernel's command line.
+    pub append: String,
 }
 
 impl Config {
@@ -119,6 +133,7 @@ impl Config {
             udp_forwards: Vec::new(),
             capture: None,
             legacy_nic: false,
+            direct_kernel: None,
         }
     }
 
@@ -187,10 +202,21 @@ impl Config {
                 None => return Err("UEFI boot needs OVMF".into()),
             }
         }
-        let mut drive = OsString::from("format=raw,snapshot=on,file=");
-        drive.push(&self.image);
-        a.push("-drive".into());
-        a.push(drive);
+        if let Some(k) = &self.direct_kernel {
+            a.extend([
+                OsString::from("-kernel"),
+                k.kernel.clone().into(),
+                OsString::from("-initrd"),
+                k.initrd.clone().into(),
+                OsString::from("-append"),
+                OsString::from(&k.append),
+            ]);
+        } else {
+            let mut drive = OsString::from("format=raw,snapshot=on,file=");
+            drive.push(&self.image);
+            a.push("-drive".into());
+            a.push(drive);
+        }
         match &self.network {
             None => {
                 a.push("-nic".into());

@@ -22,7 +22,9 @@ pub mod machine;
 pub mod outcome;
 
 pub use accel::Accel;
-pub use config::{Config, Display, FirmwareKind, GuestForward, PortForward, SerialMode};
+pub use config::{
+    Config, DirectKernel, Display, FirmwareKind, GuestForward, PortForward, SerialMode,
+};
 pub use firmware::Ovmf;
 pub use machine::{Machine, WaitError};
 pub use outcome::Outcome;
