@@ -206,6 +206,12 @@ fn read_input(input: &mut dyn LineSource, out: &mut dyn Write) -> Option<String>
     }
 }
 
+/// Prints a line and flushes it.
+fn say(out: &mut dyn Write, s: &str) {
+    let _ = writeln!(out, "{s}");
+    let _ = out.flush();
+}
+
 /// `/run`: code typed after the command, or the last reply's code block
 /// after an explicit yes; the result is printed.
 fn run_code(
@@ -215,10 +221,6 @@ fn run_code(
     input: &mut dyn LineSource,
     out: &mut dyn Write,
 ) {
-    let say = |out: &mut dyn Write, s: &str| {
-        let _ = writeln!(out, "{s}");
-        let _ = out.flush();
-    };
     let Some(exec) = exec else {
         say(
             out,
@@ -358,10 +360,6 @@ fn run_app(exec: Option<&Exec>, words: &[String], input: &mut dyn LineSource, ou
 
 /// A run's output and how it ended.
 fn print_outcome(r: Result<llmos_sandbox::Outcome, String>, out: &mut dyn Write) {
-    let say = |out: &mut dyn Write, s: &str| {
-        let _ = writeln!(out, "{s}");
-        let _ = out.flush();
-    };
     match r {
         Err(e) => say(out, &format!("error: {e}")),
         Ok(o) => {

@@ -103,11 +103,7 @@ impl Exec {
                 "no app named {name:?}: the runtime was started without --apps-dir"
             )));
         };
-        check_files(files).map_err(AppError::Bad)?;
-        let files = files
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-            .collect();
+        let files = input_files(files).map_err(AppError::Bad)?;
         apps.run(&self.sandbox, name, args, stdin, files, limits)
     }
 
@@ -156,7 +152,7 @@ impl Exec {
         files: &BTreeMap<String, String>,
         limits: Limits,
     ) -> Result<Outcome, String> {
-        check_files(files)?;
+        let files = input_files(files)?;
         let program = self.program(lang)?;
         let args = match lang {
             Language::Python => vec!["python".into(), "-c".into(), code.into()],
@@ -165,10 +161,7 @@ impl Exec {
         let run = Run {
             args,
             stdin: stdin.to_vec(),
-            files: files
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-                .collect(),
+            files,
             limits,
             ..Run::default()
         };
@@ -176,8 +169,9 @@ impl Exec {
     }
 }
 
-/// Input files: at most [`MAX_FILES`], each with a plain name.
-fn check_files(files: &BTreeMap<String, String>) -> Result<(), String> {
+/// A request's input files as the sandbox takes them: at most
+/// [`MAX_FILES`], each with a plain name.
+fn input_files(files: &BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<u8>>, String> {
     if files.len() > MAX_FILES {
         return Err(format!(
             "at most {MAX_FILES} input files, not {}",
@@ -194,7 +188,10 @@ fn check_files(files: &BTreeMap<String, String>) -> Result<(), String> {
             return Err(format!("the file name {name:?} is not a plain name"));
         }
     }
-    Ok(())
+    Ok(files
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect())
 }
 
 /// The last fenced code block in `text` (```` ```python ```` …): its

@@ -1026,43 +1026,38 @@ impl ExecLimits {
 const MAX_APP_ARGS: usize = 256;
 
 async fn list_apps(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let exec = s.exec.clone();
-    let data: Vec<Value> = exec
-        .as_deref()
-        .and_then(Exec::apps)
-        .map(|apps| {
-            let caps = exec.as_deref().map(Exec::caps);
-            apps.list()
-                .map(|a| {
-                    let m = &a.manifest;
-                    // What a run gets: the app's limits within the server's caps.
-                    let eff = caps.map(|c| c.apply(&m.limits));
-                    json!({
-                        "name": m.name,
-                        "version": m.version,
-                        "description": m.description,
-                        "entry": m.entry,
-                        "sha256": m.sha256,
-                        "size_bytes": a.size,
-                        "capabilities": {
-                            "wasi": m.capabilities.wasi,
-                            "data": m.capabilities.data,
-                            "data_dir": m.capabilities.data.then_some(llmos_sandbox::manifest::DATA_DIR),
-                            "scratch_dir": "/tmp",
-                            "network": false,
-                        },
-                        "limits": eff.map(|e| json!({
-                            "fuel": e.fuel,
-                            "timeout_ms": e.wall.as_millis() as u64,
-                            "memory_bytes": e.memory,
-                            "output_bytes": e.output,
-                        })),
-                        "signed": m.signature.is_some(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut data = Vec::new();
+    if let Some(exec) = s.exec.as_deref()
+        && let Some(apps) = exec.apps()
+    {
+        for a in apps.list() {
+            let m = &a.manifest;
+            // What a run gets: the app's limits within the server's caps.
+            let eff = exec.caps().apply(&m.limits);
+            data.push(json!({
+                "name": m.name,
+                "version": m.version,
+                "description": m.description,
+                "entry": m.entry,
+                "sha256": m.sha256,
+                "size_bytes": a.size,
+                "capabilities": {
+                    "wasi": m.capabilities.wasi,
+                    "data": m.capabilities.data,
+                    "data_dir": m.capabilities.data.then_some(llmos_sandbox::manifest::DATA_DIR),
+                    "scratch_dir": "/tmp",
+                    "network": false,
+                },
+                "limits": {
+                    "fuel": eff.fuel,
+                    "timeout_ms": eff.wall.as_millis() as u64,
+                    "memory_bytes": eff.memory,
+                    "output_bytes": eff.output,
+                },
+                "signed": m.signature.is_some(),
+            }));
+        }
+    }
     Json(json!({ "object": "list", "data": data }))
 }
 

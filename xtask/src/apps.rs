@@ -79,7 +79,8 @@ pub fn build() -> Result<PathBuf> {
         let program = sandbox
             .compile(&module, Origin::Untrusted)
             .map_err(|(_, e)| anyhow::anyhow!("{}: {e}", module_path.display()))?;
-        m.check_module(&module, &program.imports())
+        let imports = program.imports();
+        m.check_module(&module, &imports)
             .map_err(|e| anyhow::anyhow!("{}: {e}", src.display()))?;
         let packed = pack_manifest(&text, &sha256_hex(&module));
         let back = Manifest::parse(&packed).map_err(anyhow::Error::msg)?;
@@ -93,7 +94,7 @@ pub fn build() -> Result<PathBuf> {
             m.name,
             m.version,
             module.len() / 1024,
-            program.imports().len()
+            imports.len()
         );
     }
     Ok(out)

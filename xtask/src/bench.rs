@@ -375,10 +375,18 @@ impl Guest {
             &initrd,
         )?;
         let img = image::write_bios(&kernel, &initrd, &dir.join("llmos-bios.img"))?;
+        progress::header("booting llmos for the bench");
+        let (guest, _) = Self::start(a, llmos_qemu::Config::new(img), &dir.join("serial.log"))?;
+        Ok(guest)
+    }
+
+    /// Starts `cfg` with the bench's machine settings and the API port
+    /// forwarded, and waits for the runtime to be ready; returns the guest
+    /// and the seconds from QEMU's start to `llmos: ready`.
+    fn start(a: &BenchArgs, mut cfg: llmos_qemu::Config, log: &Path) -> Result<(Self, f64)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut cfg = llmos_qemu::Config::new(img);
         cfg.accel = a.accel.qemu();
         cfg.smp = GUEST_SMP;
         cfg.memory_mib = GUEST_MIB;
@@ -386,26 +394,31 @@ impl Guest {
             host: port,
             guest: image::API_PORT,
         }]);
-        progress::header("booting llmos for the bench");
-        let mut machine = llmos_qemu::Machine::spawn(&cfg, Some(&dir.join("serial.log")))?;
+        let start = Instant::now();
+        let mut machine = llmos_qemu::Machine::spawn(&cfg, Some(log))?;
         let ready = regex::Regex::new("llmos: (ready|degraded)")?;
         machine
             .wait_for(&ready, Duration::from_secs(900))
-            .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
-        let serial = machine.serial();
+            .map_err(|e| anyhow::anyhow!("{} (see {})", e.reason, log.display()))?;
+        let secs = start.elapsed().as_secs_f64();
         let key = regex::Regex::new(r"API key \(generated at boot, shown only here\): (\S+)")?
-            .captures(&serial)
+            .captures(&machine.serial())
             .map(|c| c[1].to_owned())
             .context("no API key on the guest's console")?;
-        Ok(Self {
+        let guest = Self {
             machine,
             addr: format!("127.0.0.1:{port}"),
             key,
-        })
+        };
+        Ok((guest, secs))
+    }
+
+    fn post(&self, path: &str, body: &str) -> Result<(f64, String)> {
+        post(&self.addr, path, Some(&self.key), body)
     }
 
     fn exec(&self, body: &str, expect: &str) -> Result<f64> {
-        let (ms, reply) = post(&self.addr, "/v1/exec", Some(&self.key), body)?;
+        let (ms, reply) = self.post("/v1/exec", body)?;
         check(&reply, expect)?;
         Ok(ms)
     }
@@ -514,54 +527,31 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     image::write_initrd_with(&params, Some(&init), &[], &initrd_bare)?;
     let img = image::write_bios(&kernel, &initrd, &dir.join("vs-linux-bios.img"))?;
 
-    let ready = regex::Regex::new("llmos: ready")?;
-    let key_re = regex::Regex::new(r"API key \(generated at boot, shown only here\): (\S+)")?;
     let mut boot = (Vec::new(), Vec::new());
     let mut speed = (Vec::new(), Vec::new());
+    let body = json!({"prompt": "Once upon a time", "max_tokens": GEN_TOKENS,
+                      "temperature": 0, "ignore_eos": true})
+    .to_string();
     for r in 0..repeats {
         for linux_turn in [false, true] {
-            let mut cfg = if linux_turn {
-                let mut c = llmos_qemu::Config::new(&img);
-                c.direct_kernel = Some(llmos_qemu::DirectKernel {
+            let mut cfg = llmos_qemu::Config::new(&img);
+            if linux_turn {
+                cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
                     kernel: linux.kernel.clone(),
                     initrd: linux.initramfs.clone(),
                     append: "console=ttyS0 panic=-1 quiet".into(),
                 });
-                c
-            } else {
-                llmos_qemu::Config::new(&img)
-            };
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            cfg.accel = a.accel.qemu();
-            cfg.smp = GUEST_SMP;
-            cfg.memory_mib = GUEST_MIB;
-            cfg.debug_exit = !linux_turn;
-            cfg.network = Some(vec![llmos_qemu::PortForward {
-                host: port,
-                guest: image::API_PORT,
-            }]);
+                cfg.debug_exit = false;
+            }
             let who = if linux_turn { "linux" } else { "llmos" };
             let log = dir.join(format!("vs-{who}-{r}.log"));
-            let start = Instant::now();
-            let mut m = llmos_qemu::Machine::spawn(&cfg, Some(&log))?;
-            m.wait_for(&ready, Duration::from_secs(900))
-                .map_err(|e| anyhow::anyhow!("{who}: {} (see {})", e.reason, log.display()))?;
-            let secs = start.elapsed().as_secs_f64();
-            let key = key_re
-                .captures(&m.serial())
-                .map(|c| c[1].to_owned())
-                .context("no API key on the console")?;
-            let body = json!({"prompt": "Once upon a time", "max_tokens": GEN_TOKENS,
-                              "temperature": 0, "ignore_eos": true})
-            .to_string();
-            let addr = format!("127.0.0.1:{port}");
-            let (ms, reply) = post(&addr, "/v1/completions", Some(&key), &body)?;
+            let (guest, secs) =
+                Guest::start(a, cfg, &log).with_context(|| format!("booting {who}"))?;
+            let (ms, reply) = guest.post("/v1/completions", &body)?;
+            drop(guest);
             let v: Value = serde_json::from_str(&reply)?;
             let tokens = v["usage"]["completion_tokens"].as_f64().unwrap_or(0.0);
             let tps = tokens / (ms / 1e3);
-            m.kill();
             println!(
                 "    {who} boot {}: ready in {secs:.1} s, {tps:.2} tok/s",
                 r + 1
