@@ -179,7 +179,7 @@ impl Sampling {
 
     /// The llama.cpp sampler chain for these settings, constrained by
     /// `grammar` (GBNF, root rule `root`) when given.
-    fn sampler(
+    pub(crate) fn sampler(
         &self,
         model: &LlamaModel,
         grammar: Option<&str>,
@@ -374,6 +374,37 @@ impl Engine {
         })
     }
 
+    /// One context shared by `slots` sequences (ids `0..slots`), each with
+    /// its own `context` tokens of KV cache (llama.cpp's per-sequence
+    /// streams, as llama-server's `--parallel` uses), decoding batches of
+    /// up to `batch` tokens with `threads` threads.
+    pub(crate) fn batched_context(
+        &self,
+        context: u32,
+        slots: u32,
+        batch: u32,
+        threads: i32,
+    ) -> Result<LlamaContext<'_>, String> {
+        let total = context
+            .checked_mul(slots)
+            .ok_or("the context times the slots is too large")?;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(total))
+            .with_n_seq_max(slots)
+            .with_kv_unified(false)
+            .with_n_batch(batch)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        self.model
+            .new_context(&self.backend, params)
+            .map_err(|e| format!("llama.cpp could not make a context: {e}"))
+    }
+
+    /// The model.
+    pub(crate) fn model(&self) -> &LlamaModel {
+        &self.model
+    }
+
     /// Generation from a raw `prompt` (no chat template), streaming text
     /// to `out`.
     pub fn generate(
@@ -551,16 +582,7 @@ impl Session<'_> {
         if tokens.is_empty() {
             return Err("the prompt is empty".into());
         }
-        let needed = tokens.len() as u64 + u64::from(g.max_tokens);
-        if needed > u64::from(self.context) {
-            return Err(format!(
-                "the prompt ({} tokens) plus max_tokens ({}) needs {needed} tokens, \
-                 more than the context size ({})",
-                tokens.len(),
-                g.max_tokens,
-                self.context
-            ));
-        }
+        check_fit(tokens.len(), g.max_tokens, self.context)?;
         // Reuse the common prefix; at least the last prompt token is
         // evaluated again, for its logits.
         let mut prefix = self
@@ -604,27 +626,7 @@ impl Session<'_> {
         let mut sampler =
             g.sampling
                 .sampler(&self.engine.model, g.grammar.as_deref(), g.ignore_eos)?;
-        let mut text = Utf8Stream::default();
-        let mut stop = StopFilter::new(&g.stops);
-        // Ok(false): the output asks to stop with an `Interrupted` error
-        // (which `write_all` would retry, so this loops itself).
-        let emit = |out: &mut dyn Write, s: &str| -> Result<bool, String> {
-            let interrupted = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted;
-            let mut rest = s.as_bytes();
-            while !rest.is_empty() {
-                match out.write(rest) {
-                    Ok(0) => return Err("the output is closed".into()),
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if interrupted(&e) => return Ok(false),
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-            match out.flush() {
-                Ok(()) => Ok(true),
-                Err(e) if interrupted(&e) => Ok(false),
-                Err(e) => Err(e.to_string()),
-            }
-        };
+        let mut output = Output::new(&g.stops);
         let first = tokens.len() as i32;
         let start = Instant::now();
         let mut hit_stop = false;
@@ -636,14 +638,8 @@ impl Session<'_> {
             }
             stats.tokens.push(t.0);
             let piece = vocab.token_to_piece(t, false, None);
-            let (shown, stopped) = stop.push(&text.push(&piece));
-            if !emit(out, &shown)? {
-                stats.finish = Finish::Cancelled;
-                hit_stop = true;
-                break;
-            }
-            if stopped {
-                stats.finish = Finish::Stop;
+            if let Some(finish) = output.piece(out, &piece)? {
+                stats.finish = finish;
                 hit_stop = true;
                 break;
             }
@@ -655,21 +651,92 @@ impl Session<'_> {
             }
             self.cached.push(t);
         }
-        if !hit_stop {
-            // Whatever was held back: an incomplete character, text that
-            // might have begun a stop string.
-            let (rest, stopped) = stop.push(&text.finish());
-            if !emit(out, &rest)? {
-                stats.finish = Finish::Cancelled;
-            } else if stopped {
-                stats.finish = Finish::Stop;
-            } else if !emit(out, &stop.finish())? {
-                stats.finish = Finish::Cancelled;
-            }
+        if !hit_stop && let Some(finish) = output.end(out)? {
+            stats.finish = finish;
         }
         stats.generated = stats.tokens.len();
         stats.generate_ms = start.elapsed().as_secs_f64() * 1e3;
         Ok(stats)
+    }
+}
+
+/// Refuses a prompt of `prompt` tokens that cannot generate `max_tokens`
+/// more within `context`.
+pub(crate) fn check_fit(prompt: usize, max_tokens: u32, context: u32) -> Result<(), String> {
+    let needed = prompt as u64 + u64::from(max_tokens);
+    if needed > u64::from(context) {
+        return Err(format!(
+            "the prompt ({prompt} tokens) plus max_tokens ({max_tokens}) needs {needed} tokens, \
+             more than the context size ({context})"
+        ));
+    }
+    Ok(())
+}
+
+/// A generation's text on its way out: whole characters only, and text
+/// that might begin a stop string held back until it is clear.
+pub(crate) struct Output {
+    text: Utf8Stream,
+    stop: StopFilter,
+}
+
+impl Output {
+    pub(crate) fn new(stops: &[String]) -> Self {
+        Self {
+            text: Utf8Stream::default(),
+            stop: StopFilter::new(stops),
+        }
+    }
+
+    /// Writes what `piece` (a token's bytes) lets through; `Some` when
+    /// generation must end: a stop string came, or the output asked to
+    /// stop (an `Interrupted` error, which `write_all` would retry).
+    pub(crate) fn piece(
+        &mut self,
+        out: &mut dyn Write,
+        piece: &[u8],
+    ) -> Result<Option<Finish>, String> {
+        let (shown, stopped) = self.stop.push(&self.text.push(piece));
+        if !emit(out, &shown)? {
+            return Ok(Some(Finish::Cancelled));
+        }
+        Ok(stopped.then_some(Finish::Stop))
+    }
+
+    /// At the end of a generation that did not stop on its own output:
+    /// writes whatever was held back (an incomplete character, text that
+    /// might have begun a stop string); `Some` overrides the reason.
+    pub(crate) fn end(&mut self, out: &mut dyn Write) -> Result<Option<Finish>, String> {
+        let (rest, stopped) = self.stop.push(&self.text.finish());
+        if !emit(out, &rest)? {
+            return Ok(Some(Finish::Cancelled));
+        }
+        if stopped {
+            return Ok(Some(Finish::Stop));
+        }
+        if !emit(out, &self.stop.finish())? {
+            return Ok(Some(Finish::Cancelled));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes `s`; `Ok(false)` when the output asks to stop.
+fn emit(out: &mut dyn Write, s: &str) -> Result<bool, String> {
+    let interrupted = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted;
+    let mut rest = s.as_bytes();
+    while !rest.is_empty() {
+        match out.write(rest) {
+            Ok(0) => return Err("the output is closed".into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if interrupted(&e) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    match out.flush() {
+        Ok(()) => Ok(true),
+        Err(e) if interrupted(&e) => Ok(false),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -8,7 +8,7 @@
 //! through the model's template with special tokens only from the template,
 //! a sampling chain checked in Rust, grammars for JSON output, stop strings
 //! ([`stop`]), whole characters across tokens ([`utf8`]), KV-cache reuse
-//! between requests); the request queue with sequence slots ([`queue`]);
+//! between requests); the request queue and continuous batching over sequence slots ([`queue`]);
 //! the OpenAI-compatible HTTP API ([`server`], [`api`], [`auth`]); the chat
 //! console ([`console`]) with its line editor ([`terminal`]); and the
 //! start-up check that the CPU has the features the build assumes

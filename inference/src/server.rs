@@ -420,6 +420,30 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             one(cached.to_string()),
         );
         metric(
+            "llmos_prompt_cache_hits_total",
+            "counter",
+            "Generations whose prompt began with tokens already in a slot's KV cache.",
+            one(get(&c.cache_hits).to_string()),
+        );
+        metric(
+            "llmos_prompt_cache_copies_total",
+            "counter",
+            "Of those, generations whose cached prefix was copied from another slot.",
+            one(get(&c.cache_copies).to_string()),
+        );
+        metric(
+            "llmos_decode_steps_total",
+            "counter",
+            "Decode steps: one batch each, with the next token of every generating slot and prompt chunks.",
+            one(get(&c.steps).to_string()),
+        );
+        metric(
+            "llmos_decode_step_tokens_total",
+            "counter",
+            "Tokens decoded in those steps (divided by the steps: the mean batch).",
+            one(get(&c.step_tokens).to_string()),
+        );
+        metric(
             "llmos_generated_tokens_total",
             "counter",
             "Generated tokens.",

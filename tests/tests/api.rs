@@ -468,6 +468,99 @@ fn a_full_queue_answers_429_and_a_client_that_leaves_frees_its_slot() {
     assert!(s.stderr().contains("cancelled"), "{}", s.stderr());
 }
 
+/// The chat request of the batching test: a shared system prompt (long
+/// enough that copying its cache beats evaluating it) and question `i`;
+/// the ninth repeats the first but ends at its first full stop.
+fn batched_question(i: usize) -> Value {
+    const QUESTIONS: [&str; 8] = [
+        "What is the capital of France?",
+        "Name three colours of the rainbow.",
+        "What do bees make?",
+        "How many legs does a spider have?",
+        "Write a haiku about the sea.",
+        "What is two plus two?",
+        "Which planet is closest to the sun?",
+        "Say hello in Spanish.",
+    ];
+    let mut q = json!({
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant running inside llmos, \
+                a small operating system. Answer briefly and precisely, in plain English, \
+                without lists unless asked, and never invent facts you are not sure about."},
+            {"role": "user", "content": QUESTIONS[i % 8]}
+        ],
+        "max_tokens": 24,
+        "temperature": 0
+    });
+    if i == 8 {
+        q["stop"] = json!(["."]);
+    }
+    q
+}
+
+#[test]
+fn continuous_batching_gives_each_request_what_it_gets_alone() {
+    let _serial = serial();
+    // 8 greedy requests, one that ends at a stop string and one that
+    // leaves halfway.
+    let s = Server::start(&default_model(), &["--slots", "10", "--queue", "16"]);
+    let alone: Vec<Value> = (0..9)
+        .map(|i| {
+            let (status, v) = s.post("/v1/chat/completions", &[], &batched_question(i));
+            assert_eq!(status, 200, "{v}");
+            v
+        })
+        .collect();
+    // One at a time, each after the first found the system prompt cached.
+    assert!(s.metric("llmos_prompt_cache_hits_total", &[]) >= 7.0);
+    let steps = s.metric("llmos_decode_steps_total", &[]);
+    let generated = s.metric("llmos_generated_tokens_total", &[]);
+
+    // A stream that is dropped halfway runs alongside.
+    let leaving = long_stream(&s.addr);
+    let barrier = std::sync::Barrier::new(9);
+    let together: Vec<Value> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..9)
+            .map(|i| {
+                let (s, barrier) = (&s, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let (status, v) = s.post("/v1/chat/completions", &[], &batched_question(i));
+                    assert_eq!(status, 200, "{v}");
+                    v
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(leaving);
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(
+            content(a),
+            content(b),
+            "request {i}: alone and batched differ"
+        );
+        assert_eq!(
+            a["choices"][0]["finish_reason"], b["choices"][0]["finish_reason"],
+            "request {i}"
+        );
+        assert_eq!(
+            a["usage"]["completion_tokens"], b["usage"]["completion_tokens"],
+            "request {i}"
+        );
+    }
+    // They shared decode steps: fewer steps than tokens generated.
+    let steps = s.metric("llmos_decode_steps_total", &[]) - steps;
+    let generated = s.metric("llmos_generated_tokens_total", &[]) - generated;
+    eprintln!("batched: {generated} tokens in {steps} steps");
+    assert!(steps < generated, "{steps} steps for {generated} tokens");
+    // Free slots took the system prompt from the one that had it.
+    assert!(s.metric("llmos_prompt_cache_copies_total", &[]) >= 1.0);
+    assert_eq!(s.metric("llmos_generations_cancelled_total", &[]), 1.0);
+    assert_eq!(s.metric("llmos_slots_busy", &[]), 0.0);
+}
+
 #[test]
 fn metrics_count_what_happened() {
     let _serial = serial();
