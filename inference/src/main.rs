@@ -226,6 +226,27 @@ enum Command {
         #[command(flatten)]
         chat: ChatOpts,
     },
+    /// Prompt-processing and generation speed through the engine's own
+    /// path (a fresh context each time, greedy, end-of-turn ignored), as
+    /// one JSON line per run: what `cargo xtask bench` compares with
+    /// llama.cpp's llama-bench.
+    Bench {
+        /// The GGUF model.
+        #[arg(long, value_name = "GGUF")]
+        model: PathBuf,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        pp: u32,
+        /// Generated tokens.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        tg: u32,
+        /// Measured runs (after one warm-up run).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        reps: u32,
+        /// Threads (default: the CPUs this process may use).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=256))]
+        threads: Option<i32>,
+    },
     /// One assistant reply, formatted with the model's chat template.
     Chat {
         #[command(flatten)]
@@ -266,6 +287,48 @@ fn report(st: &Stats, print_tokens: bool) {
         st.generate_ms,
         rate(st.generated, st.generate_ms)
     );
+}
+
+/// `bench`: `reps` runs (after a warm-up) of a `pp`-token prompt and `tg`
+/// generated tokens, each printed as a JSON line.
+fn bench(model: &Path, pp: u32, tg: u32, reps: u32, threads: i32) -> Result<(), String> {
+    let e = Engine::load(model)?;
+    eprintln!("model: {}; {threads} thread(s)", e.info);
+    // A fixed prompt of exactly `pp` tokens: ordinary text, repeated.
+    let text = "The quick brown fox jumps over the lazy dog while the sun sets slowly. ";
+    let mut prompt = e.tokenize(text, true, false);
+    let body = e.tokenize(text, false, false);
+    while prompt.len() < pp as usize {
+        prompt.extend_from_slice(&body);
+    }
+    prompt.truncate(pp as usize);
+    let g = Generate {
+        max_tokens: tg,
+        context: pp + tg,
+        threads,
+        sampling: Sampling::default(),
+        stops: Vec::new(),
+        grammar: None,
+        ignore_eos: true,
+    };
+    for run in 0..=reps {
+        let st =
+            e.session(g.context, threads)?
+                .complete(prompt.clone(), &g, &mut std::io::sink())?;
+        if st.generated != tg as usize {
+            return Err(format!("generated {} tokens, not {tg}", st.generated));
+        }
+        let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
+        println!(
+            "{{\"warmup\":{},\"threads\":{threads},\"pp\":{pp},\"pp_ms\":{:.3},\"pp_ts\":{:.3},\"tg\":{tg},\"tg_ms\":{:.3},\"tg_ts\":{:.3}}}",
+            run == 0,
+            st.prompt_ms,
+            rate(st.prompt_tokens, st.prompt_ms),
+            st.generate_ms,
+            rate(st.generated, st.generate_ms),
+        );
+    }
+    Ok(())
 }
 
 fn load(opts: &GenOpts) -> Result<(Engine, Generate), String> {
@@ -491,6 +554,19 @@ fn run(cmd: Command) -> Result<(), String> {
             chat,
             serve: so,
         } => serve(opts, chat, so)?,
+        Command::Bench {
+            model,
+            pp,
+            tg,
+            reps,
+            threads,
+        } => bench(
+            &model,
+            pp,
+            tg,
+            reps,
+            threads.unwrap_or_else(default_threads),
+        )?,
         Command::Info { model } => {
             let e = Engine::load(&model)?;
             println!("model: {}", e.info);

@@ -3,11 +3,10 @@
 //! `target/bench/results.json` with the machine's facts. The bench
 //! reports; it never passes or fails on a number.
 //!
-//! Sections (issue 9): 1 inference against llama-bench, 2 serving against
-//! llama-server, 3 the unikernel against a Linux VM, 4 the code
-//! interpreter. Sections 3 (boot time, generation speed and image size;
-//! not yet the smallest memory) and 4 are implemented; the others say so
-//! and record nothing yet.
+//! Sections: 1 inference against llama-bench and 2 serving against
+//! llama-server (both hosted, in [`crate::bench_llama`], anchors from
+//! [`crate::anchor`]), 3 the unikernel against a Linux VM (boot time,
+//! generation speed, smallest memory, image size), 4 the code interpreter.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -68,13 +67,24 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             continue;
         }
         let (key, value) = match n {
-            3 => ("unikernel_vs_linux", unikernel_vs_linux(a)?),
-            4 => ("code_interpreter", code_interpreter(a)?),
-            _ => {
-                let name = ["inference", "serving"][n as usize - 1];
-                println!("\nsection {n} ({name}): not implemented yet (issue 9); nothing measured");
-                (name, json!({"status": "not implemented"}))
+            1 | 2 => {
+                let cpu = crate::runtime::DEFAULT_CPU;
+                let runtime = crate::runtime::build(cpu)?;
+                let anchors = crate::anchor::build(cpu, &crate::runtime::target_dir(cpu))?;
+                if n == 1 {
+                    (
+                        "inference",
+                        crate::bench_llama::inference(a.quick, &runtime, &anchors)?,
+                    )
+                } else {
+                    (
+                        "serving",
+                        crate::bench_llama::serving(a.quick, &runtime, &anchors)?,
+                    )
+                }
             }
+            3 => ("unikernel_vs_linux", unikernel_vs_linux(a)?),
+            _ => ("code_interpreter", code_interpreter(a)?),
         };
         sections.insert(key.to_owned(), value);
     }
@@ -134,7 +144,7 @@ fn machine_facts(accel: Accel) -> Result<Value> {
 }
 
 /// The median of `v` (which must not be empty).
-fn median(v: &[f64]) -> f64 {
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
@@ -376,20 +386,33 @@ impl Guest {
         )?;
         let img = image::write_bios(&kernel, &initrd, &dir.join("llmos-bios.img"))?;
         progress::header("booting llmos for the bench");
-        let (guest, _) = Self::start(a, llmos_qemu::Config::new(img), &dir.join("serial.log"))?;
+        let (guest, _) = Self::start(
+            a,
+            llmos_qemu::Config::new(img),
+            GUEST_MIB,
+            &dir.join("serial.log"),
+            Duration::from_secs(900),
+        )?;
         Ok(guest)
     }
 
-    /// Starts `cfg` with the bench's machine settings and the API port
-    /// forwarded, and waits for the runtime to be ready; returns the guest
-    /// and the seconds from QEMU's start to `llmos: ready`.
-    fn start(a: &BenchArgs, mut cfg: llmos_qemu::Config, log: &Path) -> Result<(Self, f64)> {
+    /// Starts `cfg` with the bench's machine settings, `mib` MiB of memory
+    /// and the API port forwarded, and waits (at most `timeout`) for the
+    /// runtime to be ready; returns the guest and the seconds from QEMU's
+    /// start to `llmos: ready`.
+    fn start(
+        a: &BenchArgs,
+        mut cfg: llmos_qemu::Config,
+        mib: u64,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<(Self, f64)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         cfg.accel = a.accel.qemu();
         cfg.smp = GUEST_SMP;
-        cfg.memory_mib = GUEST_MIB;
+        cfg.memory_mib = mib;
         cfg.network = Some(vec![llmos_qemu::PortForward {
             host: port,
             guest: image::API_PORT,
@@ -398,7 +421,7 @@ impl Guest {
         let mut machine = llmos_qemu::Machine::spawn(&cfg, Some(log))?;
         let ready = regex::Regex::new("llmos: (ready|degraded)")?;
         machine
-            .wait_for(&ready, Duration::from_secs(900))
+            .wait_for(&ready, timeout)
             .map_err(|e| anyhow::anyhow!("{} (see {})", e.reason, log.display()))?;
         let secs = start.elapsed().as_secs_f64();
         let key = regex::Regex::new(r"API key \(generated at boot, shown only here\): (\S+)")?
@@ -527,6 +550,18 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     image::write_initrd_with(&params, Some(&init), &[], &initrd_bare)?;
     let img = image::write_bios(&kernel, &initrd, &dir.join("vs-linux-bios.img"))?;
 
+    let config = |linux_turn: bool| {
+        let mut cfg = llmos_qemu::Config::new(&img);
+        if linux_turn {
+            cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
+                kernel: linux.kernel.clone(),
+                initrd: linux.initramfs.clone(),
+                append: "console=ttyS0 panic=-1 quiet".into(),
+            });
+            cfg.debug_exit = false;
+        }
+        cfg
+    };
     let mut boot = (Vec::new(), Vec::new());
     let mut speed = (Vec::new(), Vec::new());
     let body = json!({"prompt": "Once upon a time", "max_tokens": GEN_TOKENS,
@@ -534,19 +569,11 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     .to_string();
     for r in 0..repeats {
         for linux_turn in [false, true] {
-            let mut cfg = llmos_qemu::Config::new(&img);
-            if linux_turn {
-                cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
-                    kernel: linux.kernel.clone(),
-                    initrd: linux.initramfs.clone(),
-                    append: "console=ttyS0 panic=-1 quiet".into(),
-                });
-                cfg.debug_exit = false;
-            }
+            let cfg = config(linux_turn);
             let who = if linux_turn { "linux" } else { "llmos" };
             let log = dir.join(format!("vs-{who}-{r}.log"));
-            let (guest, secs) =
-                Guest::start(a, cfg, &log).with_context(|| format!("booting {who}"))?;
+            let (guest, secs) = Guest::start(a, cfg, GUEST_MIB, &log, Duration::from_secs(900))
+                .with_context(|| format!("booting {who}"))?;
             let (ms, reply) = guest.post("/v1/completions", &body)?;
             drop(guest);
             let v: Value = serde_json::from_str(&reply)?;
@@ -564,6 +591,40 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
                 speed.0.push(tps);
             }
         }
+    }
+    // (c): bisection of -m between 0 and GUEST_MIB, which served above
+    // (32 MiB is QEMU's floor here); "serves" means ready within 4 minutes
+    // and one completion answered.
+    let step = if a.quick { 32 } else { 8 };
+    let mut smallest = [0u64; 2];
+    for (i, linux_turn) in [false, true].into_iter().enumerate() {
+        let who = if linux_turn { "linux" } else { "llmos" };
+        let (mut bad, mut good) = (0u64, GUEST_MIB);
+        while good - bad > step {
+            let mid = (bad + good) / 2 / step * step;
+            let mid = mid.max(32);
+            if mid >= good {
+                break;
+            }
+            let log = dir.join(format!("vs-{who}-{mid}M.log"));
+            let served = Guest::start(a, config(linux_turn), mid, &log, Duration::from_secs(240))
+                .and_then(|(guest, _)| {
+                    let short =
+                        json!({"prompt": "Hi", "max_tokens": 2, "temperature": 0}).to_string();
+                    guest.post("/v1/completions", &short)
+                })
+                .is_ok();
+            println!(
+                "    {who} with -m {mid}M: {}",
+                if served { "serves" } else { "does not" }
+            );
+            if served {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        smallest[i] = good;
     }
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let ours = size(&kernel) + size(&initrd_bare);
@@ -591,8 +652,12 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
         ">=1.0"
     );
     println!(
-        "{:<40} {:>12} {:>12} {:>8} {:>6}",
-        "(c) smallest -m (MiB)", "-", "-", "-", "<=0.5"
+        "{:<40} {:>12} {:>12} {:>8.2} {:>6}",
+        "(c) smallest -m that serves (MiB)",
+        smallest[0],
+        smallest[1],
+        smallest[0] as f64 / smallest[1] as f64,
+        "<=0.5"
     );
     println!(
         "{:<40} {:>12.1} {:>12.1} {:>8.2} {:>6}",
@@ -604,7 +669,7 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     );
     println!(
         "(medians of {repeats}; QEMU {} -smp {GUEST_SMP} -m {GUEST_MIB}M; (b) is {GEN_TOKENS} tokens over /v1/completions, \
-         prompt included; (c) is not measured yet; Linux: {})",
+         prompt included; (c) by bisection to {step} MiB; Linux: {})",
         a.accel.name(),
         linux.version
     );
@@ -613,7 +678,7 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
         "linux": {"kernel_package": linux.version, "append": "console=ttyS0 panic=-1 quiet"},
         "boot_seconds": {"llmos": {"median": b0, "samples": boot.0}, "linux": {"median": b1, "samples": boot.1}, "ratio": b0 / b1},
         "generation_tokens_per_second": {"llmos": {"median": s0, "samples": speed.0}, "linux": {"median": s1, "samples": speed.1}, "ratio": s0 / s1, "tokens": GEN_TOKENS},
-        "smallest_memory_mib": {"status": "not measured yet"},
+        "smallest_memory_mib": {"llmos": smallest[0], "linux": smallest[1], "ratio": smallest[0] as f64 / smallest[1] as f64, "step_mib": step},
         "image_bytes_without_model": {"llmos": {"kernel": size(&kernel), "initrd": size(&initrd_bare)},
                                       "linux": {"kernel": size(&linux.kernel), "initramfs": size(&linux.initramfs_bare)},
                                       "ratio": ours as f64 / theirs as f64},

@@ -3,8 +3,10 @@
 //! Thin entry point: parses the command line and dispatches. Each
 //! subcommand lives in a module named for what it does.
 
+mod anchor;
 mod apps;
 mod bench;
+mod bench_llama;
 mod build;
 mod deps;
 mod docs;

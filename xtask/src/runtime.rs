@@ -57,7 +57,7 @@ pub fn cargo_in_runtime_dir(cpu: &str, subcommand: &str) -> std::process::Comman
 
 /// The runtime's target directory for `cpu`: `target/runtime` for the
 /// default, `target/runtime-<cpu>` for others.
-fn target_dir(cpu: &str) -> PathBuf {
+pub fn target_dir(cpu: &str) -> PathBuf {
     if cpu == DEFAULT_CPU {
         paths::target().join("runtime")
     } else {
