@@ -7,11 +7,11 @@
 //! That crate ships llama.cpp without the tools' own sources (only their
 //! READMEs), so those come from the llama.cpp tree inside the
 //! `llama-cpp-python` source package, fetched by name and pinned by
-//! SHA-256: its `tools/llama-bench`, `tools/server`, `tools/ui` and
-//! `tools/mtmd` (the multimodal library the server is written against) are
-//! laid over a copy of the crate's tree, with a `tools/CMakeLists.txt` of
-//! our own that builds just those. What runs a text model (ggml, llama,
-//! common) is the crate's. Built once into `target/bench/anchor/`; a stamp of the
+//! SHA-256: its `tools/llama-bench`, `tools/server` and `tools/ui`, and the
+//! helper libraries that server version is written against (`common`,
+//! `tools/mtmd`), are laid over a copy of the crate's tree, with a
+//! `tools/CMakeLists.txt` of our own that builds just those. What runs the
+//! model, ggml and libllama, is the crate's. Built once into `target/bench/anchor/`; a stamp of the
 //! inputs decides when to build again.
 
 use std::path::{Path, PathBuf};
@@ -26,9 +26,17 @@ const TOOLS_PACKAGE: &str = "llama-cpp-python==0.3.36";
 /// Its file and SHA-256.
 const TOOLS_SDIST: &str = "llama_cpp_python-0.3.36.tar.gz";
 const TOOLS_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
-/// The tool directories taken from it (`mtmd`, the multimodal library the
-/// server is written against, too; text models do not use it).
-const TOOLS: [&str; 4] = ["llama-bench", "server", "ui", "mtmd"];
+/// What is taken from it: the tools, and the helper libraries the server
+/// is written against (`common`: argument parsing, chat templates and
+/// other helpers; `mtmd`: multimodal input, unused by text models).
+const OVERLAY: [&str; 6] = [
+    "tools/llama-bench",
+    "tools/server",
+    "tools/ui",
+    "tools/mtmd",
+    "common",
+    "scripts/ui-assets.cmake",
+];
 
 /// The built anchors.
 pub struct Anchors {
@@ -189,7 +197,7 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
     let (profile, features) = runtime_config(runtime_dir)?;
     let flags = format!("-march={cpu}");
     let source = format!(
-        "llama.cpp from llama-cpp-sys-2 {version}; tool sources from {TOOLS_PACKAGE}; \
+        "ggml and libllama from llama-cpp-sys-2 {version}; tools, common and mtmd from {TOOLS_PACKAGE}; \
          CMAKE_BUILD_TYPE={profile}, {flags}, {}, static, no OpenMP (as the runtime)",
         features.join(" ")
     );
@@ -219,11 +227,7 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::create_dir_all(&unpacked)?;
     let inside = |p: &str| format!("{top}/vendor/llama.cpp/{p}");
-    let mut members: Vec<String> = TOOLS
-        .iter()
-        .map(|t| inside(&format!("tools/{t}")))
-        .collect();
-    members.push(inside("scripts/ui-assets.cmake"));
+    let members: Vec<String> = OVERLAY.iter().map(|p| inside(p)).collect();
     progress::run(
         Command::new("tar")
             .arg("-xzf")
@@ -233,16 +237,15 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
             .args(&members),
     )?;
     let from = unpacked.join(top).join("vendor/llama.cpp");
-    for t in TOOLS {
-        let to = src.join("tools").join(t);
+    for p in OVERLAY {
+        let to = src.join(p);
         let _ = std::fs::remove_dir_all(&to);
-        std::fs::rename(from.join("tools").join(t), &to)?;
+        let _ = std::fs::remove_file(&to);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(from.join(p), &to)?;
     }
-    std::fs::create_dir_all(src.join("scripts"))?;
-    std::fs::rename(
-        from.join("scripts/ui-assets.cmake"),
-        src.join("scripts/ui-assets.cmake"),
-    )?;
     let _ = std::fs::remove_dir_all(&unpacked);
     // Only the tools the bench runs (the crate's tree lacks the others).
     std::fs::write(
