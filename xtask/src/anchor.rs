@@ -93,6 +93,8 @@ fn tools_sdist(dir: &Path) -> Result<PathBuf> {
     let work = dir.join("download");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
+    // pip reads the package's metadata with its build backend, fetched
+    // into pip's own build environment.
     progress::run(
         Command::new("python3")
             .args([
@@ -102,31 +104,9 @@ fn tools_sdist(dir: &Path) -> Result<PathBuf> {
                 "--no-deps",
                 "--disable-pip-version-check",
             ])
-            .args([
-                "--no-binary",
-                ":all:",
-                "--no-build-isolation",
-                TOOLS_PACKAGE,
-                "-d",
-            ])
+            .args(["--no-binary", ":all:", TOOLS_PACKAGE, "-d"])
             .arg(&work),
     )
-    .or_else(|_| {
-        // Older pips need the build backend to read the metadata; let
-        // pip fetch it in its own environment.
-        progress::run(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--disable-pip-version-check",
-                ])
-                .args(["--no-binary", ":all:", TOOLS_PACKAGE, "-d"])
-                .arg(&work),
-        )
-    })
     .with_context(|| format!("pip could not download {TOOLS_PACKAGE}"))?;
     let got = work.join(TOOLS_SDIST);
     let sum = model::sha256_file(&got).with_context(|| format!("pip left no {TOOLS_SDIST}"))?;

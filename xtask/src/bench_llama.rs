@@ -458,3 +458,31 @@ pub fn serving(quick: bool, runtime: &Path, anchor: &crate::anchor::Anchors) -> 
         "rows": rows,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_decoded_across_chunk_boundaries() {
+        let raw = "5\r\ndata:\r\n7; ext=1\r\n {}\nend\r\n0\r\n\r\n";
+        let mut body = Body {
+            r: BufReader::new(raw.as_bytes()),
+            chunked: true,
+            left: 0,
+            done: false,
+        };
+        let mut out = String::new();
+        body.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "data: {}\nend");
+        let mut plain = Body {
+            r: BufReader::new("as is".as_bytes()),
+            chunked: false,
+            left: 0,
+            done: false,
+        };
+        out.clear();
+        plain.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "as is");
+    }
+}
