@@ -132,7 +132,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Serves `router` on `listener` until the process ends.
+///
+/// Connections get `TCP_NODELAY`: a streamed token is a small write right
+/// after the headers or the previous token, and Nagle's algorithm would
+/// hold it until the client's (delayed) acknowledgement came.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Only latency is at stake if this fails.
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(shared)).await
 }
 

@@ -119,8 +119,9 @@ fn tools_sdist(dir: &Path) -> Result<PathBuf> {
 }
 
 /// What the runtime's own llama.cpp build was configured with: its build
-/// type and the ggml CPU features it turned on (read from its CMake cache
-/// under `runtime_dir`, the newest if there are several).
+/// type and the ggml options it turned on, CPU features and OpenMP (read
+/// from its CMake cache under `runtime_dir`, the newest if there are
+/// several).
 fn runtime_config(runtime_dir: &Path) -> Result<(String, Vec<String>)> {
     let build = runtime_dir.join("x86_64-unknown-linux-gnu/release/build");
     let cache = std::fs::read_dir(&build)
@@ -154,9 +155,11 @@ fn runtime_config(runtime_dir: &Path) -> Result<(String, Vec<String>)> {
         let Some((key, value)) = line.split_once(":BOOL=") else {
             continue;
         };
-        let cpu_feature = ["AVX", "AVX2", "AVX_VNNI", "BMI2", "F16C", "FMA", "SSE42"]
-            .iter()
-            .any(|f| key == format!("GGML_{f}"))
+        let cpu_feature = [
+            "AVX", "AVX2", "AVX_VNNI", "BMI2", "F16C", "FMA", "SSE42", "OPENMP",
+        ]
+        .iter()
+        .any(|f| key == format!("GGML_{f}"))
             || key.starts_with("GGML_AVX512")
             || key.starts_with("GGML_AMX_");
         if cpu_feature && value == "ON" {
@@ -178,7 +181,7 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
     let flags = format!("-march={cpu}");
     let source = format!(
         "ggml and libllama from llama-cpp-sys-2 {version}; tools, common and mtmd from {TOOLS_PACKAGE}; \
-         CMAKE_BUILD_TYPE={profile}, {flags}, {}, static, no OpenMP (as the runtime)",
+         CMAKE_BUILD_TYPE={profile}, {flags}, {}, static (as the runtime)",
         features.join(" ")
     );
     let bin = dir.join("build").join("bin");
@@ -251,7 +254,7 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
         .arg(format!("-DCMAKE_BUILD_TYPE={profile}"))
         .arg(format!("-DCMAKE_C_FLAGS={flags}"))
         .arg(format!("-DCMAKE_CXX_FLAGS={flags}"))
-        .args(["BUILD_SHARED_LIBS", "GGML_NATIVE", "GGML_OPENMP"].map(off))
+        .args(["BUILD_SHARED_LIBS", "GGML_NATIVE"].map(off))
         .args(
             [
                 "LLAMA_BUILD_TESTS",
@@ -270,7 +273,11 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
             .map(off),
         )
         .args(["LLAMA_BUILD_TOOLS", "LLAMA_BUILD_SERVER"].map(on));
-    // The ggml CPU features the runtime's build turned on.
+    // The ggml options the runtime's build turned on; OpenMP off unless
+    // it was.
+    if !features.iter().any(|f| f == "GGML_OPENMP") {
+        configure.arg(off("GGML_OPENMP"));
+    }
     configure.args(features.iter().map(|k| on(k)));
     progress::run(&mut configure)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
