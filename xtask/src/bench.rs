@@ -755,7 +755,9 @@ impl LinuxGuest {
             let mut rd = llmos_boot::initrd::Initrd::new();
             rd.add_bytes("/init", init.clone().into_bytes(), 0o755)?;
             rd.add_file("/bin/busybox", &root.join("bin/busybox"), 0o755)?;
-            rd.add_file("/bin/llmos-runtime", runtime, 0o755)?;
+            // Stripped of debug sections, as on llmos's initrd.
+            let stripped = image::strip_debug(runtime, &paths::target().join("stripped"))?;
+            rd.add_file("/bin/llmos-runtime", &stripped, 0o755)?;
             for m in LINUX_MODULES {
                 let name = m.rsplit('/').next().unwrap_or(m);
                 rd.add_file(&format!("/lib/modules/{name}"), &modules.join(m), 0o644)?;

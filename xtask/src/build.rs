@@ -58,8 +58,11 @@ pub fn build_kernel(variant: Variant) -> Result<PathBuf> {
     let built = paths::target().join("x86_64-unknown-none/release/kernel");
     let out = paths::images().join(variant.file_name());
     std::fs::create_dir_all(paths::images())?;
-    std::fs::copy(&built, &out)
-        .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
+    // The image's kernel without debug sections; the debug copy stays at
+    // target/x86_64-unknown-none/release/kernel.
+    let stripped = crate::image::strip_debug(&built, &paths::target().join("stripped"))?;
+    std::fs::copy(&stripped, &out)
+        .with_context(|| format!("copying {} to {}", stripped.display(), out.display()))?;
     Ok(out)
 }
 

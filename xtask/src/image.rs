@@ -1,6 +1,7 @@
 //! Disk images: `target/images/llmos-bios.img` and `llmos-uefi.img`.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use bootparams::BootParams;
@@ -393,6 +394,53 @@ pub struct InitProgram {
     pub args: Vec<String>,
 }
 
+/// A copy of the ELF file `src` without its debug sections (symbols stay,
+/// so backtraces still name functions), written to `out_dir` under a name
+/// of its own for each source path; rewritten only when `src` is newer.
+/// What goes on an image is stripped; the debug copy stays where it was
+/// built.
+pub fn strip_debug(src: &Path, out_dir: &Path) -> Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let name = src
+        .file_name()
+        .with_context(|| format!("{} has no file name", src.display()))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::path::absolute(src)?.hash(&mut h);
+    let dir = out_dir.join(format!("{:016x}", h.finish()));
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if out.exists() && modified(&out) >= modified(src) {
+        return Ok(out);
+    }
+    // llvm-objcopy from the pinned toolchain (llvm-tools-preview, which
+    // setup installs); binutils' objcopy otherwise.
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(paths::root())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()));
+    let llvm = sysroot.map(|r| r.join("lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"));
+    let tool = match llvm {
+        Some(l) if l.exists() => l,
+        _ => PathBuf::from("objcopy"),
+    };
+    let tmp = out.with_extension("stripping");
+    let status = Command::new(&tool)
+        .arg("--strip-debug")
+        .arg(src)
+        .arg(&tmp)
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !status.success() {
+        bail!("{} --strip-debug {} failed", tool.display(), src.display());
+    }
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
 /// Writes an initrd holding `params` and, if given, the init program (at
 /// `/bin/<file name>`, which becomes `params.init`) to `out`.
 pub fn write_initrd(params: &BootParams, init: Option<&InitProgram>, out: &Path) -> Result<()> {
@@ -419,7 +467,8 @@ pub fn write_initrd_with(
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no usable file name", p.source.display()))?;
         let dest = format!("/bin/{name}");
-        rd.add_file(&dest, &p.source, 0o755)?;
+        let stripped = strip_debug(&p.source, &paths::target().join("stripped"))?;
+        rd.add_file(&dest, &stripped, 0o755)?;
         let mut args = vec![dest.clone()];
         args.extend(p.args.iter().cloned());
         params.init = Some(bootparams::Init {
