@@ -396,9 +396,10 @@ pub struct InitProgram {
 
 /// A copy of the ELF file `src` without its debug sections (symbols stay,
 /// so backtraces still name functions), written to `out_dir` under a name
-/// of its own for each source path; rewritten only when `src` is newer.
-/// What goes on an image is stripped; the debug copy stays where it was
-/// built.
+/// of its own for each source path. Written every time (it takes
+/// milliseconds): cargo can put an older build at the same path, for
+/// example the other kernel variant, so times say nothing. What goes on an
+/// image is stripped; the debug copy stays where it was built.
 pub fn strip_debug(src: &Path, out_dir: &Path) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let name = src
@@ -409,10 +410,6 @@ pub fn strip_debug(src: &Path, out_dir: &Path) -> Result<PathBuf> {
     let dir = out_dir.join(format!("{:016x}", h.finish()));
     std::fs::create_dir_all(&dir)?;
     let out = dir.join(name);
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if out.exists() && modified(&out) >= modified(src) {
-        return Ok(out);
-    }
     // llvm-objcopy from the pinned toolchain (llvm-tools-preview, which
     // setup installs); binutils' objcopy otherwise.
     let sysroot = Command::new("rustc")
