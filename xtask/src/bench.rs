@@ -374,7 +374,8 @@ impl Guest {
         };
         let (init, extra) = content.resolve()?;
         let mut init = init.context("no first process")?;
-        init.source = runtime.to_owned();
+        // As images carry it: without debug sections.
+        init.source = image::strip_debug(runtime, &paths::target().join("stripped"))?;
         init.args
             .extend(["--exec-timeout-ms".to_owned(), "600000".to_owned()]);
         let initrd = dir.join("initrd.cpio");
@@ -539,7 +540,7 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     // llmos: the same runtime, arguments and model, nothing else.
     let kernel = crate::build::build_kernel(crate::build::Variant::Normal)?;
     let init = image::InitProgram {
-        source: runtime.clone(),
+        source: image::strip_debug(&runtime, &paths::target().join("stripped"))?,
         args: GUEST_ARGS.iter().map(|s| (*s).to_owned()).collect(),
     };
     let params = bootparams::BootParams::default();

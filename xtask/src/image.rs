@@ -194,7 +194,7 @@ impl ContentArgs {
                     args.extend(["--api-key-file".to_owned(), API_KEYS_IN_IMAGE.to_owned()]);
                 }
                 Some(InitProgram {
-                    source: crate::runtime::build(self.cpu())?,
+                    source: stripped_runtime(self.cpu())?,
                     args,
                 })
             }
@@ -394,6 +394,15 @@ pub struct InitProgram {
     pub args: Vec<String>,
 }
 
+/// The runtime built for `cpu`, without debug sections, as images carry
+/// it (hosted mode runs the debug copy).
+pub fn stripped_runtime(cpu: &str) -> Result<PathBuf> {
+    strip_debug(
+        &crate::runtime::build(cpu)?,
+        &paths::target().join("stripped"),
+    )
+}
+
 /// A copy of the ELF file `src` without its debug sections (symbols stay,
 /// so backtraces still name functions), written to `out_dir` under a name
 /// of its own for each source path. Written every time (it takes
@@ -464,8 +473,7 @@ pub fn write_initrd_with(
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no usable file name", p.source.display()))?;
         let dest = format!("/bin/{name}");
-        let stripped = strip_debug(&p.source, &paths::target().join("stripped"))?;
-        rd.add_file(&dest, &stripped, 0o755)?;
+        rd.add_file(&dest, &p.source, 0o755)?;
         let mut args = vec![dest.clone()];
         args.extend(p.args.iter().cloned());
         params.init = Some(bootparams::Init {
