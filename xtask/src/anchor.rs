@@ -199,7 +199,7 @@ pub fn build(cpu: &str, runtime_dir: &Path) -> Result<Anchors> {
         return Ok(anchors);
     }
     let sdist = tools_sdist(&dir)?;
-    progress::header("building llama-bench and llama-server (once; about 15 minutes on 2 cores)");
+    progress::header("building llama-bench and llama-server (once; about 10 minutes on 2 cores)");
     let src = dir.join("src");
     let _ = std::fs::remove_dir_all(&src);
     let _ = std::fs::remove_file(&stamp);
