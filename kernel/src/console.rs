@@ -16,6 +16,12 @@ use crate::drivers::serial;
 
 static TTY: Mutex<Option<Tty>> = Mutex::new(None);
 static WAITERS: Mutex<Vec<alloc::sync::Arc<crate::sched::Thread>>> = Mutex::new(Vec::new());
+
+/// Runs `f` on the console's waiters with their lock held and interrupts
+/// off (the timer tick wakes them from an interrupt handler).
+fn waiters<R>(f: impl FnOnce(&mut Vec<alloc::sync::Arc<crate::sched::Thread>>) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| f(&mut WAITERS.lock()))
+}
 static PENDING_SIGNAL: Mutex<Option<Signal>> = Mutex::new(None);
 
 /// Sets up the terminal state (called when the first program starts).
@@ -50,7 +56,7 @@ pub fn poll_input() {
     let arrived = !echo.is_empty() || signal.is_some() || tty.readable() > 0;
     drop(guard);
     if arrived {
-        let waiters = core::mem::take(&mut *WAITERS.lock());
+        let waiters = waiters(core::mem::take);
         for t in &waiters {
             crate::sched::wake(t);
         }
@@ -79,7 +85,7 @@ pub fn wait_for_input(deadline: Option<u64>) {
     let Some(me) = crate::sched::current() else {
         return;
     };
-    WAITERS.lock().push(me.clone());
+    waiters(|w| w.push(me.clone()));
     if !readable_now() && !signal_pending() {
         match deadline {
             Some(d) => {
@@ -88,7 +94,7 @@ pub fn wait_for_input(deadline: Option<u64>) {
             None => crate::sched::block(),
         }
     }
-    WAITERS.lock().retain(|t| t.tid != me.tid);
+    waiters(|w| w.retain(|t| t.tid != me.tid));
 }
 
 fn readable_now() -> bool {

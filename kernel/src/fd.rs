@@ -181,6 +181,11 @@ pub fn close(fd: u64) -> Result<u64, Errno> {
 }
 
 /// A queue of threads waiting for I/O readiness.
+///
+/// Interrupt handlers wake it too (the timer tick and the network card run
+/// the network stack), so its lock is only taken with interrupts off: an
+/// interrupt arriving on a CPU that holds it would otherwise spin on it
+/// forever (this hung a boot right after DHCP, once in dozens).
 pub struct WaitQueue(Mutex<Vec<Arc<Thread>>>);
 
 impl WaitQueue {
@@ -196,7 +201,7 @@ impl WaitQueue {
         let Some(me) = crate::sched::current() else {
             return;
         };
-        self.0.lock().push(me.clone());
+        self.locked(|w| w.push(me.clone()));
         if !ready() && !crate::console::signal_pending() {
             match deadline {
                 Some(d) => {
@@ -205,13 +210,18 @@ impl WaitQueue {
                 None => crate::sched::block(),
             }
         }
-        self.0.lock().retain(|t| t.tid != me.tid);
+        self.locked(|w| w.retain(|t| t.tid != me.tid));
+    }
+
+    /// Runs `f` on the waiters with the lock held and interrupts off.
+    fn locked<R>(&self, f: impl FnOnce(&mut Vec<Arc<Thread>>) -> R) -> R {
+        x86_64::instructions::interrupts::without_interrupts(|| f(&mut self.0.lock()))
     }
 
     /// Wakes every waiter (and moves the I/O generation on).
     pub fn wake_all(&self) {
         IO_GENERATION.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
-        let waiters = core::mem::take(&mut *self.0.lock());
+        let waiters = self.locked(core::mem::take);
         for t in &waiters {
             crate::sched::wake(t);
         }
