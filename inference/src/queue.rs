@@ -422,6 +422,10 @@ impl<'a> Scheduler<'a> {
                 )
             })
         else {
+            // `admit` only calls this with a slot free; never a lost job.
+            let e = "internal error: no free slot".to_owned();
+            self.queue.finished(&job, Err(e), started);
+            self.queue.lock().busy -= 1;
             return;
         };
         let mut prefix = shared(&self.slots[i]);

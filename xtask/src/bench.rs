@@ -62,25 +62,27 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     let facts = machine_facts(a.accel)?;
     println!("machine: {}", facts);
     let mut sections = serde_json::Map::new();
+    let mut anchored = None;
     for n in 1..=4u8 {
         if !a.sections.is_empty() && !a.sections.contains(&n) {
             continue;
         }
         let (key, value) = match n {
             1 | 2 => {
-                let cpu = crate::runtime::DEFAULT_CPU;
-                let runtime = crate::runtime::build(cpu)?;
-                let anchors = crate::anchor::build(cpu, &crate::runtime::target_dir(cpu))?;
+                // Built (or found built) once for both sections.
+                if anchored.is_none() {
+                    let cpu = crate::runtime::DEFAULT_CPU;
+                    let runtime = crate::runtime::build(cpu)?;
+                    let anchors = crate::anchor::build(cpu, &crate::runtime::target_dir(cpu))?;
+                    anchored = Some((runtime, anchors));
+                }
+                let (runtime, anchors) = anchored.as_ref().context("no anchors")?;
                 if n == 1 {
-                    (
-                        "inference",
-                        crate::bench_llama::inference(a.quick, &runtime, &anchors)?,
-                    )
+                    let v = crate::bench_llama::inference(a.quick, runtime, anchors)?;
+                    ("inference", v)
                 } else {
-                    (
-                        "serving",
-                        crate::bench_llama::serving(a.quick, &runtime, &anchors)?,
-                    )
+                    let v = crate::bench_llama::serving(a.quick, runtime, anchors)?;
+                    ("serving", v)
                 }
             }
             3 => ("unikernel_vs_linux", unikernel_vs_linux(a)?),
@@ -141,6 +143,13 @@ fn machine_facts(accel: Accel) -> Result<Value> {
         "commit": format!("{}{}", git(&["rev-parse", "--short", "HEAD"]), if dirty { "-dirty" } else { "" }),
         "date": git(&["log", "-1", "--format=%cI"]),
     }))
+}
+
+/// A free port on loopback.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The median of `v` (which must not be empty).
@@ -375,7 +384,7 @@ impl Guest {
         let (init, extra) = content.resolve()?;
         let mut init = init.context("no first process")?;
         // As images carry it: without debug sections.
-        init.source = image::strip_debug(runtime, &paths::target().join("stripped"))?;
+        init.source = image::strip_debug(runtime)?;
         init.args
             .extend(["--exec-timeout-ms".to_owned(), "600000".to_owned()]);
         let initrd = dir.join("initrd.cpio");
@@ -408,9 +417,7 @@ impl Guest {
         log: &Path,
         timeout: Duration,
     ) -> Result<(Self, f64)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         cfg.accel = a.accel.qemu();
         cfg.smp = GUEST_SMP;
         cfg.memory_mib = mib;
@@ -535,12 +542,15 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     let tiny = crate::model::tiny_model()?;
     let dir = paths::target().join("bench");
     std::fs::create_dir_all(&dir)?;
-    let linux = LinuxGuest::prepare(&dir.join("linux"), &runtime, &tiny)?;
+    // Both guests get the runtime as images carry it: without debug
+    // sections.
+    let stripped = image::strip_debug(&runtime)?;
+    let linux = LinuxGuest::prepare(&dir.join("linux"), &stripped, &tiny)?;
 
     // llmos: the same runtime, arguments and model, nothing else.
     let kernel = crate::build::build_kernel(crate::build::Variant::Normal)?;
     let init = image::InitProgram {
-        source: image::strip_debug(&runtime, &paths::target().join("stripped"))?,
+        source: stripped,
         args: GUEST_ARGS.iter().map(|s| (*s).to_owned()).collect(),
     };
     let params = bootparams::BootParams::default();
@@ -756,9 +766,7 @@ impl LinuxGuest {
             let mut rd = llmos_boot::initrd::Initrd::new();
             rd.add_bytes("/init", init.clone().into_bytes(), 0o755)?;
             rd.add_file("/bin/busybox", &root.join("bin/busybox"), 0o755)?;
-            // Stripped of debug sections, as on llmos's initrd.
-            let stripped = image::strip_debug(runtime, &paths::target().join("stripped"))?;
-            rd.add_file("/bin/llmos-runtime", &stripped, 0o755)?;
+            rd.add_file("/bin/llmos-runtime", runtime, 0o755)?;
             for m in LINUX_MODULES {
                 let name = m.rsplit('/').next().unwrap_or(m);
                 rd.add_file(&format!("/lib/modules/{name}"), &modules.join(m), 0o644)?;

@@ -60,7 +60,7 @@ pub fn build_kernel(variant: Variant) -> Result<PathBuf> {
     std::fs::create_dir_all(paths::images())?;
     // The image's kernel without debug sections; the debug copy stays at
     // target/x86_64-unknown-none/release/kernel.
-    let stripped = crate::image::strip_debug(&built, &paths::target().join("stripped"))?;
+    let stripped = crate::image::strip_debug(&built)?;
     std::fs::copy(&stripped, &out)
         .with_context(|| format!("copying {} to {}", stripped.display(), out.display()))?;
     Ok(out)

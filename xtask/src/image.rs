@@ -397,26 +397,25 @@ pub struct InitProgram {
 /// The runtime built for `cpu`, without debug sections, as images carry
 /// it (hosted mode runs the debug copy).
 pub fn stripped_runtime(cpu: &str) -> Result<PathBuf> {
-    strip_debug(
-        &crate::runtime::build(cpu)?,
-        &paths::target().join("stripped"),
-    )
+    strip_debug(&crate::runtime::build(cpu)?)
 }
 
 /// A copy of the ELF file `src` without its debug sections (symbols stay,
-/// so backtraces still name functions), written to `out_dir` under a name
-/// of its own for each source path. Written every time (it takes
+/// so backtraces still name functions), written to `target/stripped/`
+/// under a name of its own for each source path. Written every time (it takes
 /// milliseconds): cargo can put an older build at the same path, for
 /// example the other kernel variant, so times say nothing. What goes on an
 /// image is stripped; the debug copy stays where it was built.
-pub fn strip_debug(src: &Path, out_dir: &Path) -> Result<PathBuf> {
+pub fn strip_debug(src: &Path) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let name = src
         .file_name()
         .with_context(|| format!("{} has no file name", src.display()))?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::path::absolute(src)?.hash(&mut h);
-    let dir = out_dir.join(format!("{:016x}", h.finish()));
+    let dir = paths::target()
+        .join("stripped")
+        .join(format!("{:016x}", h.finish()));
     std::fs::create_dir_all(&dir)?;
     let out = dir.join(name);
     // llvm-objcopy from the pinned toolchain (llvm-tools-preview, which
