@@ -20,6 +20,7 @@
 //! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
 //! - [`pipe`]: the bounded byte queue behind pipe(2).
 //! - [`procfs`]: the text of the generated `/proc` files.
+//! - [`pvh`]: the PVH boot protocol's start info (memory map, modules, RSDP).
 //! - [`pci`]: PCI enumeration, BAR sizing, capability lists, MCFG (ECAM).
 //! - [`acpi`]: parsing of the ACPI tables the kernel needs (RSDP, XSDT/RSDT,
 //!   FADT, MADT, the DSDT's `\_S5` sleep type) with bounds checks on every read.
@@ -41,6 +42,7 @@ pub mod memmap;
 pub mod pci;
 pub mod pipe;
 pub mod procfs;
+pub mod pvh;
 pub mod syscalls;
 pub mod time;
 pub mod tty;

@@ -102,6 +102,78 @@ pub fn place_frame_bitmap(
         })
 }
 
+/// Why [`carve`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarveError {
+    /// The output has no room for all the pieces.
+    TooManyRegions,
+}
+
+impl core::fmt::Display for CarveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CarveError::TooManyRegions => f.write_str("the memory map has too many regions"),
+        }
+    }
+}
+
+/// Writes `regions` to `out` with every range in `holes` (`[start, end)`,
+/// any order, may overlap) cut out of the usable regions and marked
+/// [`RegionKind::Bootloader`]: what a boot protocol that loads the kernel
+/// and its ramdisk into plain RAM (PVH) reports as usable but is in use.
+/// Other regions pass through unchanged. Returns how many regions it wrote.
+pub fn carve(
+    regions: impl IntoIterator<Item = Region>,
+    holes: &[(u64, u64)],
+    out: &mut [Region],
+) -> Result<usize, CarveError> {
+    let mut n = 0;
+    let mut push = |r: Region| {
+        if r.is_empty() {
+            return Ok(());
+        }
+        let slot = out.get_mut(n).ok_or(CarveError::TooManyRegions)?;
+        *slot = r;
+        n += 1;
+        Ok(())
+    };
+    for r in regions {
+        if r.kind != RegionKind::Usable {
+            push(r)?;
+            continue;
+        }
+        let mut cursor = r.start;
+        while cursor < r.end {
+            // The hole that starts first in what is left of the region.
+            let next = holes
+                .iter()
+                .filter(|&&(s, e)| e > cursor && s < r.end && s < e)
+                .map(|&(s, e)| (s.max(cursor), e.min(r.end)))
+                .min_by_key(|&(s, _)| s);
+            let Some((hs, he)) = next else {
+                push(Region {
+                    start: cursor,
+                    end: r.end,
+                    kind: RegionKind::Usable,
+                })?;
+                break;
+            };
+            push(Region {
+                start: cursor,
+                end: hs,
+                kind: RegionKind::Usable,
+            })?;
+            push(Region {
+                start: hs,
+                end: he,
+                kind: RegionKind::Bootloader,
+            })?;
+            cursor = he;
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +241,73 @@ mod tests {
         }];
         assert_eq!(place_frame_bitmap(tiny, 64 * 1024 * MIB, 0), None);
         assert_eq!(place_frame_bitmap([], MIB, 0), None);
+    }
+
+    fn usable(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Usable,
+        }
+    }
+
+    fn held(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Bootloader,
+        }
+    }
+
+    #[test]
+    fn carve_cuts_holes_out_of_usable_ram_only() {
+        let reserved = Region {
+            start: 0xf0000,
+            end: 0x100000,
+            kind: RegionKind::Reserved,
+        };
+        let map = [usable(0, 0x9f000), reserved, usable(0x100000, 64 * MIB)];
+        // Kernel at 2 MiB, ramdisk at the top, a hole over the reserved
+        // area (ignored there) and one overlapping the kernel's.
+        let holes = [
+            (60 * MIB, 64 * MIB),
+            (2 * MIB, 3 * MIB),
+            (0xf0000, 0x100000),
+            (0x280000, 0x300000 + 0x1000),
+        ];
+        let mut out = [usable(0, 0); 16];
+        let n = carve(map, &holes, &mut out).unwrap();
+        assert_eq!(
+            &out[..n],
+            &[
+                usable(0, 0x9f000),
+                reserved,
+                usable(0x100000, 2 * MIB),
+                held(2 * MIB, 3 * MIB),
+                held(3 * MIB, 0x301000),
+                usable(0x301000, 60 * MIB),
+                held(60 * MIB, 64 * MIB),
+            ]
+        );
+        let s = summarize(out[..n].iter().copied());
+        assert_eq!(s.usable + s.bootloader, 0x9f000 + 63 * MIB);
+        assert_eq!(s.bootloader, 4 * MIB + 0x101000);
+    }
+
+    #[test]
+    fn carve_without_holes_copies_and_reports_overflow() {
+        let map = [usable(0x1000, 0x2000), usable(MIB, 2 * MIB)];
+        let mut out = [usable(0, 0); 2];
+        assert_eq!(carve(map, &[], &mut out), Ok(2));
+        assert_eq!(out, map);
+        let mut small = [usable(0, 0); 2];
+        assert_eq!(
+            carve(map, &[(0x1800, 0x1900)], &mut small),
+            Err(CarveError::TooManyRegions)
+        );
+        // A hole covering a whole region leaves only the held piece.
+        let mut out = [usable(0, 0); 4];
+        let n = carve([usable(MIB, 2 * MIB)], &[(0, 4 * MIB)], &mut out).unwrap();
+        assert_eq!(&out[..n], &[held(MIB, 2 * MIB)]);
     }
 }

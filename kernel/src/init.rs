@@ -43,23 +43,105 @@ fn fail(what: &str, err: &dyn core::fmt::Display) -> ! {
     power::power_off(Status::Failure)
 }
 
-/// Runs the boot sequence. Called by the entry point.
-pub fn start(boot_info: &'static mut BootInfo) -> ! {
+/// Who loaded the kernel.
+#[derive(Debug, Clone, Copy)]
+pub enum Loader {
+    /// The `bootloader` crate (BIOS or UEFI disk image), with its API
+    /// version.
+    Bootloader(u16, u16, u16),
+    /// A VMM's PVH direct boot (QEMU `-kernel`), with the start info's
+    /// version and where RAM the kernel could not map begins, if any.
+    Pvh {
+        /// `hvm_start_info` version.
+        version: u32,
+        /// RAM from here up is unused (the CPU lacks 1 GiB pages).
+        unmapped_from: Option<u64>,
+    },
+}
+
+/// What a boot path hands the common boot sequence.
+pub struct Boot<'a> {
+    /// Who loaded us.
+    pub loader: Loader,
+    /// Where all physical memory is mapped.
+    pub phys_offset: u64,
+    /// The memory map, with the kernel image, ramdisk and boot structures
+    /// marked [`RegionKind::Bootloader`](kcore::memmap::RegionKind).
+    pub regions: &'a [kcore::memmap::Region],
+    /// The ACPI RSDP, if known.
+    pub rsdp: Option<u64>,
+    /// The initrd.
+    pub ramdisk: Option<&'static [u8]>,
+}
+
+/// Entry from the `bootloader` crate: converts its boot info and runs the
+/// boot sequence.
+pub fn start_from_bootloader(boot_info: &'static mut BootInfo) -> ! {
+    const MAX_REGIONS: usize = 512;
+    let mut regions = [kcore::memmap::Region {
+        start: 0,
+        end: 0,
+        kind: kcore::memmap::RegionKind::Reserved,
+    }; MAX_REGIONS];
+    let api = boot_info.api_version;
+    let boot = match boot_info.physical_memory_offset.into_option() {
+        None => Err("the bootloader did not map physical memory"),
+        Some(phys_offset) => kcore::memmap::carve(
+            boot_info.memory_regions.iter().map(memory::region),
+            &[],
+            &mut regions,
+        )
+        .map(|n| Boot {
+            loader: Loader::Bootloader(
+                api.version_major(),
+                api.version_minor(),
+                api.version_patch(),
+            ),
+            phys_offset,
+            regions: &regions[..n],
+            rsdp: boot_info.rsdp_addr.into_option(),
+            ramdisk: memory::ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len),
+        })
+        .map_err(|_| "the bootloader's memory map has too many regions"),
+    };
+    start(boot)
+}
+
+/// Runs the boot sequence. Called by the entry points (`bootloader` crate
+/// or PVH) once they have described the machine.
+pub fn start<E: core::fmt::Display>(boot: Result<Boot<'_>, E>) -> ! {
     crate::drivers::serial::init();
     idt::init_early();
     let cpu = cpu::detect();
     power::set_under_qemu(cpu.is_qemu_like());
     let (tsc_hz, source) = time::calibrate();
 
-    let api = boot_info.api_version;
-    klog!(
-        "kernel",
-        "llmos {} starting (bootloader API {}.{}.{})",
-        env!("CARGO_PKG_VERSION"),
-        api.version_major(),
-        api.version_minor(),
-        api.version_patch()
-    );
+    let boot = match boot {
+        Ok(b) => b,
+        Err(e) => fail("cannot boot", &e),
+    };
+    match boot.loader {
+        Loader::Bootloader(major, minor, patch) => klog!(
+            "kernel",
+            "llmos {} starting (bootloader API {major}.{minor}.{patch})",
+            env!("CARGO_PKG_VERSION"),
+        ),
+        Loader::Pvh { version, .. } => klog!(
+            "kernel",
+            "llmos {} starting (PVH direct boot, start info version {version})",
+            env!("CARGO_PKG_VERSION"),
+        ),
+    }
+    if let Loader::Pvh {
+        unmapped_from: Some(at),
+        ..
+    } = boot.loader
+    {
+        klog!(
+            "mem",
+            "WARNING: RAM from {at:#x} up is not used (the CPU has no 1 GiB pages to map it)"
+        );
+    }
     time::report(tsc_hz, source, cpu.features.has(Feature::InvariantTsc));
     report_cpu(&cpu);
 
@@ -80,10 +162,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
 
     crate::arch::x86_64::context::set_xsave_layout(enabled.xcr0, enabled.xsave_area);
 
-    let Some(phys_offset) = boot_info.physical_memory_offset.into_option() else {
-        fail("memory", &"the bootloader did not map physical memory");
-    };
-    let report = match frames::init(&boot_info.memory_regions, phys_offset) {
+    let phys_offset = boot.phys_offset;
+    let report = match frames::init(boot.regions, phys_offset) {
         Ok(r) => r,
         Err(e) => fail("memory", &DebugAsDisplay(e)),
     };
@@ -116,8 +196,8 @@ pub fn start(boot_info: &'static mut BootInfo) -> ! {
     );
 
     FACTS.call_once(|| BootFacts {
-        rsdp: boot_info.rsdp_addr.into_option(),
-        ramdisk: memory::ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len),
+        rsdp: boot.rsdp,
+        ramdisk: boot.ramdisk,
         cpu,
         avx: enabled.xcr0 & kcore::cpu::xstate::AVX != 0,
     });

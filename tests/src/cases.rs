@@ -20,7 +20,8 @@ pub enum Lang {
 /// One test program run.
 #[derive(Debug, Clone, Copy)]
 pub struct Case {
-    /// Image name: `target/images/prog/<name>-bios.img`.
+    /// Initrd name: `target/images/prog/<name>.cpio` (booted directly with
+    /// the normal kernel).
     pub name: &'static str,
     /// The program (binary name).
     pub program: &'static str,

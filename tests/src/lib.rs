@@ -104,6 +104,23 @@ pub fn image(relative: &str) -> PathBuf {
     p
 }
 
+/// A configuration that has QEMU load the normal kernel with the initrd
+/// `<relative>.cpio` itself (PVH direct boot, `-kernel`/`-initrd`): what
+/// `cargo xtask run` does by default, and much faster under TCG than the
+/// firmware reading a disk image. The disk images have their own tests
+/// (`boot.rs`).
+pub fn direct(relative: &str) -> Config {
+    let kernel = image("kernel.elf");
+    let initrd = image(&format!("{relative}.cpio"));
+    let mut cfg = Config::new(&kernel);
+    cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
+        kernel,
+        initrd,
+        append: String::new(),
+    });
+    cfg
+}
+
 /// The result of one boot.
 #[derive(Debug)]
 pub struct Boot {
@@ -178,7 +195,7 @@ pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
     boot_with_input(name, cfg, timeout, None)
 }
 
-/// Boots the BIOS image of test-program case `name` (see [`cases`]),
+/// Boots test-program case `name` (see [`cases`]) directly ([`direct`]),
 /// typing `input` once the program has started. The serial log goes to
 /// `logs/prog-<name>.log` (with a hash of the input when there is one).
 pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
@@ -188,7 +205,7 @@ pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
 /// Like [`boot_case`] with `smp` virtual CPUs.
 pub fn boot_case_smp(name: &str, smp: u32, input: Option<&[u8]>) -> Boot {
     cases::find(name);
-    let mut cfg = Config::new(image(&format!("prog/{name}-bios.img")));
+    let mut cfg = direct(&format!("prog/{name}"));
     cfg.memory_mib = 512;
     cfg.smp = smp;
     let log = match input {

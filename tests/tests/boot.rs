@@ -1,10 +1,11 @@
 //! Boot tests: the contract images reach `kernel: ready` and power off
-//! cleanly under BIOS and UEFI, and print the boot facts people rely on.
+//! cleanly under BIOS and UEFI, and so does the kernel QEMU loads directly
+//! (PVH), and they print the boot facts people rely on.
 
 use std::time::Duration;
 
 use llmos_qemu::{Config, FirmwareKind, Outcome};
-use llmos_tests::{boot, boot_with, image};
+use llmos_tests::{boot, boot_with, direct, image};
 
 const BIOS_TIMEOUT: Duration = Duration::from_secs(90);
 const UEFI_TIMEOUT: Duration = Duration::from_secs(180);
@@ -69,6 +70,77 @@ fn uefi_image_boots_to_ready_and_powers_off() {
         UEFI_TIMEOUT,
     );
     check_normal_boot(&b);
+}
+
+#[test]
+fn direct_boot_reaches_ready_and_powers_off() {
+    let mut cfg = direct("initrd");
+    cfg.memory_mib = 512;
+    let b = boot_with("direct", &cfg, BIOS_TIMEOUT);
+    check_normal_boot(&b);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] kernel: llmos \S+ starting \(PVH direct boot, start info version 1\)",
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] acpi: MADT: 1 CPU\(s\).*");
+}
+
+/// The memory map's "RAM ends at" address and the usable MiB.
+fn ram(b: &llmos_tests::Boot) -> (u64, u64) {
+    let line = b.expect_line(r"\[\d+\.\d{6}\] mem: \d+ MiB usable, .*; RAM ends at 0x[0-9a-f]+");
+    let usable = line
+        .split("mem: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("usable MiB");
+    let end = line
+        .rsplit("0x")
+        .next()
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .expect("RAM end");
+    (end, usable)
+}
+
+#[test]
+fn direct_boot_uses_ram_above_4_gib() {
+    // q35 puts RAM beyond 2 GiB above the 4 GiB line; the PVH entry maps
+    // the first 4 GiB and the kernel adds the rest with 1 GiB pages.
+    let mut cfg = direct("initrd");
+    cfg.memory_mib = 6 * 1024;
+    cfg.smp = 2;
+    let b = boot_with("direct-6g", &cfg, BIOS_TIMEOUT);
+    b.expect_outcome(&Outcome::Success);
+    let (end, usable) = ram(&b);
+    assert!(
+        end > 4 << 30,
+        "RAM should end above 4 GiB, got {end:#x}\n{}",
+        b.serial
+    );
+    assert!(usable > 5 * 1024, "only {usable} MiB usable\n{}", b.serial);
+    b.expect_line(r"\[\d+\.\d{6}\] smp: 2 of 2 CPU\(s\) online");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
+    assert!(!b.serial.contains("is not used"), "{}", b.serial);
+}
+
+#[test]
+fn direct_boot_without_1_gib_pages_keeps_to_the_first_4_gib() {
+    // qemu64 lacks 1 GiB pages: RAM above 4 GiB is left alone, with a
+    // warning, and the kernel still boots.
+    let mut cfg = direct("initrd");
+    cfg.memory_mib = 6 * 1024;
+    cfg.cpu = Some("qemu64".into());
+    let b = boot_with("direct-6g-qemu64", &cfg, BIOS_TIMEOUT);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] mem: WARNING: RAM from 0x100000000 up is not used \(the CPU has no 1 GiB pages to map it\)",
+    );
+    let (end, _) = ram(&b);
+    assert!(
+        end <= 4 << 30,
+        "RAM end {end:#x} beyond the mapped 4 GiB\n{}",
+        b.serial
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }
 
 #[test]

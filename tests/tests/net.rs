@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use llmos_qemu::{Config, Outcome};
-use llmos_tests::{boot_with, image};
+use llmos_tests::{boot_with, direct, image};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -69,7 +69,7 @@ fn free_port() -> u16 {
 fn std_tcp_echo_server_returns_16_mib_over_8_connections() {
     use std::io::{Read, Write};
     let host_port = free_port();
-    let mut cfg = Config::new(image("prog/tcp-echo-bios.img"));
+    let mut cfg = direct("prog/tcp-echo");
     cfg.memory_mib = 512;
     cfg.smp = 2;
     cfg.network = Some(vec![llmos_qemu::PortForward {
@@ -157,7 +157,7 @@ fn curl(port: u16, path: &str) -> String {
 #[test]
 fn tokio_http_server_answers_curl_sequentially_and_concurrently() {
     let host_port = free_port();
-    let mut cfg = Config::new(image("prog/tokio-http-bios.img"));
+    let mut cfg = direct("prog/tokio-http");
     cfg.memory_mib = 512;
     cfg.smp = 2;
     cfg.network = Some(vec![llmos_qemu::PortForward {
@@ -244,7 +244,7 @@ fn guest_client_downloads_4_mib_through_guestfwd_with_the_right_sha256() {
         s.write_all(&data).unwrap();
         String::from_utf8_lossy(&req).into_owned()
     });
-    let mut cfg = Config::new(image("prog/http-get-bios.img"));
+    let mut cfg = direct("prog/http-get");
     cfg.memory_mib = 512;
     cfg.network = Some(Vec::new());
     cfg.guest_forwards.push(llmos_qemu::GuestForward {
@@ -327,7 +327,7 @@ fn idle_connection_floods_and_resets_leave_the_kernel_serving_without_leaks() {
     const THREADS: usize = 4;
     let host_port = free_port();
     let idle_port = free_port();
-    let mut cfg = Config::new(image("prog/net-stress-bios.img"));
+    let mut cfg = direct("prog/net-stress");
     cfg.memory_mib = 1024;
     cfg.smp = 2;
     cfg.network = Some(vec![
@@ -526,7 +526,7 @@ fn dns_over_udp_53_resolves_through_resolv_conf_and_answers_the_host() {
         .local_addr()
         .unwrap()
         .port();
-    let mut cfg = Config::new(image("prog/dns-check-bios.img"));
+    let mut cfg = direct("prog/dns-check");
     cfg.memory_mib = 256;
     cfg.network = Some(Vec::new());
     cfg.udp_forwards.push(llmos_qemu::PortForward {

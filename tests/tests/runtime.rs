@@ -139,7 +139,7 @@ fn unikernel_and_hosted_mode_generate_the_same_tokens() {
     // Greedy decoding of 32 tokens of the tiny model, with 2 threads on
     // both sides: any difference means the kernel corrupted state (vector
     // registers, memory, threads).
-    use llmos_qemu::{Config, Outcome};
+    use llmos_qemu::Outcome;
     let tiny = llmos_tests::tiny_model();
     let hosted = runtime(&[
         "generate",
@@ -157,7 +157,7 @@ fn unikernel_and_hosted_mode_generate_the_same_tokens() {
         .unwrap_or_else(|| panic!("no tokens: {}", text(&hosted.stdout)));
     assert_eq!(want.split_whitespace().count(), 32, "{want}");
 
-    let mut cfg = Config::new(llmos_tests::image("prog/runtime-tiny-bios.img"));
+    let mut cfg = llmos_tests::direct("prog/runtime-tiny");
     cfg.smp = 2;
     cfg.memory_mib = 1024;
     let b = llmos_tests::boot_with("runtime-tiny", &cfg, std::time::Duration::from_secs(900));
@@ -170,8 +170,8 @@ fn unikernel_and_hosted_mode_generate_the_same_tokens() {
 #[test]
 fn on_a_cpu_without_avx2_the_runtime_says_what_is_missing_instead_of_crashing() {
     // QEMU's `qemu64` CPU has no AVX; the runtime is built for x86-64-v3.
-    use llmos_qemu::{Config, Outcome};
-    let mut cfg = Config::new(llmos_tests::image("prog/runtime-tiny-bios.img"));
+    use llmos_qemu::Outcome;
+    let mut cfg = llmos_tests::direct("prog/runtime-tiny");
     cfg.cpu = Some("qemu64".into());
     cfg.memory_mib = 512;
     let b = llmos_tests::boot_with("runtime-qemu64", &cfg, std::time::Duration::from_secs(120));
@@ -313,14 +313,14 @@ fn the_console_keeps_a_conversation_reuses_the_cache_and_takes_commands() {
 
 #[test]
 fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
-    use llmos_qemu::{Config, Machine, Outcome, PortForward};
+    use llmos_qemu::{Machine, Outcome, PortForward};
     use std::time::Duration;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut cfg = Config::new(llmos_tests::image("prog/runtime-serve-bios.img"));
+    let mut cfg = llmos_tests::direct("prog/runtime-serve");
     cfg.smp = 2;
     cfg.memory_mib = 1024;
     cfg.network = Some(vec![PortForward {

@@ -325,16 +325,36 @@ pub struct Images {
     pub uefi: PathBuf,
 }
 
-/// Writes a BIOS image for `kernel` and `ramdisk` to `out`; returns `out`.
-pub fn write_bios(kernel: &Path, ramdisk: &Path, out: &Path) -> Result<PathBuf> {
-    let spec = ImageSpec {
+/// What `cargo xtask image` writes: the disk images (for USB sticks and
+/// firmware boots) and the kernel and initrd they hold, which QEMU can also
+/// load itself (PVH direct boot, `-kernel`/`-initrd`).
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The disk images.
+    pub images: Images,
+    /// The kernel ELF (without debug sections).
+    pub kernel: PathBuf,
+    /// The initrd.
+    pub initrd: PathBuf,
+}
+
+impl Built {
+    /// A QEMU configuration that loads the kernel and initrd directly.
+    pub fn direct_config(&self) -> llmos_qemu::Config {
+        direct_config(&self.kernel, &self.initrd)
+    }
+}
+
+/// A QEMU configuration that boots `kernel` with `initrd` through PVH
+/// (QEMU's `-kernel`/`-initrd`), without firmware reading a disk.
+pub fn direct_config(kernel: &Path, initrd: &Path) -> llmos_qemu::Config {
+    let mut cfg = llmos_qemu::Config::new(kernel);
+    cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
         kernel: kernel.to_owned(),
-        ramdisk: Some(ramdisk.to_owned()),
-    };
-    progress::spin(&format!("writing {}", out.display()), || {
-        build_image(&spec, Firmware::Bios, out)
-    })?;
-    Ok(out.to_owned())
+        initrd: initrd.to_owned(),
+        append: String::new(),
+    });
+    cfg
 }
 
 /// Writes a BIOS and a UEFI image for `kernel` (+ optional ramdisk) into
@@ -486,8 +506,8 @@ pub fn write_initrd_with(
     progress::spin(&format!("writing {}", out.display()), || rd.write(out))
 }
 
-/// Builds the kernel and the contract images.
-pub fn build_images(content: &ContentArgs) -> Result<Images> {
+/// Builds the kernel, the initrd and the contract images.
+pub fn build_images(content: &ContentArgs) -> Result<Built> {
     content.check_supported()?;
     let kernel = build_kernel(Variant::Normal)?;
     progress::header("writing the initrd and disk images");
@@ -500,14 +520,21 @@ pub fn build_images(content: &ContentArgs) -> Result<Images> {
     };
     let (init, extra) = content.resolve()?;
     write_initrd_with(&params, init.as_ref(), &extra, &initrd)?;
-    write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")
+    let images = write_pair(&kernel, Some(&initrd), &paths::images(), "llmos-")?;
+    Ok(Built {
+        images,
+        kernel,
+        initrd,
+    })
 }
 
-/// Builds the test programs and one BIOS image per case of
-/// `llmos_tests::cases::CASES` in `target/images/prog/<case>-bios.img`.
+/// Builds the test programs, the normal kernel and one initrd per case of
+/// `llmos_tests::cases::CASES` in `target/images/prog/<case>.cpio`; the
+/// tests have QEMU load the kernel and initrd directly.
 pub fn build_program_images(runtime: &Path) -> Result<()> {
     let bin = crate::userland::build()?;
-    let kernel = build_kernel(Variant::Normal)?;
+    // The cases boot target/images/kernel.elf.
+    build_kernel(Variant::Normal)?;
     let dir = paths::images().join("prog");
     std::fs::create_dir_all(&dir)?;
     write_mmap_data()?;
@@ -546,14 +573,8 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
             })
             .collect();
         write_initrd_with(&params, Some(&init), &extra, &initrd)?;
-        let spec = ImageSpec {
-            kernel: kernel.clone(),
-            ramdisk: Some(initrd),
-        };
-        let out = dir.join(format!("{}-bios.img", case.name));
-        progress::spin(&format!("writing {}", out.display()), || {
-            build_image(&spec, Firmware::Bios, &out)
-        })?;
+        // Stale disk images from before the cases booted directly.
+        let _ = std::fs::remove_file(dir.join(format!("{}-bios.img", case.name)));
     }
     Ok(())
 }
@@ -628,14 +649,16 @@ pub fn build_test_images() -> Result<()> {
 }
 
 /// `cargo xtask image`.
-pub fn image(args: &ImageArgs) -> Result<Images> {
-    let images = build_images(&args.content)?;
+pub fn image(args: &ImageArgs) -> Result<Built> {
+    let built = build_images(&args.content)?;
     eprintln!(
-        "BIOS image: {}\nUEFI image: {}",
-        images.bios.display(),
-        images.uefi.display()
+        "BIOS image: {}\nUEFI image: {}\nkernel and initrd (QEMU direct boot): {} {}",
+        built.images.bios.display(),
+        built.images.uefi.display(),
+        built.kernel.display(),
+        built.initrd.display()
     );
-    Ok(images)
+    Ok(built)
 }
 
 #[cfg(test)]

@@ -33,10 +33,12 @@ pub struct RunArgs {
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     accel: AccelArg,
-    /// Boot the BIOS image (the default).
+    /// Boot the BIOS disk image, as a USB stick boots on a PC (slower
+    /// under TCG: the firmware reads the image sector by sector). By
+    /// default QEMU loads the kernel and initrd itself (PVH direct boot).
     #[arg(long, conflicts_with = "uefi")]
     bios: bool,
-    /// Boot the UEFI image with OVMF.
+    /// Boot the UEFI disk image with OVMF.
     #[arg(long)]
     uefi: bool,
     /// Virtual CPUs (default: as many as this machine has, up to 8).
@@ -53,7 +55,8 @@ pub struct RunArgs {
     /// (QEMU's -s -S); see docs/development.md.
     #[arg(long)]
     gdb: bool,
-    /// Open QEMU's display window (it shows the bootloader's framebuffer log).
+    /// Open QEMU's display window (with --bios or --uefi it shows the
+    /// bootloader's framebuffer log; llmos itself talks over serial).
     #[arg(long)]
     display: bool,
 }
@@ -147,14 +150,29 @@ pub fn run(args: &RunArgs) -> Result<()> {
             );
         }
     }
-    let images = image::build_images(&args.content)?;
-    let image = match firmware {
-        FirmwareKind::Bios => images.bios.clone(),
-        FirmwareKind::Uefi => images.uefi.clone(),
+    let built = image::build_images(&args.content)?;
+    let (mut cfg, what) = if args.uefi {
+        (
+            Config::new(&built.images.uefi),
+            built.images.uefi.display().to_string(),
+        )
+    } else if args.bios {
+        (
+            Config::new(&built.images.bios),
+            built.images.bios.display().to_string(),
+        )
+    } else {
+        (
+            built.direct_config(),
+            format!(
+                "{} with {} (direct boot)",
+                built.kernel.display(),
+                built.initrd.display()
+            ),
+        )
     };
-    let accel = resolve_accel(args.accel, &images.bios)?;
+    let accel = resolve_accel(args.accel, &built.images.bios)?;
 
-    let mut cfg = Config::new(&image);
     cfg.firmware = firmware;
     cfg.accel = accel;
     cfg.smp = args.smp.unwrap_or_else(|| {
@@ -195,10 +213,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let mut cmd = Command::new(qemu_binary());
     cmd.args(&qemu_args);
-    progress::header(&format!(
-        "booting {} under {accel} (Ctrl-A X quits)",
-        image.display()
-    ));
+    progress::header(&format!("booting {what} under {accel} (Ctrl-A X quits)"));
     eprintln!("$ {}", progress::render(&cmd));
     let status = cmd.status().context("starting QEMU")?;
     match Outcome::from_status(status) {

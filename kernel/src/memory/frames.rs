@@ -4,14 +4,11 @@
 //! Frames below 1 MiB stay reserved: the SMP trampoline will need real-mode
 //! memory there, and firmware areas live there.
 
-use bootloader_api::info::MemoryRegion;
 use kcore::frames::{FRAME_SIZE, FrameBitmap, words_for};
-use kcore::memmap::{RegionKind, Summary, place_frame_bitmap, summarize};
+use kcore::memmap::{Region, RegionKind, Summary, place_frame_bitmap, summarize};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
-
-use super::region;
 
 /// Low memory kept out of the pool.
 pub const LOW_RESERVED: u64 = 1024 * 1024;
@@ -38,10 +35,10 @@ pub struct Report {
     pub free_frames: u64,
 }
 
-/// Builds the allocator from the bootloader's memory map.
-pub fn init(regions: &[MemoryRegion], phys_offset: u64) -> Result<Report, InitError> {
-    let summary = summarize(regions.iter().map(region));
-    let (at, bytes) = place_frame_bitmap(regions.iter().map(region), summary.ram_end, LOW_RESERVED)
+/// Builds the allocator from the boot path's memory map.
+pub fn init(regions: &[Region], phys_offset: u64) -> Result<Report, InitError> {
+    let summary = summarize(regions.iter().copied());
+    let (at, bytes) = place_frame_bitmap(regions.iter().copied(), summary.ram_end, LOW_RESERVED)
         .ok_or(InitError::NoRoomForBitmap)?;
     let frames = summary.ram_end.div_ceil(FRAME_SIZE);
     let words = words_for(frames);
@@ -53,7 +50,7 @@ pub fn init(regions: &[MemoryRegion], phys_offset: u64) -> Result<Report, InitEr
     let storage: &'static mut [u64] =
         unsafe { core::slice::from_raw_parts_mut((phys_offset + at) as *mut u64, words) };
     let mut bitmap = FrameBitmap::new(storage, frames).map_err(InitError::Bitmap)?;
-    for r in regions.iter().map(region) {
+    for r in regions.iter().copied() {
         if r.kind == RegionKind::Usable {
             bitmap.add_free_range(r.start, r.end);
         }

@@ -8,6 +8,7 @@ pub mod gdt;
 pub mod idt;
 pub mod pit;
 pub mod power;
+pub mod pvh;
 pub mod rand;
 pub mod rtc;
 pub mod smp;
