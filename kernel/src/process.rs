@@ -148,18 +148,43 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
     };
     let mut aspace = AddressSpace::new().map_err(StartError::Memory)?;
 
+    // Read-only segments (text, rodata) map the program file's own pages,
+    // demand-paged like a private file mapping: from an initrd file that is
+    // page-aligned they come in place, without a copy, so the program's
+    // code costs no RAM of its own. Writable segments are copied.
+    let ino = crate::vfs::with(|fs| fs.lookup(llmos_fs::ramfs::ROOT, &init.path, true)).ok();
+    let mut in_place = 0;
     for seg in &prog.segments {
         let start = bias + seg.page_start();
         let end = bias + seg.page_end();
+        // (If the file cannot be pinned, the segment is copied instead.)
+        let in_file = ino
+            .filter(|_| {
+                !seg.perms.write && seg.filesz == seg.memsz && seg.offset % PAGE == seg.vaddr % PAGE
+            })
+            .filter(|&ino| crate::filemap::acquire(ino, (end - start) / PAGE, &init.path).is_ok());
+        let kind = match in_file {
+            Some(ino) => Kind::File(kcore::vma::FileMap {
+                ino,
+                delta: (seg.offset - seg.offset % PAGE).wrapping_sub(start),
+                shared: false,
+                may_write: true,
+            }),
+            None => Kind::Image,
+        };
         aspace
             .vmas
             .insert(Vma {
                 start,
                 end,
                 prot: seg.perms,
-                kind: Kind::Image,
+                kind,
             })
             .map_err(|_| StartError::Elf(elf::ElfError::Overlap(0)))?;
+        if in_file.is_some() {
+            in_place += end - start;
+            continue;
+        }
         let from = seg.offset as usize;
         let bytes = &file[from..from + seg.filesz as usize];
         aspace
@@ -241,6 +266,14 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
         stack_top,
         brk_start
     );
+    if in_place > 0 {
+        klog!(
+            "process",
+            "{}: {} KiB of read-only segments mapped from the file, not copied",
+            init.path,
+            in_place / 1024
+        );
+    }
     aspace.activate();
     *MM.lock() = Some(Mm {
         aspace,
