@@ -1,6 +1,7 @@
 //! The llmos kernel (ring 0).
 //!
-//! Boots through the `bootloader` crate (BIOS or UEFI), brings up the CPU,
+//! Boots directly under a VMM (PVH, `arch/x86_64/pvh.rs`) or through the
+//! `bootloader` crate (BIOS or UEFI disk images), brings up the CPU,
 //! memory, interrupts and clocks, and — once later parts land — loads the
 //! LLM runtime as a Linux static-pie program in ring 3. See
 //! `docs/architecture.md` for the boot flow.

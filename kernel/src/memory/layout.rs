@@ -2,15 +2,18 @@
 //!
 //! ```text
 //! 0x0000_0000_0000_0000 ..                       lower half: user space (later)
-//! 0xffff_8000_0000_0000 .. 0xffff_bfff_ffff_ffff bootloader's dynamic range:
-//!                                                kernel image, boot stack, boot
-//!                                                info, physical-memory map,
-//!                                                ramdisk, framebuffer
+//! 0xffff_8000_0000_0000 .. 0xffff_bfff_ffff_ffff physical-memory map (PVH:
+//!                                                all RAM from the start); under
+//!                                                the bootloader crate its
+//!                                                dynamic range: boot stack,
+//!                                                boot info, physical-memory
+//!                                                map, ramdisk, framebuffer
 //! 0xffff_c000_0000_0000 .. +1 TiB                kernel heap (grows upward)
 //! 0xffff_c800_0000_0000 .. +16 GiB               kernel stacks, one 4 MiB slot
 //!                                                each, unmapped below the stack
 //! 0xffff_d000_0000_0000 .. +1 TiB                MMIO mappings (uncached)
 //! 0xffff_e000_dead_0000                          never mapped (test hooks)
+//! 0xffff_ffff_8020_0000 ..                       the kernel image (linker.ld)
 //! ```
 
 /// First byte of the kernel heap.
