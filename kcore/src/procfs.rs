@@ -163,6 +163,26 @@ pub fn maps_line(
     out.push('\n');
 }
 
+/// `/proc/interrupts` as Linux prints it: a header of CPU columns, then one
+/// row per interrupt source with a count per CPU and a description. Each
+/// row is `(name, per-CPU counts, description)`.
+pub fn interrupts(rows: &[(&str, &[u64], &str)]) -> String {
+    let cpus = rows.iter().map(|(_, c, _)| c.len()).max().unwrap_or(0);
+    let mut out = String::from("    ");
+    for i in 0..cpus {
+        let _ = write!(out, " {:>10}", alloc::format!("CPU{i}"));
+    }
+    out.push('\n');
+    for (name, counts, what) in rows {
+        let _ = write!(out, "{:>4}", alloc::format!("{name}:"));
+        for i in 0..cpus {
+            let _ = write!(out, " {:>10}", counts.get(i).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "   {what}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +236,32 @@ mod tests {
             s,
             "sockets: used 3\nTCP: inuse 2 orphan 1 tw 0 alloc 5 mem 2\nUDP: inuse 1 mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"
         );
+    }
+
+    #[test]
+    fn interrupts_table() {
+        let t = interrupts(&[
+            ("LOC", &[1234, 5], "Local timer interrupts"),
+            ("RES", &[0, 17], "Rescheduling interrupts"),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "           CPU0       CPU1");
+        assert_eq!(
+            lines[1],
+            "LOC:       1234          5   Local timer interrupts"
+        );
+        assert_eq!(
+            lines[2],
+            "RES:          0         17   Rescheduling interrupts"
+        );
+        // Parsable the way tools read it: the name, then one count per CPU.
+        let cols: Vec<u64> = lines[1]
+            .split_whitespace()
+            .skip(1)
+            .take(2)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(cols, [1234, 5]);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! What device interrupts do beyond acknowledging the hardware.
 #![deny(unsafe_code)]
 
-/// The APIC timer tick (100 Hz): pull console input, run the network
-/// stack, wake sleepers, and preempt; a Ctrl-C typed while user code ran
-/// takes effect now.
+/// The APIC timer tick (100 Hz): on the boot CPU pull console input and
+/// run the network stack (whose own interrupts go there too); on every CPU
+/// wake sleepers and preempt; a Ctrl-C typed while user code ran takes
+/// effect now.
 pub fn timer_tick(from_user: bool) {
-    crate::console::poll_input();
-    crate::netdev::poll();
+    if crate::arch::x86_64::syscall::cpu_id() == 0 {
+        crate::console::poll_input();
+        crate::netdev::poll();
+    }
     if from_user && let Some(sig) = crate::console::take_signal() {
         let _ = crate::syscall::deliver_signal_from_interrupt(sig);
     }

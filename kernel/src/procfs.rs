@@ -2,7 +2,8 @@
 //!
 //! `/proc` lives in the RAM filesystem: at process start it gets
 //! `/proc/1/` with `exe` (a symlink to the program) and `maps`, a
-//! `/proc/self` symlink to `1`, `/proc/cpuinfo`, `/proc/meminfo` and
+//! `/proc/self` symlink to `1`, `/proc/cpuinfo`, `/proc/meminfo`,
+//! `/proc/interrupts` (timer ticks and reschedule IPIs per CPU) and
 //! `/proc/net/sockstat`.
 //! The generated files are empty, read-only inodes (size 0, as on Linux);
 //! opening one snapshots its text (`kcore::procfs`) into the description,
@@ -23,6 +24,7 @@ enum Gen {
     MemInfo,
     Maps,
     SockStat,
+    Interrupts,
 }
 
 static FILES: Mutex<Vec<(Ino, Gen)>> = Mutex::new(Vec::new());
@@ -42,6 +44,7 @@ pub fn init(exe: &str) {
             ("/proc/meminfo", Gen::MemInfo),
             ("/proc/1/maps", Gen::Maps),
             ("/proc/net/sockstat", Gen::SockStat),
+            ("/proc/interrupts", Gen::Interrupts),
         ] {
             let ino = fs.create(ROOT, path, 0o444, false, now)?;
             files.push((ino, g));
@@ -74,6 +77,7 @@ pub fn generate(ino: Ino) -> Option<Vec<u8>> {
         Gen::MemInfo => meminfo(),
         Gen::Maps => maps(),
         Gen::SockStat => sockstat(),
+        Gen::Interrupts => interrupts(),
     };
     Some(text.into_bytes())
 }
@@ -86,6 +90,24 @@ fn cpuinfo() -> String {
         Some(info) => kcore::procfs::cpuinfo(info, &ids, crate::time::tsc_hz() / 1000),
         None => String::new(),
     }
+}
+
+fn interrupts() -> String {
+    use crate::arch::x86_64::idt::{RESCHED_IPIS_PER_CPU, TIMER_TICKS_PER_CPU};
+    use core::sync::atomic::Ordering::Relaxed;
+    let n = crate::smp::online().max(1);
+    let loc: Vec<u64> = TIMER_TICKS_PER_CPU[..n]
+        .iter()
+        .map(|c| c.load(Relaxed))
+        .collect();
+    let res: Vec<u64> = RESCHED_IPIS_PER_CPU[..n]
+        .iter()
+        .map(|c| c.load(Relaxed))
+        .collect();
+    kcore::procfs::interrupts(&[
+        ("LOC", &loc, "Local timer interrupts"),
+        ("RES", &res, "Rescheduling interrupts"),
+    ])
 }
 
 fn meminfo() -> String {

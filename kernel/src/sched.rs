@@ -13,6 +13,13 @@
 //! at once; a tick that lands in a syscall sets the CPU's `need_resched`,
 //! honoured at the syscall's end. Idle CPUs halt (`sti; hlt`).
 //!
+//! Ticks stay off the compute threads: an application processor whose
+//! thread has the machine's work to itself (nothing queued anywhere) stops
+//! its tick until work is queued, which sends it a reschedule IPI
+//! ([`settle_tick`]); idle application processors stop theirs too. The boot
+//! CPU always ticks, and only it polls the console and the network stack
+//! from the tick.
+//!
 //! Blocking follows one protocol that cannot lose a wakeup, on one CPU or
 //! several: a thread first makes itself findable (the futex table, the
 //! sleeper list, the console waiters), then calls [`block`]; a waker calls
@@ -81,6 +88,8 @@ struct Cpu {
     idle: Mutex<Option<Arc<Thread>>>,
     need_resched: AtomicBool,
     is_idle: AtomicBool,
+    /// The CPU runs a thread with its tick stopped (see [`settle_tick`]).
+    tick_off: AtomicBool,
 }
 
 static CPUS: [Cpu; MAX_CPUS] = [const {
@@ -90,6 +99,7 @@ static CPUS: [Cpu; MAX_CPUS] = [const {
         idle: Mutex::new(None),
         need_resched: AtomicBool::new(false),
         is_idle: AtomicBool::new(false),
+        tick_off: AtomicBool::new(false),
     }
 }; MAX_CPUS];
 
@@ -271,11 +281,53 @@ fn enqueue(t: Arc<Thread>) {
     } else {
         (0..online).find(|&c| c != me && CPUS[c].is_idle.load(Ordering::Acquire))
     };
+    let kick = |c: usize| {
+        if let Some(id) = crate::smp::apic_id_of(c) {
+            crate::arch::x86_64::apic::send_ipi(id, crate::arch::x86_64::idt::RESCHED_VECTOR);
+        }
+    };
     if let Some(c) = target
         && c != me
-        && let Some(id) = crate::smp::apic_id_of(c)
     {
-        crate::arch::x86_64::apic::send_ipi(id, crate::arch::x86_64::idt::RESCHED_VECTOR);
+        kick(c);
+    }
+    // CPUs running without their tick must learn that there is work to
+    // share now (pairs with the fence in `settle_tick`).
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if CPUS[me].tick_off.swap(false, Ordering::SeqCst) {
+        crate::arch::x86_64::apic::set_timer_masked(false);
+    }
+    for c in (0..online).filter(|&c| c != me && Some(c) != target) {
+        if CPUS[c].tick_off.load(Ordering::SeqCst) {
+            kick(c);
+        }
+    }
+}
+
+/// Stops an application processor's tick while the thread it is about to
+/// run (`next_idle`: the idle thread, which manages its own tick) has the
+/// machine's work to itself: nothing is queued anywhere, so a tick could
+/// only interrupt it to find nothing to do. The tick comes back as soon as
+/// anything is queued ([`enqueue`] sends such CPUs a reschedule IPI). The
+/// boot CPU always ticks: it runs the sleepers, console input and the
+/// network stack's timers.
+fn settle_tick(cpu: usize, next_idle: bool) {
+    let here = &CPUS[cpu];
+    if cpu == 0 || next_idle {
+        if here.tick_off.swap(false, Ordering::SeqCst) {
+            crate::arch::x86_64::apic::set_timer_masked(false);
+        }
+        return;
+    }
+    // Announce first, then look (pairs with the fence in `enqueue`): either
+    // this CPU sees the queued work or the enqueuer sees `tick_off`.
+    here.tick_off.store(true, Ordering::SeqCst);
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if has_work(cpu) {
+        here.tick_off.store(false, Ordering::SeqCst);
+        crate::arch::x86_64::apic::set_timer_masked(false);
+    } else {
+        crate::arch::x86_64::apic::set_timer_masked(true);
     }
 }
 
@@ -365,6 +417,7 @@ fn switch_away(requeue: bool) {
             // Picked ourselves back (requeued, or woken while deciding to
             // block): keep running.
             n.sched.lock().state = State::Running;
+            settle_tick(cpu, n.tid == 0);
             return;
         }
         Some(n) => n,
@@ -380,6 +433,7 @@ fn switch_away(requeue: bool) {
     };
     next.sched.lock().state = State::Running;
     next.last_cpu.store(cpu, Ordering::Relaxed);
+    settle_tick(cpu, next.tid == 0);
     *here.current.lock() = Some(next.clone());
     let task = next.task.clone();
     drop(next);
@@ -494,14 +548,21 @@ pub fn on_tick(from_user: bool) {
 
 fn preempt_if_needed(from_user: bool) {
     let cpu = cpu_id();
-    if !has_work(cpu) {
-        return;
-    }
     let idle_now = CPUS[cpu]
         .current
         .lock()
         .as_ref()
         .is_some_and(|t| t.tid == 0);
+    if !has_work(cpu) {
+        // Alone with its thread: no need for the next tick either.
+        if !idle_now {
+            settle_tick(cpu, false);
+        }
+        return;
+    }
+    if CPUS[cpu].tick_off.swap(false, Ordering::SeqCst) {
+        crate::arch::x86_64::apic::set_timer_masked(false);
+    }
     if from_user || idle_now {
         switch_away(true);
     } else {

@@ -82,6 +82,7 @@ pub const CASES: &[Case] = &[
     case("cpus", "cpus", Lang::Rust, &[]),
     case("shootdown", "shootdown", Lang::Rust, &[]),
     case("affinity", "affinity", Lang::Rust, &[]),
+    case("ticks", "ticks", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -274,6 +275,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "cpus",
     "shootdown",
     "affinity",
+    "ticks",
     "files",
     "fsio",
     "mmap",

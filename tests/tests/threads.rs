@@ -141,6 +141,23 @@ fn revoked_page_faults_on_other_cpus_at_once() {
 }
 
 #[test]
+fn a_thread_alone_on_its_cpu_runs_without_timer_ticks() {
+    // A compute thread with a CPU to itself takes (next to) no timer
+    // interrupts; two threads on one CPU get the tick back and take turns.
+    // The bounds are far apart (about 100 ticks a second when ticking).
+    let b = boot_case_smp("ticks", 2, None);
+    b.expect_outcome(&Outcome::Success);
+    let alone = b.expect_line(r"CPU 1 alone: \d+ timer ticks in 1 s");
+    let shared = b
+        .expect_line(r"CPU 1 shared by two threads: \d+ timer ticks in 1 s, both progressed: true");
+    assert!(
+        b.serial.contains("ticks ok"),
+        "{alone}\n{shared}\n{}",
+        b.serial
+    );
+}
+
+#[test]
 fn sched_setaffinity_pins_threads_to_cpus() {
     for smp in [1, 4] {
         let b = boot_case_smp("affinity", smp, None);

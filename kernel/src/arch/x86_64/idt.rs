@@ -31,6 +31,12 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// Timer interrupts taken since boot.
 pub static TIMER_TICKS: AtomicU64 = AtomicU64::new(0);
+/// Timer interrupts per CPU (`/proc/interrupts`, LOC).
+pub static TIMER_TICKS_PER_CPU: [AtomicU64; super::syscall::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; super::syscall::MAX_CPUS];
+/// Reschedule IPIs per CPU (`/proc/interrupts`, RES).
+pub static RESCHED_IPIS_PER_CPU: [AtomicU64; super::syscall::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; super::syscall::MAX_CPUS];
 
 static EARLY_IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| build(false));
 static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| build(true));
@@ -250,11 +256,13 @@ pub const RESCHED_VECTOR: u8 = 0xf0;
 
 extern "C" fn timer_rust(ring: u32) {
     TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
+    TIMER_TICKS_PER_CPU[super::syscall::cpu_id()].fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
     crate::interrupts::timer_tick(ring == 3);
 }
 
 extern "C" fn resched_rust(ring: u32) {
+    RESCHED_IPIS_PER_CPU[super::syscall::cpu_id()].fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
     crate::interrupts::reschedule(ring == 3);
 }
