@@ -61,8 +61,15 @@ pub fn cpuinfo(info: &CpuInfo, apic_ids: &[u32], khz: u64) -> String {
 
 /// `/proc/meminfo` from sizes in KiB: total and free physical memory, the
 /// RAM filesystem's file data (reported as `Shmem` and `Cached`, as Linux
-/// reports tmpfs) and the kernel heap in use (`Slab`, all unreclaimable).
-pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64, heap_kb: u64) -> String {
+/// reports tmpfs), the kernel heap in use (`Slab`, all unreclaimable) and
+/// file data mapped with 2 MiB pages (`FilePmdMapped`).
+pub fn meminfo(
+    total_kb: u64,
+    free_kb: u64,
+    files_kb: u64,
+    heap_kb: u64,
+    file_pmd_kb: u64,
+) -> String {
     let mut out = String::new();
     let available = free_kb;
     for (name, v) in [
@@ -81,6 +88,8 @@ pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64, heap_kb: u64) -> Stri
         ("Slab", heap_kb),
         ("SReclaimable", 0),
         ("SUnreclaim", heap_kb),
+        ("AnonHugePages", 0),
+        ("FilePmdMapped", file_pmd_kb),
         ("HugePages_Total", 0),
     ] {
         if name == "HugePages_Total" {
@@ -266,11 +275,12 @@ mod tests {
 
     #[test]
     fn meminfo_fields() {
-        let m = meminfo(1024 * 1024, 512 * 1024, 100, 2048);
+        let m = meminfo(1024 * 1024, 512 * 1024, 100, 2048, 4096);
         assert!(m.starts_with("MemTotal:        1048576 kB\n"));
         assert!(m.contains("\nMemAvailable:     524288 kB\n"));
         assert!(m.contains("\nShmem:               100 kB\n"));
         assert!(m.contains("\nHugePages_Total:       0\n"));
+        assert!(m.contains("\nFilePmdMapped:      4096 kB\n"));
         assert!(m.contains("\nSlab:               2048 kB\n"));
     }
 

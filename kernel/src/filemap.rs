@@ -90,6 +90,24 @@ pub fn release(ino: Ino, pages: u64) {
     }
 }
 
+/// Where in a 2 MiB page the initrd data of `ino` at file offset `offset`
+/// lies physically, if the file is initrd data with at least 2 MiB from
+/// there: mapping that offset at a user address with the same remainder
+/// lets every whole 2 MiB run of it use a 2 MiB page.
+pub fn huge_phase(ino: Ino, offset: u64) -> Option<u64> {
+    let huge = crate::memory::user::HUGE;
+    let start = usize::try_from(offset).ok()?;
+    let addr = vfs::with(|fs| {
+        let b = fs.borrowed_bytes(ino).ok_or(Errno::EINVAL)?;
+        if (b.len() as u64) < offset.saturating_add(huge) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(b.as_ptr() as usize + start)
+    })
+    .ok()?;
+    phys(addr).ok().map(|p| p % huge)
+}
+
 /// The path `ino` was mapped under.
 pub fn path(ino: Ino) -> Option<String> {
     MAPPED.lock().get(&ino).map(|m| m.path.clone())
@@ -161,6 +179,31 @@ impl Pager for FilePager {
             Err(Errno::ENOSPC) => Err(FaultOutcome::OutOfMemory),
             Err(_) => Err(FaultOutcome::BeyondEof),
         }
+    }
+
+    fn huge_page(&mut self, map: FileMap, offset: u64) -> Option<u64> {
+        if map.shared && map.may_write {
+            return None;
+        }
+        let huge = crate::memory::user::HUGE as usize;
+        let start = usize::try_from(offset).ok()?;
+        let addr = vfs::with(|fs| {
+            let b = fs.borrowed_bytes(map.ino).ok_or(Errno::EINVAL)?;
+            if start.checked_add(huge).is_none_or(|end| end > b.len()) {
+                return Err(Errno::EINVAL);
+            }
+            Ok(b.as_ptr() as usize + start)
+        })
+        .ok()?;
+        let first = phys(addr).ok()?;
+        if !first.is_multiple_of(huge as u64) {
+            return None;
+        }
+        // The initrd is one physical run under PVH; check rather than
+        // assume (a bootloader may have placed it otherwise).
+        (1..huge / PAGE as usize)
+            .all(|i| phys(addr + i * PAGE as usize).ok() == Some(first + (i as u64) * PAGE))
+            .then_some(first)
     }
 
     fn account(&mut self, map: FileMap, bytes: u64, in_place: bool) {

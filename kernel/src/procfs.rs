@@ -115,7 +115,8 @@ fn meminfo() -> String {
     let free = crate::memory::frames::free_frames() * 4;
     let files = vfs::with(|fs| Ok(fs.used() / 1024)).unwrap_or(0);
     let heap = crate::memory::heap::stats().used / 1024;
-    kcore::procfs::meminfo(total, free, files, heap)
+    let pmd = crate::memory::user::HUGE_MAPPED.load(core::sync::atomic::Ordering::Relaxed) / 1024;
+    kcore::procfs::meminfo(total, free, files, heap, pmd)
 }
 
 fn sockstat() -> String {

@@ -207,6 +207,17 @@ fn mmap_of_a_64_mib_initrd_file_copies_nothing() {
     ));
     b.expect_line(&format!("shared mapping fnv1a {sum:016x}"));
     b.expect_line("/proc/self/maps names it: true");
+    // 64 MiB of initrd data: at least 31 whole 2 MiB runs whatever the
+    // data's physical offset.
+    let pmd = b.expect_line(r"2 MiB pages while mapped: \d+ kB");
+    let kb: u64 = pmd
+        .split(": ")
+        .nth(1)
+        .and_then(|v| v.trim_end_matches(" kB").parse().ok())
+        .expect("a number");
+    assert!(kb >= 31 * 2048, "{pmd}");
+    b.expect_line("after a 4 KiB munmap inside it: data intact true, 2 MiB pages 2048 kB fewer");
+    b.expect_line("after munmap: 2 MiB pages 0 kB");
     b.expect_line("private write: mapping changed true, file unchanged true");
     b.expect_line(r"map a write-only fd: Some\(-13\)");
     b.expect_line(r"shared writable map of a read-only fd: Some\(-13\)");

@@ -11,6 +11,14 @@
 //! (initrd pages, pages of a RAM-filesystem file): their entries carry
 //! [`NOT_OWNED`] and are never freed here, and private ones also carry
 //! [`COW`]: read-only until the first write copies them.
+//!
+//! Read-only file mappings of initrd data use 2 MiB pages where a whole,
+//! physically aligned 2 MiB run of the file falls on a 2 MiB-aligned user
+//! range (`mmap` picks addresses so that it does, see
+//! `filemap::huge_phase`): one fault and one TLB entry instead of 512 (the
+//! model's weights). Anything that changes part of such a page (munmap,
+//! mprotect, mremap) first splits it into 4 KiB entries, so the rest of
+//! this module only ever edits 4 KiB entries.
 
 use kcore::elf::PAGE;
 use kcore::vma::{Kind, Prot, VmaMap};
@@ -18,7 +26,8 @@ use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{TranslateResult, UnmapError};
 use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
 };
 
 use super::frames::{self, GlobalFrames};
@@ -72,7 +81,20 @@ pub trait Pager {
     /// Counts bytes of `map`'s file copied into private frames, or (with
     /// `in_place`) mapped without copying (for the log).
     fn account(&mut self, map: kcore::vma::FileMap, bytes: u64, in_place: bool);
+    /// The physical address of a 2 MiB-aligned, physically contiguous run
+    /// of `map`'s file at `offset` (2 MiB of file data, mapped in place
+    /// read-only), if there is one.
+    fn huge_page(&mut self, _map: kcore::vma::FileMap, _offset: u64) -> Option<u64> {
+        None
+    }
 }
+
+/// Bytes in a 2 MiB page.
+pub const HUGE: u64 = 2 * 1024 * 1024;
+
+/// Bytes of file data currently mapped with 2 MiB pages (`/proc/meminfo`
+/// `FilePmdMapped`).
+pub static HUGE_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// A user address space.
 pub struct AddressSpace {
@@ -244,9 +266,14 @@ impl AddressSpace {
     /// The frame mapped at `page` and the entry's flags.
     fn entry_at(&mut self, page: u64) -> Option<(PhysFrame, PageTableFlags)> {
         match self.table().translate(VirtAddr::new(page)) {
-            TranslateResult::Mapped { frame, flags, .. } => {
-                Some((PhysFrame::containing_address(frame.start_address()), flags))
-            }
+            TranslateResult::Mapped {
+                frame,
+                offset,
+                flags,
+            } => Some((
+                PhysFrame::containing_address(frame.start_address() + offset),
+                flags,
+            )),
             _ => None,
         }
     }
@@ -305,6 +332,11 @@ impl AddressSpace {
         }
         let page = addr & !(PAGE - 1);
         if let Some((frame, flags)) = self.entry_at(page) {
+            if flags.contains(PageTableFlags::HUGE_PAGE) {
+                // Only read-only areas get 2 MiB pages and any change of
+                // rights splits them first: nothing to refresh.
+                return FaultOutcome::Resolved;
+            }
             if write
                 && flags.contains(COW)
                 && let Kind::File(map) = vma.kind
@@ -323,6 +355,9 @@ impl AddressSpace {
                 Err(_) => FaultOutcome::OutOfMemory,
             };
         };
+        if let Some(r) = self.try_huge(addr, vma, map, pager) {
+            return r;
+        }
         let r = match pager.page(map, map.offset_of(page), write) {
             Err(o) => return o,
             Ok(FilePage::Copy(data)) => {
@@ -343,6 +378,83 @@ impl AddressSpace {
             Ok(()) => FaultOutcome::Resolved,
             Err(_) => FaultOutcome::OutOfMemory,
         }
+    }
+
+    /// Maps the 2 MiB page around `addr` of read-only file area `vma` in one
+    /// go, if the area covers it and the pager has the file data for it
+    /// physically aligned. `None`: use 4 KiB pages.
+    fn try_huge(
+        &mut self,
+        addr: u64,
+        vma: kcore::vma::Vma,
+        map: kcore::vma::FileMap,
+        pager: &mut dyn Pager,
+    ) -> Option<FaultOutcome> {
+        let base = addr & !(HUGE - 1);
+        if vma.prot.write || vma.prot == Prot::NONE || base < vma.start || base + HUGE > vma.end {
+            return None;
+        }
+        let phys = pager.huge_page(map, map.offset_of(base))?;
+        let flags = pte_flags(vma.prot) | NOT_OWNED | COW;
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
+        let frame = PhysFrame::<Size2MiB>::from_start_address(x86_64::PhysAddr::new(phys)).ok()?;
+        // SAFETY: `base..base + 2 MiB` lies in a read-only file area with
+        // no page of it mapped yet (a 4 KiB table there makes this fail);
+        // the frame is file data in the initrd, pinned while mapped and
+        // marked NOT_OWNED, so it is never freed through this entry.
+        let r = unsafe {
+            self.table().map_to_with_table_flags(
+                page,
+                frame,
+                flags,
+                table_flags(),
+                &mut GlobalFrames,
+            )
+        };
+        match r {
+            Ok(flush) => {
+                flush.flush();
+                self.resident_pages += HUGE / PAGE;
+                HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
+                pager.account(map, HUGE, true);
+                Some(FaultOutcome::Resolved)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Splits every 2 MiB page overlapping `[start, end)` into 512 4 KiB
+    /// entries with the same frame and rights, so callers can change part
+    /// of it. Returns `Err` if no frame is left for a page table (the 2 MiB
+    /// page is then unmapped; its file data faults back in as 4 KiB pages).
+    fn split_huge(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        let mut base = start & !(HUGE - 1);
+        while base < end {
+            let huge = match self.table().translate(VirtAddr::new(base)) {
+                TranslateResult::Mapped {
+                    frame: x86_64::structures::paging::mapper::MappedFrame::Size2MiB(f),
+                    flags,
+                    ..
+                } => Some((f, flags)),
+                _ => None,
+            };
+            if let Some((frame, flags)) = huge {
+                let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
+                if let Ok((_, flush)) = self.table().unmap(page) {
+                    flush.flush();
+                    self.needs_flush = true;
+                    self.resident_pages -= HUGE / PAGE;
+                    HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+                }
+                let small = flags & !PageTableFlags::HUGE_PAGE;
+                for i in 0..HUGE / PAGE {
+                    let f = PhysFrame::containing_address(frame.start_address() + i * PAGE);
+                    self.map_frame(base + i * PAGE, f, small)?;
+                }
+            }
+            base += HUGE;
+        }
+        Ok(())
     }
 
     /// A write to a private copy-on-write page: copies it into a fresh
@@ -379,6 +491,8 @@ impl AddressSpace {
     /// Unmaps every page in `[start, end)`; their frames are freed by
     /// [`Stale::finish`] after other CPUs have dropped them from their TLBs.
     pub fn unmap_pages(&mut self, start: u64, end: u64) {
+        // (A 2 MiB page that cannot be split is simply unmapped.)
+        let _ = self.split_huge(start, end);
         let mut page = start;
         while page < end {
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
@@ -404,6 +518,9 @@ impl AddressSpace {
 
     /// Applies `prot` to the pages mapped in `[start, end)`.
     pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
+        // (A 2 MiB page that cannot be split is unmapped: its pages fault
+        // back in with the new rights.)
+        let _ = self.split_huge(start, end);
         let mut page = start;
         while page < end {
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
@@ -427,6 +544,7 @@ impl AddressSpace {
     /// Moves the pages mapped in `[from, from + len)` to `to` (mremap),
     /// without copying their contents.
     pub fn move_pages(&mut self, from: u64, len: u64, to: u64, prot: Prot) -> Result<(), MapError> {
+        self.split_huge(from, from + len)?;
         let mut off = 0;
         while off < len {
             let src = Page::<Size4KiB>::containing_address(VirtAddr::new(from + off));

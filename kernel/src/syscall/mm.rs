@@ -87,8 +87,11 @@ fn user_range(addr: u64, len: u64) -> Result<u64, Errno> {
     Ok(end)
 }
 
-/// Places `len` bytes: the hint if it is free, else the highest free range.
-fn place(mm: &Mm, hint: u64, len: u64) -> Result<u64, Errno> {
+/// Places `len` bytes: the hint if it is free, else the highest free range
+/// (with `phase`: the highest address in it whose remainder modulo 2 MiB is
+/// `phase`, so a file whose data lies physically at that remainder can be
+/// mapped with 2 MiB pages).
+fn place(mm: &Mm, hint: u64, len: u64, phase: Option<u64>) -> Result<u64, Errno> {
     if hint != 0 {
         let hint = hint & !(PAGE - 1);
         if hint >= MMAP_MIN
@@ -98,6 +101,13 @@ fn place(mm: &Mm, hint: u64, len: u64) -> Result<u64, Errno> {
         {
             return Ok(hint);
         }
+    }
+    let huge = crate::memory::user::HUGE;
+    if let Some(phase) = phase
+        && let Some(padded) = len.checked_add(huge)
+        && let Some(low) = mm.aspace.vmas.find_free(padded, MMAP_MIN, mm.mmap_top)
+    {
+        return Ok(low + (phase.wrapping_sub(low) & (huge - 1)));
     }
     mm.aspace
         .vmas
@@ -128,6 +138,14 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         None
     };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    // Large initrd files mapped read-only (the model's weights) get an
+    // address that lets whole 2 MiB runs use 2 MiB pages.
+    let phase = match &file {
+        Some((map, _, _, true)) if !prot.write && len >= crate::memory::user::HUGE => {
+            crate::filemap::huge_phase(map.ino, off)
+        }
+        _ => None,
+    };
     with_mm(|mm| {
         let start = if fixed {
             if !addr.is_multiple_of(PAGE) {
@@ -145,7 +163,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
             }
             addr
         } else {
-            place(mm, addr, len)?
+            place(mm, addr, len, phase)?
         };
         let kind = match &file {
             Some((map, path, ..)) => {
@@ -378,7 +396,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
             remove(mm, new_addr, dest_end)?;
             new_addr
         } else {
-            place(mm, 0, new_len)?
+            place(mm, 0, new_len, None)?
         };
         let kind = match vma.kind {
             Kind::File(f) => {

@@ -26,6 +26,16 @@ fn mmap(len: usize, prot: u64, flags: u64, fd: i32, off: u64) -> Result<*mut u8,
     if r < 0 { Err(r) } else { Ok(r as *mut u8) }
 }
 
+/// `FilePmdMapped` from /proc/meminfo (0 where the line is missing).
+fn file_pmd_kb() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("FilePmdMapped:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn munmap(p: *mut u8, len: usize) {
     assert_eq!(syscall6(MUNMAP, [p as u64, len as u64, 0, 0, 0, 0]), 0);
 }
@@ -41,7 +51,8 @@ fn main() {
     let path = std::env::args().nth(1).expect("usage: mmap FILE");
     let f = fs::File::open(&path).expect("opening the file");
     let len = f.metadata().unwrap().len() as usize;
-    let by_read = fnv1a(&fs::read(&path).unwrap());
+    let data = fs::read(&path).unwrap();
+    let by_read = fnv1a(&data);
     println!("{path}: {len} bytes, read(2) fnv1a {by_read:016x}");
 
     // Like llama.cpp's loader.
@@ -53,7 +64,27 @@ fn main() {
         maps.lines()
             .any(|l| l.ends_with(&path) && l.contains(" r--s "))
     );
-    munmap(p, len);
+    // The kernel maps whole 2 MiB runs of initrd data with 2 MiB pages.
+    let pmd = file_pmd_kb();
+    println!("2 MiB pages while mapped: {pmd} kB");
+    // Unmapping one page inside a 2 MiB page splits it; the rest must
+    // still read the file's bytes.
+    let hole = 3 * 1024 * 1024 + 4096;
+    if len > hole + 8192 {
+        munmap(p.wrapping_add(hole), 4096);
+        let m = view(p, len);
+        let intact = m[..hole] == data[..hole] && m[hole + 4096..] == data[hole + 4096..];
+        println!(
+            "after a 4 KiB munmap inside it: data intact {intact}, 2 MiB pages {} kB fewer",
+            pmd - file_pmd_kb()
+        );
+        munmap(p, hole);
+        munmap(p.wrapping_add(hole + 4096), len - hole - 4096);
+    } else {
+        munmap(p, len);
+    }
+    println!("after munmap: 2 MiB pages {} kB", file_pmd_kb());
+    drop(data);
 
     // A private writable mapping at an offset: writes stay private.
     let p = mmap(
