@@ -62,7 +62,7 @@ pub fn init(regions: &[Region], phys_offset: u64) -> Result<Report, InitError> {
         (summary.usable + summary.bootloader) / FRAME_SIZE,
         core::sync::atomic::Ordering::Relaxed,
     );
-    *FRAMES.lock() = Some(bitmap);
+    with_frames(|b| *b = Some(bitmap));
     Ok(Report {
         summary,
         bitmap: (at, bytes),
@@ -70,24 +70,34 @@ pub fn init(regions: &[Region], phys_offset: u64) -> Result<Report, InitError> {
     })
 }
 
+/// Runs `f` on the allocator with interrupts off: the network interrupt
+/// allocates and frees frames (virtio buffers), so an interrupt arriving
+/// while this CPU held the lock would spin on it forever (a boot hung so
+/// right after DHCP started, while the boot path read the free count).
+fn with_frames<R>(f: impl FnOnce(&mut Option<FrameBitmap<'static>>) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| f(&mut FRAMES.lock()))
+}
+
 /// Allocates one frame (contents undefined).
 pub fn alloc() -> Option<PhysFrame> {
-    let addr = FRAMES.lock().as_mut()?.alloc()?;
+    let addr = with_frames(|b| b.as_mut()?.alloc())?;
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
 }
 
 /// Allocates `count` physically contiguous frames (contents undefined);
 /// returns the first one's physical address.
 pub fn alloc_contiguous(count: u64) -> Option<u64> {
-    FRAMES.lock().as_mut()?.alloc_contiguous(count, 4096)
+    with_frames(|b| b.as_mut()?.alloc_contiguous(count, 4096))
 }
 
 /// Returns a frame to the pool. Freeing a frame that is not allocated is a
 /// kernel bug and panics with the address.
 pub fn free(frame: PhysFrame) {
-    if let Some(b) = FRAMES.lock().as_mut()
-        && let Err(e) = b.free(frame.start_address().as_u64())
-    {
+    let r = with_frames(|b| match b.as_mut() {
+        Some(b) => b.free(frame.start_address().as_u64()),
+        None => Ok(()),
+    });
+    if let Err(e) = r {
         panic!("frame allocator: {e}");
     }
 }
@@ -102,7 +112,7 @@ static TOTAL_USABLE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 
 /// Free frames right now.
 pub fn free_frames() -> u64 {
-    FRAMES.lock().as_ref().map_or(0, FrameBitmap::free_frames)
+    with_frames(|b| b.as_ref().map_or(0, FrameBitmap::free_frames))
 }
 
 /// The global allocator as the `x86_64` crate's frame-allocator traits.

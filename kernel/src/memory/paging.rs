@@ -1,9 +1,13 @@
-//! Page-table management over the bootloader's physical-memory mapping
+//! Page-table management over the physical-memory mapping
 //! (`x86_64::OffsetPageTable` on the active CR3).
+//!
+//! The lock is taken with interrupts off: an interrupt handler that
+//! allocates can grow the heap, which maps pages.
 
 use core::fmt;
 
 use spin::Mutex;
+use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
@@ -85,6 +89,10 @@ fn pages(start: u64, len: u64) -> Result<impl Iterator<Item = Page>, MapError> {
 /// On failure, pages mapped so far stay mapped (callers treat the error as
 /// fatal or retry with a smaller range; the heap only grows).
 pub fn map_fresh(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    without_interrupts(|| map_fresh_locked(start, len, flags))
+}
+
+fn map_fresh_locked(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
     let offset = phys_offset();
@@ -125,8 +133,27 @@ pub unsafe fn map_phys(
     len: u64,
     flags: PageTableFlags,
 ) -> Result<(), MapError> {
-    let mut guard = MAPPER.lock();
-    let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
+    without_interrupts(|| {
+        let mut guard = MAPPER.lock();
+        let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
+        // SAFETY: the caller upholds `map_phys`'s contract, which is
+        // `map_phys_with`'s.
+        unsafe { map_phys_with(mapper, virt, phys, len, flags) }
+    })
+}
+
+/// [`map_phys`] with the page tables already locked.
+///
+/// # Safety
+///
+/// As for [`map_phys`].
+unsafe fn map_phys_with(
+    mapper: &mut OffsetPageTable<'static>,
+    virt: u64,
+    phys: u64,
+    len: u64,
+    flags: PageTableFlags,
+) -> Result<(), MapError> {
     for (i, page) in pages(virt, len)?.enumerate() {
         let frame = PhysFrame::containing_address(PhysAddr::new(phys + i as u64 * 4096));
         // SAFETY: upheld by the caller.
@@ -141,6 +168,10 @@ pub unsafe fn map_phys(
 /// Unmaps `[start, start + len)` and returns each page's frame to the
 /// allocator. Pages that are not mapped are skipped.
 pub fn unmap_and_free(start: u64, len: u64) {
+    without_interrupts(|| unmap_and_free_locked(start, len));
+}
+
+fn unmap_and_free_locked(start: u64, len: u64) {
     let mut guard = MAPPER.lock();
     let Some(mapper) = guard.as_mut() else { return };
     let Ok(range) = pages(start, len) else { return };
@@ -154,6 +185,10 @@ pub fn unmap_and_free(start: u64, len: u64) {
 
 /// The physical address `virt` maps to, if any.
 pub fn translate(virt: u64) -> Option<u64> {
+    without_interrupts(|| translate_locked(virt))
+}
+
+fn translate_locked(virt: u64) -> Option<u64> {
     let guard = MAPPER.lock();
     let mapper = guard.as_ref()?;
     let v = VirtAddr::try_new(virt).ok()?;
