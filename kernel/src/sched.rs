@@ -15,8 +15,9 @@
 //!
 //! Ticks stay off the compute threads: an application processor whose
 //! thread has the machine's work to itself (nothing queued anywhere) stops
-//! its tick until work is queued, which sends it a reschedule IPI
-//! ([`settle_tick`]); idle application processors stop theirs too. The boot
+//! its tick until work is queued, which sends it a reschedule IPI that
+//! re-arms the tick ([`settle_tick`]; preemption then waits for the next
+//! tick, as before); idle application processors stop theirs too. The boot
 //! CPU always ticks, and only it polls the console and the network stack
 //! from the tick.
 //!
@@ -572,9 +573,17 @@ fn preempt_if_needed(from_user: bool) {
 
 /// The reschedule IPI: work was queued for this CPU.
 pub fn on_resched_ipi(from_user: bool) {
-    if STARTED.load(Ordering::Acquire) {
-        preempt_if_needed(from_user);
+    if !STARTED.load(Ordering::Acquire) {
+        return;
     }
+    if CPUS[cpu_id()].tick_off.swap(false, Ordering::SeqCst) {
+        // Work was queued while this CPU ran its thread without a tick:
+        // the tick comes back and preempts at its next beat, as if it had
+        // never stopped (an idle CPU, by contrast, takes the work now).
+        crate::arch::x86_64::apic::set_timer_masked(false);
+        return;
+    }
+    preempt_if_needed(from_user);
 }
 
 /// Called at the end of each syscall: yields if a tick asked for it.
