@@ -96,16 +96,22 @@ pub fn release(ino: Ino, pages: u64) {
 /// lets every whole 2 MiB run of it use a 2 MiB page.
 pub fn huge_phase(ino: Ino, offset: u64) -> Option<u64> {
     let huge = crate::memory::user::HUGE;
+    phys(initrd_run(ino, offset)?).ok().map(|p| p % huge)
+}
+
+/// The kernel address of `ino`'s initrd data at `offset`, if the file is
+/// initrd data with a whole 2 MiB from there.
+fn initrd_run(ino: Ino, offset: u64) -> Option<usize> {
+    let huge = crate::memory::user::HUGE as usize;
     let start = usize::try_from(offset).ok()?;
-    let addr = vfs::with(|fs| {
+    vfs::with(|fs| {
         let b = fs.borrowed_bytes(ino).ok_or(Errno::EINVAL)?;
-        if (b.len() as u64) < offset.saturating_add(huge) {
+        if start.checked_add(huge).is_none_or(|end| end > b.len()) {
             return Err(Errno::EINVAL);
         }
         Ok(b.as_ptr() as usize + start)
     })
-    .ok()?;
-    phys(addr).ok().map(|p| p % huge)
+    .ok()
 }
 
 /// The path `ino` was mapped under.
@@ -186,15 +192,7 @@ impl Pager for FilePager {
             return None;
         }
         let huge = crate::memory::user::HUGE as usize;
-        let start = usize::try_from(offset).ok()?;
-        let addr = vfs::with(|fs| {
-            let b = fs.borrowed_bytes(map.ino).ok_or(Errno::EINVAL)?;
-            if start.checked_add(huge).is_none_or(|end| end > b.len()) {
-                return Err(Errno::EINVAL);
-            }
-            Ok(b.as_ptr() as usize + start)
-        })
-        .ok()?;
+        let addr = initrd_run(map.ino, offset)?;
         let first = phys(addr).ok()?;
         if !first.is_multiple_of(huge as u64) {
             return None;

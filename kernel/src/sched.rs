@@ -295,14 +295,22 @@ fn enqueue(t: Arc<Thread>) {
     // CPUs running without their tick must learn that there is work to
     // share now (pairs with the fence in `settle_tick`).
     core::sync::atomic::fence(Ordering::SeqCst);
-    if CPUS[me].tick_off.swap(false, Ordering::SeqCst) {
-        crate::arch::x86_64::apic::set_timer_masked(false);
-    }
+    tick_on(me);
     for c in (0..online).filter(|&c| c != me && Some(c) != target) {
         if CPUS[c].tick_off.load(Ordering::SeqCst) {
             kick(c);
         }
     }
+}
+
+/// Restarts CPU `cpu`'s tick if [`settle_tick`] stopped it (call on that
+/// CPU); returns whether it had.
+fn tick_on(cpu: usize) -> bool {
+    let was_off = CPUS[cpu].tick_off.swap(false, Ordering::SeqCst);
+    if was_off {
+        crate::arch::x86_64::apic::set_timer_masked(false);
+    }
+    was_off
 }
 
 /// Stops an application processor's tick while the thread it is about to
@@ -315,9 +323,7 @@ fn enqueue(t: Arc<Thread>) {
 fn settle_tick(cpu: usize, next_idle: bool) {
     let here = &CPUS[cpu];
     if cpu == 0 || next_idle {
-        if here.tick_off.swap(false, Ordering::SeqCst) {
-            crate::arch::x86_64::apic::set_timer_masked(false);
-        }
+        tick_on(cpu);
         return;
     }
     // Announce first, then look (pairs with the fence in `enqueue`): either
@@ -561,9 +567,7 @@ fn preempt_if_needed(from_user: bool) {
         }
         return;
     }
-    if CPUS[cpu].tick_off.swap(false, Ordering::SeqCst) {
-        crate::arch::x86_64::apic::set_timer_masked(false);
-    }
+    tick_on(cpu);
     if from_user || idle_now {
         switch_away(true);
     } else {
@@ -576,11 +580,10 @@ pub fn on_resched_ipi(from_user: bool) {
     if !STARTED.load(Ordering::Acquire) {
         return;
     }
-    if CPUS[cpu_id()].tick_off.swap(false, Ordering::SeqCst) {
+    if tick_on(cpu_id()) {
         // Work was queued while this CPU ran its thread without a tick:
         // the tick comes back and preempts at its next beat, as if it had
         // never stopped (an idle CPU, by contrast, takes the work now).
-        crate::arch::x86_64::apic::set_timer_masked(false);
         return;
     }
     preempt_if_needed(from_user);

@@ -137,6 +137,20 @@ impl Config {
         }
     }
 
+    /// Defaults as [`Config::new`], with QEMU loading `kernel` and `initrd`
+    /// itself (`-kernel`/`-initrd`, no command line): llmos's PVH direct
+    /// boot.
+    pub fn direct(kernel: impl Into<PathBuf>, initrd: impl Into<PathBuf>) -> Self {
+        let kernel = kernel.into();
+        let mut cfg = Self::new(&kernel);
+        cfg.direct_kernel = Some(DirectKernel {
+            kernel,
+            initrd: initrd.into(),
+            append: String::new(),
+        });
+        cfg
+    }
+
     /// The arguments after the QEMU binary. `ovmf` is required for UEFI;
     /// `vars_copy` is the per-run writable copy of the OVMF variable store.
     pub fn args(

@@ -110,15 +110,7 @@ pub fn image(relative: &str) -> PathBuf {
 /// firmware reading a disk image. The disk images have their own tests
 /// (`boot.rs`).
 pub fn direct(relative: &str) -> Config {
-    let kernel = image("kernel.elf");
-    let initrd = image(&format!("{relative}.cpio"));
-    let mut cfg = Config::new(&kernel);
-    cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
-        kernel,
-        initrd,
-        append: String::new(),
-    });
-    cfg
+    Config::direct(image("kernel.elf"), image(&format!("{relative}.cpio")))
 }
 
 /// The result of one boot.

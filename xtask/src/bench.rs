@@ -397,7 +397,7 @@ impl Guest {
         progress::header("booting llmos for the bench");
         let (guest, _) = Self::start(
             a,
-            image::direct_config(&kernel, &initrd),
+            llmos_qemu::Config::direct(&kernel, &initrd),
             GUEST_MIB,
             &dir.join("serial.log"),
             Duration::from_secs(900),
@@ -561,7 +561,7 @@ fn unikernel_vs_linux(a: &BenchArgs) -> Result<Value> {
     // Both kernels are loaded by QEMU itself (-kernel/-initrd): llmos through
     // its PVH entry, Linux through its bzImage boot protocol.
     let config = |linux_turn: bool| {
-        let mut cfg = image::direct_config(&kernel, &initrd);
+        let mut cfg = llmos_qemu::Config::direct(&kernel, &initrd);
         if linux_turn {
             cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
                 kernel: linux.kernel.clone(),

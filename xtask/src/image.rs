@@ -341,20 +341,8 @@ pub struct Built {
 impl Built {
     /// A QEMU configuration that loads the kernel and initrd directly.
     pub fn direct_config(&self) -> llmos_qemu::Config {
-        direct_config(&self.kernel, &self.initrd)
+        llmos_qemu::Config::direct(&self.kernel, &self.initrd)
     }
-}
-
-/// A QEMU configuration that boots `kernel` with `initrd` through PVH
-/// (QEMU's `-kernel`/`-initrd`), without firmware reading a disk.
-pub fn direct_config(kernel: &Path, initrd: &Path) -> llmos_qemu::Config {
-    let mut cfg = llmos_qemu::Config::new(kernel);
-    cfg.direct_kernel = Some(llmos_qemu::DirectKernel {
-        kernel: kernel.to_owned(),
-        initrd: initrd.to_owned(),
-        append: String::new(),
-    });
-    cfg
 }
 
 /// Writes a BIOS and a UEFI image for `kernel` (+ optional ramdisk) into
