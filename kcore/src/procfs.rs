@@ -59,17 +59,21 @@ pub fn cpuinfo(info: &CpuInfo, apic_ids: &[u32], khz: u64) -> String {
     out
 }
 
+/// Memory mapped with 2 MiB pages, in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HugeKb {
+    /// Anonymous memory.
+    pub anon: u64,
+    /// File data.
+    pub file: u64,
+}
+
 /// `/proc/meminfo` from sizes in KiB: total and free physical memory, the
 /// RAM filesystem's file data (reported as `Shmem` and `Cached`, as Linux
-/// reports tmpfs), the kernel heap in use (`Slab`, all unreclaimable) and
-/// file data mapped with 2 MiB pages (`FilePmdMapped`).
-pub fn meminfo(
-    total_kb: u64,
-    free_kb: u64,
-    files_kb: u64,
-    heap_kb: u64,
-    file_pmd_kb: u64,
-) -> String {
+/// reports tmpfs), the kernel heap in use (`Slab`, all unreclaimable),
+/// anonymous memory mapped with 2 MiB pages (`AnonHugePages`) and file data
+/// mapped with 2 MiB pages (`FilePmdMapped`).
+pub fn meminfo(total_kb: u64, free_kb: u64, files_kb: u64, heap_kb: u64, huge: HugeKb) -> String {
     let mut out = String::new();
     let available = free_kb;
     for (name, v) in [
@@ -88,8 +92,8 @@ pub fn meminfo(
         ("Slab", heap_kb),
         ("SReclaimable", 0),
         ("SUnreclaim", heap_kb),
-        ("AnonHugePages", 0),
-        ("FilePmdMapped", file_pmd_kb),
+        ("AnonHugePages", huge.anon),
+        ("FilePmdMapped", huge.file),
         ("HugePages_Total", 0),
     ] {
         if name == "HugePages_Total" {
@@ -275,7 +279,12 @@ mod tests {
 
     #[test]
     fn meminfo_fields() {
-        let m = meminfo(1024 * 1024, 512 * 1024, 100, 2048, 4096);
+        let huge = HugeKb {
+            anon: 6144,
+            file: 4096,
+        };
+        let m = meminfo(1024 * 1024, 512 * 1024, 100, 2048, huge);
+        assert!(m.contains("\nAnonHugePages:      6144 kB\n"));
         assert!(m.starts_with("MemTotal:        1048576 kB\n"));
         assert!(m.contains("\nMemAvailable:     524288 kB\n"));
         assert!(m.contains("\nShmem:               100 kB\n"));

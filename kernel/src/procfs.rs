@@ -115,8 +115,12 @@ fn meminfo() -> String {
     let free = crate::memory::frames::free_frames() * 4;
     let files = vfs::with(|fs| Ok(fs.used() / 1024)).unwrap_or(0);
     let heap = crate::memory::heap::stats().used / 1024;
-    let pmd = crate::memory::user::HUGE_MAPPED.load(core::sync::atomic::Ordering::Relaxed) / 1024;
-    kcore::procfs::meminfo(total, free, files, heap, pmd)
+    let huge = kcore::procfs::HugeKb {
+        anon: crate::memory::user::ANON_HUGE_MAPPED.load(core::sync::atomic::Ordering::Relaxed)
+            / 1024,
+        file: crate::memory::user::HUGE_MAPPED.load(core::sync::atomic::Ordering::Relaxed) / 1024,
+    };
+    kcore::procfs::meminfo(total, free, files, heap, huge)
 }
 
 fn sockstat() -> String {
@@ -148,7 +152,9 @@ fn maps() -> String {
             kcore::vma::Kind::Image => (false, 0, (0, 0x1e), 0, exe.clone()),
             kcore::vma::Kind::Heap => (false, 0, (0, 0), 0, String::from("[heap]")),
             kcore::vma::Kind::Stack => (false, 0, (0, 0), 0, String::from("[stack]")),
-            kcore::vma::Kind::Anon => (false, 0, (0, 0), 0, String::new()),
+            kcore::vma::Kind::Anon | kcore::vma::Kind::AnonStack => {
+                (false, 0, (0, 0), 0, String::new())
+            }
             kcore::vma::Kind::File(f) => (
                 f.shared,
                 f.offset_of(v.start),

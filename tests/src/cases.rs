@@ -83,6 +83,7 @@ pub const CASES: &[Case] = &[
     case("shootdown", "shootdown", Lang::Rust, &[]),
     case("affinity", "affinity", Lang::Rust, &[]),
     case("ticks", "ticks", Lang::Rust, &[]),
+    case("hugepages", "hugepages", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -276,6 +277,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "shootdown",
     "affinity",
     "ticks",
+    "hugepages",
     "files",
     "fsio",
     "mmap",

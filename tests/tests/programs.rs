@@ -196,6 +196,33 @@ fn file_and_descriptor_semantics_match_linux() {
 }
 
 #[test]
+fn large_anonymous_mappings_get_2_mib_pages_and_keep_their_data() {
+    let b = boot_case("hugepages", None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("fresh memory reads zero: true");
+    // An 8 MiB mapping covers 3 or 4 whole 2 MiB ranges; every one of them
+    // gets a 2 MiB page.
+    let line = b.expect_line(r"8 MiB touched: \d+ kB in 2 MiB pages, \d+ kB possible");
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 4, "{line}");
+    assert!(nums[1] >= 3 * 2048 && nums[1] == nums[3], "{line}");
+    b.expect_line("data intact: true");
+    b.expect_line("4 KiB munmap inside a 2 MiB page: 2048 kB fewer, data intact true");
+    b.expect_line("mprotect of a whole 2 MiB page: 0 kB fewer, readable true, writable again true");
+    b.expect_line("mprotect of 4 KiB of a 2 MiB page: 2048 kB fewer, data intact true");
+    b.expect_line(
+        "MADV_DONTNEED of 4 KiB of a 2 MiB page: 2048 kB fewer, that page zero and the rest intact true",
+    );
+    b.expect_line("after mremap: data intact true");
+    b.expect_line("a 16 MiB thread stack in use: 0 kB more in 2 MiB pages");
+    b.expect_line("after munmap: 0 kB in 2 MiB pages");
+    b.expect_line("hugepages ok");
+}
+
+#[test]
 fn mmap_of_a_64_mib_initrd_file_copies_nothing() {
     let b = boot_case("mmap", None);
     b.expect_outcome(&Outcome::Success);

@@ -8,7 +8,7 @@ use kcore::frames::{FRAME_SIZE, FrameBitmap, words_for};
 use kcore::memmap::{Region, RegionKind, Summary, place_frame_bitmap, summarize};
 use spin::Mutex;
 use x86_64::PhysAddr;
-use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size2MiB, Size4KiB};
 
 /// Low memory kept out of the pool.
 pub const LOW_RESERVED: u64 = 1024 * 1024;
@@ -88,6 +88,25 @@ pub fn alloc() -> Option<PhysFrame> {
 /// returns the first one's physical address.
 pub fn alloc_contiguous(count: u64) -> Option<u64> {
     with_frames(|b| b.as_mut()?.alloc_contiguous(count, 4096))
+}
+
+/// Allocates a 2 MiB-aligned run of 512 frames (contents undefined);
+/// returns its physical address.
+pub fn alloc_huge() -> Option<PhysFrame<Size2MiB>> {
+    let addr = with_frames(|b| b.as_mut()?.alloc_block(8))?;
+    PhysFrame::from_start_address(PhysAddr::new(addr)).ok()
+}
+
+/// Returns a 2 MiB block from [`alloc_huge`] to the pool.
+pub fn free_huge(block: PhysFrame<Size2MiB>) {
+    let start = block.start_address().as_u64();
+    let r = with_frames(|b| match b.as_mut() {
+        Some(b) => (0..512).try_for_each(|i| b.free(start + i * FRAME_SIZE)),
+        None => Ok(()),
+    });
+    if let Err(e) = r {
+        panic!("frame allocator: {e}");
+    }
 }
 
 /// Returns a frame to the pool. Freeing a frame that is not allocated is a

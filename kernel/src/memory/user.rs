@@ -12,23 +12,36 @@
 //! [`NOT_OWNED`] and are never freed here, and private ones also carry
 //! [`COW`]: read-only until the first write copies them.
 //!
-//! Read-only file mappings of initrd data use 2 MiB pages where a whole,
-//! physically aligned 2 MiB run of the file falls on a 2 MiB-aligned user
-//! range (`mmap` picks addresses so that it does, see
-//! `filemap::huge_phase`): one fault and one TLB entry instead of 512 (the
-//! model's weights). Anything that changes part of such a page (munmap,
-//! mprotect, mremap) first splits it into 4 KiB entries, so the rest of
-//! this module only ever edits 4 KiB entries.
+//! 2 MiB pages: one fault and one TLB entry instead of 512.
+//! - Read-only file mappings of initrd data get them where a whole,
+//!   physically aligned 2 MiB run of the file falls on a 2 MiB-aligned user
+//!   range (`mmap` picks addresses so that it does, see
+//!   `filemap::huge_phase`): the model's weights.
+//! - Anonymous `mmap` areas get a fresh, zeroed 2 MiB block on the first
+//!   touch of any 2 MiB-aligned range they cover whole, if no 4 KiB page of
+//!   that range is mapped yet and free memory stays above
+//!   [`HUGE_ANON_RESERVE`]: the KV cache and llama.cpp's compute buffers.
+//!   Thread stacks (MAP_STACK), the brk heap and the main stack keep 4 KiB
+//!   pages.
+//!
+//! munmap and mprotect of whole 2 MiB pages act on the 2 MiB entry; a
+//! change to part of one first splits it into 512 4 KiB entries for the same
+//! frames ([`AddressSpace::split_edges`], which callers run before changing
+//! any area, so running out of memory for the page table fails the call
+//! cleanly instead of losing data). mremap splits what it moves, and a
+//! change of rights on file data splits it (copy-on-write works per 4 KiB
+//! page).
 
 use kcore::elf::PAGE;
 use kcore::vma::{Kind, Prot, VmaMap};
-use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{TranslateResult, UnmapError};
+use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size2MiB, Size4KiB,
     Translate,
 };
+use x86_64::{PhysAddr, VirtAddr};
 
 use super::frames::{self, GlobalFrames};
 use super::paging::{self, MapError};
@@ -95,6 +108,17 @@ pub const HUGE: u64 = 2 * 1024 * 1024;
 /// Bytes of file data currently mapped with 2 MiB pages (`/proc/meminfo`
 /// `FilePmdMapped`).
 pub static HUGE_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Bytes of anonymous memory currently mapped with 2 MiB pages
+/// (`/proc/meminfo` `AnonHugePages`).
+pub static ANON_HUGE_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Anonymous memory gets a 2 MiB page only while at least this many frames
+/// (16 MiB) stay free: a partly used 2 MiB page must not be what runs a
+/// small machine out of memory.
+pub const HUGE_ANON_RESERVE: u64 = 4096;
+
+const FRAMES_PER_HUGE: u64 = HUGE / PAGE;
 
 /// A user address space.
 pub struct AddressSpace {
@@ -187,6 +211,61 @@ impl AddressSpace {
         unsafe {
             let l4 = &mut *((offset + self.l4.start_address().as_u64()) as *mut PageTable);
             OffsetPageTable::new(l4, VirtAddr::new(offset))
+        }
+    }
+
+    /// The page-directory entry covering user address `addr`, if the
+    /// tables above it exist.
+    fn pde(&mut self, addr: u64) -> Option<&mut PageTableEntry> {
+        let va = VirtAddr::new(addr);
+        let offset = paging::phys_offset();
+        let table = |e: &PageTableEntry| {
+            let f = e.flags();
+            (f.contains(PageTableFlags::PRESENT) && !f.contains(PageTableFlags::HUGE_PAGE))
+                .then(|| (offset + e.addr().as_u64()) as *mut PageTable)
+        };
+        // SAFETY: `self.l4` is this address space's level-4 table and every
+        // present, non-huge entry below it points at a page table this
+        // address space owns; all are reached through the physical-memory
+        // mapping, and `&mut self` keeps other users of these tables out
+        // (the caller holds the address-space lock).
+        unsafe {
+            let l4 = &mut *((offset + self.l4.start_address().as_u64()) as *mut PageTable);
+            let l3 = &mut *table(&l4[va.p4_index()])?;
+            let l2 = &mut *table(&l3[va.p3_index()])?;
+            Some(&mut l2[va.p2_index()])
+        }
+    }
+
+    /// The 2 MiB page mapped at `base` (2 MiB-aligned): its first frame and
+    /// flags.
+    fn huge_at(&mut self, base: u64) -> Option<(PhysAddr, PageTableFlags)> {
+        let e = self.pde(base)?;
+        let f = e.flags();
+        (f.contains(PageTableFlags::PRESENT) && f.contains(PageTableFlags::HUGE_PAGE))
+            .then(|| (e.addr(), f))
+    }
+
+    /// Takes the 2 MiB page at `base` out of the tables; its frames (if
+    /// this address space owns them) are freed after the TLB shootdown.
+    fn drop_huge(&mut self, base: u64) {
+        let Some((phys, flags)) = self.huge_at(base) else {
+            return;
+        };
+        if let Some(e) = self.pde(base) {
+            e.set_unused();
+        }
+        x86_64::instructions::tlb::flush(VirtAddr::new(base));
+        self.needs_flush = true;
+        self.resident_pages -= FRAMES_PER_HUGE;
+        if flags.contains(NOT_OWNED) {
+            HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+        } else {
+            ANON_HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+            for i in 0..FRAMES_PER_HUGE {
+                self.stale_frames
+                    .push(PhysFrame::containing_address(phys + i * PAGE));
+            }
         }
     }
 
@@ -333,8 +412,10 @@ impl AddressSpace {
         let page = addr & !(PAGE - 1);
         if let Some((frame, flags)) = self.entry_at(page) {
             if flags.contains(PageTableFlags::HUGE_PAGE) {
-                // Only read-only areas get 2 MiB pages and any change of
-                // rights splits them first: nothing to refresh.
+                // File data in 2 MiB pages is read-only (a change of rights
+                // splits it) and anonymous 2 MiB entries get their new
+                // rights from `reprotect`: the fault came from a stale TLB
+                // entry, and retrying finds the current one.
                 return FaultOutcome::Resolved;
             }
             if write
@@ -350,6 +431,9 @@ impl AddressSpace {
             return FaultOutcome::Resolved;
         }
         let Kind::File(map) = vma.kind else {
+            if let Some(r) = self.try_huge_anon(addr, vma) {
+                return r;
+            }
             return match self.map_zeroed(page, vma.prot) {
                 Ok(_) => FaultOutcome::Resolved,
                 Err(_) => FaultOutcome::OutOfMemory,
@@ -423,37 +507,107 @@ impl AddressSpace {
         }
     }
 
+    /// Maps a fresh, zeroed 2 MiB page around `addr` in anonymous area
+    /// `vma` if the area covers the whole aligned range, nothing of it is
+    /// mapped yet, and memory is plentiful. `None`: use a 4 KiB page.
+    fn try_huge_anon(&mut self, addr: u64, vma: kcore::vma::Vma) -> Option<FaultOutcome> {
+        let base = addr & !(HUGE - 1);
+        if vma.kind != Kind::Anon
+            || vma.prot == Prot::NONE
+            || base < vma.start
+            || base + HUGE > vma.end
+            || frames::free_frames() < HUGE_ANON_RESERVE + FRAMES_PER_HUGE
+            || self.pde(base).is_some_and(|e| !e.is_unused())
+        {
+            return None;
+        }
+        let frame = frames::alloc_huge()?;
+        let virt = paging::phys_offset() + frame.start_address().as_u64();
+        // SAFETY: the 2 MiB block was just allocated for this entry and is
+        // reached through the physical-memory mapping; nothing else refers
+        // to it.
+        unsafe { core::ptr::write_bytes(virt as *mut u8, 0, HUGE as usize) };
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
+        // SAFETY: `base..base + 2 MiB` lies inside an anonymous area and its
+        // page-directory entry is unused (checked above, under the
+        // address-space lock); the block is fresh and owned by this entry.
+        let r = unsafe {
+            self.table().map_to_with_table_flags(
+                page,
+                frame,
+                pte_flags(vma.prot),
+                table_flags(),
+                &mut GlobalFrames,
+            )
+        };
+        match r {
+            Ok(flush) => {
+                flush.flush();
+                self.resident_pages += FRAMES_PER_HUGE;
+                ANON_HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
+                Some(FaultOutcome::Resolved)
+            }
+            Err(_) => {
+                frames::free_huge(frame);
+                None
+            }
+        }
+    }
+
     /// Splits every 2 MiB page overlapping `[start, end)` into 512 4 KiB
-    /// entries with the same frame and rights, so callers can change part
-    /// of it. Returns `Err` if no frame is left for a page table (the 2 MiB
-    /// page is then unmapped; its file data faults back in as 4 KiB pages).
-    fn split_huge(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+    /// entries with the same frames and rights. On `Err` (no frame left for
+    /// a page table) the pages not yet split are unchanged.
+    pub fn split_huge(&mut self, start: u64, end: u64) -> Result<(), MapError> {
         let mut base = start & !(HUGE - 1);
         while base < end {
-            let huge = match self.table().translate(VirtAddr::new(base)) {
-                TranslateResult::Mapped {
-                    frame: x86_64::structures::paging::mapper::MappedFrame::Size2MiB(f),
-                    flags,
-                    ..
-                } => Some((f, flags)),
-                _ => None,
-            };
-            if let Some((frame, flags)) = huge {
-                let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
-                if let Ok((_, flush)) = self.table().unmap(page) {
-                    flush.flush();
-                    self.needs_flush = true;
-                    self.resident_pages -= HUGE / PAGE;
-                    HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
-                }
-                let small = flags & !PageTableFlags::HUGE_PAGE;
-                for i in 0..HUGE / PAGE {
-                    let f = PhysFrame::containing_address(frame.start_address() + i * PAGE);
-                    self.map_frame(base + i * PAGE, f, small)?;
-                }
-            }
+            self.split_one(base)?;
             base += HUGE;
         }
+        Ok(())
+    }
+
+    /// Splits the 2 MiB pages that `[start, end)` covers only partly (the
+    /// ones at its ends), so that an operation on the range can treat every
+    /// 2 MiB page in it as a whole. Run it before changing any area: on
+    /// `Err` nothing is lost.
+    pub fn split_edges(&mut self, start: u64, end: u64) -> Result<(), MapError> {
+        if !start.is_multiple_of(HUGE) {
+            self.split_one(start & !(HUGE - 1))?;
+        }
+        if !end.is_multiple_of(HUGE) && end > start {
+            self.split_one(end & !(HUGE - 1))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the 2 MiB page at `base`, if there is one, by a page table
+    /// of 512 4 KiB entries for the same frames and rights (and ownership:
+    /// each entry of an anonymous page then owns its frame).
+    fn split_one(&mut self, base: u64) -> Result<(), MapError> {
+        let Some((phys, flags)) = self.huge_at(base) else {
+            return Ok(());
+        };
+        let table = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        let small = flags & !PageTableFlags::HUGE_PAGE;
+        let offset = paging::phys_offset();
+        // SAFETY: `table` was just allocated and is reached through the
+        // physical-memory mapping; nothing else refers to it yet.
+        let t = unsafe { &mut *((offset + table.start_address().as_u64()) as *mut PageTable) };
+        for (i, e) in t.iter_mut().enumerate() {
+            e.set_addr(phys + i as u64 * PAGE, small);
+        }
+        if let Some(e) = self.pde(base) {
+            // The same translations, now through a 4 KiB table.
+            e.set_addr(table.start_address(), table_flags());
+        }
+        x86_64::instructions::tlb::flush(VirtAddr::new(base));
+        self.needs_flush = true;
+        let counter = if flags.contains(NOT_OWNED) {
+            &HUGE_MAPPED
+        } else {
+            &ANON_HUGE_MAPPED
+        };
+        counter.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -491,10 +645,24 @@ impl AddressSpace {
     /// Unmaps every page in `[start, end)`; their frames are freed by
     /// [`Stale::finish`] after other CPUs have dropped them from their TLBs.
     pub fn unmap_pages(&mut self, start: u64, end: u64) {
-        // (A 2 MiB page that cannot be split is simply unmapped.)
-        let _ = self.split_huge(start, end);
+        // Callers split the edges before changing areas; should that have
+        // failed, a 2 MiB page sticking out of the range goes whole (file
+        // data faults back in).
+        let _ = self.split_edges(start, end);
         let mut page = start;
         while page < end {
+            let base = page & !(HUGE - 1);
+            if let Some((_, flags)) = self.huge_at(base) {
+                if (base < start || base + HUGE > end) && !flags.contains(NOT_OWNED) {
+                    crate::klog!(
+                        "mm",
+                        "no memory to split the 2 MiB page at {base:#x}: all of it is unmapped"
+                    );
+                }
+                self.drop_huge(base);
+                page = base + HUGE;
+                continue;
+            }
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
             let owned = self
                 .entry_at(page)
@@ -518,11 +686,41 @@ impl AddressSpace {
 
     /// Applies `prot` to the pages mapped in `[start, end)`.
     pub fn reprotect(&mut self, start: u64, end: u64, prot: Prot) {
-        // (A 2 MiB page that cannot be split is unmapped: its pages fault
-        // back in with the new rights.)
-        let _ = self.split_huge(start, end);
+        let _ = self.split_edges(start, end);
         let mut page = start;
         while page < end {
+            let base = page & !(HUGE - 1);
+            if let Some((_, old)) = self.huge_at(base) {
+                let whole = base >= start && base + HUGE <= end;
+                if whole && !old.contains(NOT_OWNED) {
+                    // Anonymous: the 2 MiB entry takes the new rights.
+                    let p = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
+                    // SAFETY: only the rights of this address space's own
+                    // anonymous 2 MiB page change.
+                    if let Ok(flush) = unsafe { self.table().update_flags(p, pte_flags(prot)) } {
+                        flush.flush();
+                        self.needs_flush = true;
+                    }
+                    page = base + HUGE;
+                    continue;
+                }
+                if old.contains(NOT_OWNED) {
+                    // File data is split (copy-on-write works per 4 KiB
+                    // page); without memory for that it goes and faults
+                    // back in with the new rights.
+                    if self.split_one(base).is_err() {
+                        self.drop_huge(base);
+                        page = base + HUGE;
+                        continue;
+                    }
+                } else {
+                    // Part of an anonymous 2 MiB page that could not be
+                    // split: mprotect splits the edges before changing the
+                    // areas and fails with ENOMEM, so this is not reached.
+                    page = base + HUGE;
+                    continue;
+                }
+            }
             let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
             if let Some((_, old)) = self.entry_at(page) {
                 let mut flags = pte_flags(prot) | (old & (NOT_OWNED | COW));

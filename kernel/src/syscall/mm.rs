@@ -17,7 +17,9 @@ const MAP_PRIVATE: u64 = 0x02;
 const MAP_TYPE: u64 = 0x0f;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_GROWSDOWN: u64 = 0x100;
 const MAP_POPULATE: u64 = 0x8000;
+const MAP_STACK: u64 = 0x20000;
 const MAP_HUGETLB: u64 = 0x40000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
@@ -54,6 +56,11 @@ fn with_mm<R>(f: impl FnOnce(&mut Mm) -> Result<R, Errno>) -> Result<R, Errno> {
 /// Removes `[start, end)` from the address space: areas, pages, and (after
 /// the TLB shootdown, see [`with_mm`]) the files they mapped.
 fn remove(mm: &mut Mm, start: u64, end: u64) -> Result<(), Errno> {
+    // A 2 MiB page sticking out of the range is split first; without memory
+    // for that, nothing changes.
+    mm.aspace
+        .split_edges(start, end)
+        .map_err(|_| Errno::ENOMEM)?;
     for v in mm
         .aspace
         .vmas
@@ -173,6 +180,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
                     ..*map
                 })
             }
+            None if flags & (MAP_STACK | MAP_GROWSDOWN) != 0 => Kind::AnonStack,
             None => Kind::Anon,
         };
         if mm
@@ -290,6 +298,9 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
                 p = v.end;
             }
         }
+        mm.aspace
+            .split_edges(addr, end)
+            .map_err(|_| Errno::ENOMEM)?;
         match mm.aspace.vmas.protect(addr, end, prot) {
             Ok(_) => {}
             Err(VmaError::Hole) => return Err(Errno::ENOMEM),
@@ -385,6 +396,11 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
         if flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
+        // What moves goes as 4 KiB pages: split it before changing areas.
+        let moved = old_len.min(new_len);
+        mm.aspace
+            .split_huge(old, old + moved)
+            .map_err(|_| Errno::ENOMEM)?;
         let dest = if flags & MREMAP_FIXED != 0 {
             if !new_addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
@@ -414,7 +430,6 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
                 kind,
             })
             .map_err(|_| Errno::ENOMEM)?;
-        let moved = old_len.min(new_len);
         mm.aspace
             .move_pages(old, moved, dest, vma.prot)
             .map_err(|_| Errno::ENOMEM)?;
@@ -447,6 +462,9 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         }
         // MADV_DONTNEED (4) and MADV_FREE (8): the next touch sees zeros.
         if advice == 4 || advice == 8 {
+            mm.aspace
+                .split_edges(addr, end)
+                .map_err(|_| Errno::ENOMEM)?;
             mm.aspace.unmap_pages(addr, end);
         }
         Ok(0)
