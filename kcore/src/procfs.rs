@@ -176,6 +176,15 @@ pub fn maps_line(
     out.push('\n');
 }
 
+/// `/proc/vmstat` as Linux prints it: one `name value` line per counter.
+pub fn vmstat(counters: &[(&str, u64)]) -> String {
+    let mut out = String::new();
+    for (name, v) in counters {
+        let _ = writeln!(out, "{name} {v}");
+    }
+    out
+}
+
 /// `/proc/interrupts` as Linux prints it: a header of CPU columns, then one
 /// row per interrupt source with a count per CPU and a description. Each
 /// row is `(name, per-CPU counts, description)`.
@@ -275,6 +284,12 @@ mod tests {
             .map(|n| n.parse().unwrap())
             .collect();
         assert_eq!(cols, [1234, 5]);
+    }
+
+    #[test]
+    fn vmstat_lines() {
+        let v = vmstat(&[("pgfault", 12), ("thp_fault_alloc", 3)]);
+        assert_eq!(v, "pgfault 12\nthp_fault_alloc 3\n");
     }
 
     #[test]

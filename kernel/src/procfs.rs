@@ -3,7 +3,8 @@
 //! `/proc` lives in the RAM filesystem: at process start it gets
 //! `/proc/1/` with `exe` (a symlink to the program) and `maps`, a
 //! `/proc/self` symlink to `1`, `/proc/cpuinfo`, `/proc/meminfo`,
-//! `/proc/interrupts` (timer ticks and reschedule IPIs per CPU) and
+//! `/proc/interrupts` (timer ticks and reschedule IPIs per CPU),
+//! `/proc/vmstat` (page faults and 2 MiB page events) and
 //! `/proc/net/sockstat`.
 //! The generated files are empty, read-only inodes (size 0, as on Linux);
 //! opening one snapshots its text (`kcore::procfs`) into the description,
@@ -25,6 +26,7 @@ enum Gen {
     Maps,
     SockStat,
     Interrupts,
+    VmStat,
 }
 
 static FILES: Mutex<Vec<(Ino, Gen)>> = Mutex::new(Vec::new());
@@ -45,6 +47,7 @@ pub fn init(exe: &str) {
             ("/proc/1/maps", Gen::Maps),
             ("/proc/net/sockstat", Gen::SockStat),
             ("/proc/interrupts", Gen::Interrupts),
+            ("/proc/vmstat", Gen::VmStat),
         ] {
             let ino = fs.create(ROOT, path, 0o444, false, now)?;
             files.push((ino, g));
@@ -78,6 +81,7 @@ pub fn generate(ino: Ino) -> Option<Vec<u8>> {
         Gen::Maps => maps(),
         Gen::SockStat => sockstat(),
         Gen::Interrupts => interrupts(),
+        Gen::VmStat => vmstat(),
     };
     Some(text.into_bytes())
 }
@@ -90,6 +94,18 @@ fn cpuinfo() -> String {
         Some(info) => kcore::procfs::cpuinfo(info, &ids, crate::time::tsc_hz() / 1000),
         None => String::new(),
     }
+}
+
+fn vmstat() -> String {
+    use crate::memory::user::events::*;
+    use core::sync::atomic::Ordering::Relaxed;
+    kcore::procfs::vmstat(&[
+        ("pgfault", PGFAULT.load(Relaxed)),
+        ("thp_fault_alloc", THP_FAULT_ALLOC.load(Relaxed)),
+        ("thp_fault_fallback", THP_FAULT_FALLBACK.load(Relaxed)),
+        ("thp_file_mapped", THP_FILE_MAPPED.load(Relaxed)),
+        ("thp_split_pmd", THP_SPLIT_PMD.load(Relaxed)),
+    ])
 }
 
 fn interrupts() -> String {

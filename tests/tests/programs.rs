@@ -209,7 +209,18 @@ fn large_anonymous_mappings_get_2_mib_pages_and_keep_their_data() {
         .collect();
     assert_eq!(nums.len(), 4, "{line}");
     assert!(nums[1] >= 3 * 2048 && nums[1] == nums[3], "{line}");
+    let touched_kb = nums[1];
     b.expect_line("data intact: true");
+    // One fault per 2 MiB page, plus the 4 KiB pages at the ends (2 MiB in
+    // all) and the few that reading /proc/vmstat takes.
+    let line =
+        b.expect_line(r"page faults: \d+ \(\d+ for 2 MiB pages; 4 KiB pages would take 2048\)");
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums[1] * 2048, touched_kb, "{line}");
+    assert!(nums[0] <= 512 + nums[1] + 64, "{line}");
     b.expect_line("4 KiB munmap inside a 2 MiB page: 2048 kB fewer, data intact true");
     b.expect_line("mprotect of a whole 2 MiB page: 0 kB fewer, readable true, writable again true");
     b.expect_line("mprotect of 4 KiB of a 2 MiB page: 2048 kB fewer, data intact true");

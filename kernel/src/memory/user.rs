@@ -113,6 +113,26 @@ pub static HUGE_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::Atom
 /// (`/proc/meminfo` `AnonHugePages`).
 pub static ANON_HUGE_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Page-fault and 2 MiB page events (`/proc/vmstat`, Linux's names).
+pub mod events {
+    use core::sync::atomic::AtomicU64;
+    /// Faults on user addresses (resolved or not).
+    pub static PGFAULT: AtomicU64 = AtomicU64::new(0);
+    /// Anonymous 2 MiB pages mapped on a fault.
+    pub static THP_FAULT_ALLOC: AtomicU64 = AtomicU64::new(0);
+    /// Faults that could have used an anonymous 2 MiB page but found no
+    /// free 2 MiB block (or too little free memory).
+    pub static THP_FAULT_FALLBACK: AtomicU64 = AtomicU64::new(0);
+    /// File data mapped with 2 MiB pages.
+    pub static THP_FILE_MAPPED: AtomicU64 = AtomicU64::new(0);
+    /// 2 MiB pages split into 4 KiB entries.
+    pub static THP_SPLIT_PMD: AtomicU64 = AtomicU64::new(0);
+}
+
+fn count(c: &core::sync::atomic::AtomicU64) {
+    c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Anonymous memory gets a 2 MiB page only while at least this many frames
 /// (16 MiB) stay free: a partly used 2 MiB page must not be what runs a
 /// small machine out of memory.
@@ -403,6 +423,7 @@ impl AddressSpace {
         exec: bool,
         pager: &mut dyn Pager,
     ) -> FaultOutcome {
+        count(&events::PGFAULT);
         let Some(vma) = self.vmas.find(addr).copied() else {
             return FaultOutcome::Unmapped;
         };
@@ -500,6 +521,7 @@ impl AddressSpace {
                 flush.flush();
                 self.resident_pages += HUGE / PAGE;
                 HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
+                count(&events::THP_FILE_MAPPED);
                 pager.account(map, HUGE, true);
                 Some(FaultOutcome::Resolved)
             }
@@ -516,12 +538,19 @@ impl AddressSpace {
             || vma.prot == Prot::NONE
             || base < vma.start
             || base + HUGE > vma.end
-            || frames::free_frames() < HUGE_ANON_RESERVE + FRAMES_PER_HUGE
             || self.pde(base).is_some_and(|e| !e.is_unused())
         {
             return None;
         }
-        let frame = frames::alloc_huge()?;
+        let block = if frames::free_frames() < HUGE_ANON_RESERVE + FRAMES_PER_HUGE {
+            None
+        } else {
+            frames::alloc_huge()
+        };
+        let Some(frame) = block else {
+            count(&events::THP_FAULT_FALLBACK);
+            return None;
+        };
         let virt = paging::phys_offset() + frame.start_address().as_u64();
         // SAFETY: the 2 MiB block was just allocated for this entry and is
         // reached through the physical-memory mapping; nothing else refers
@@ -545,6 +574,7 @@ impl AddressSpace {
                 flush.flush();
                 self.resident_pages += FRAMES_PER_HUGE;
                 ANON_HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
+                count(&events::THP_FAULT_ALLOC);
                 Some(FaultOutcome::Resolved)
             }
             Err(_) => {
@@ -608,6 +638,7 @@ impl AddressSpace {
             &ANON_HUGE_MAPPED
         };
         counter.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+        count(&events::THP_SPLIT_PMD);
         Ok(())
     }
 

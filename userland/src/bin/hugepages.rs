@@ -42,6 +42,15 @@ fn anon(len: usize, prot: u64) -> usize {
     ) as usize
 }
 
+/// A counter from /proc/vmstat.
+fn vmstat(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .expect("the counter in /proc/vmstat")
+}
+
 fn ok(r: i64, what: &str) -> i64 {
     assert!(r >= 0, "{what}: {r}");
     r
@@ -83,10 +92,15 @@ fn main() {
     let base_kb = anon_huge_kb();
     let p = anon(LEN, PROT_READ | PROT_WRITE);
     let m = view(p, LEN);
+    let (faults, allocs) = (vmstat("pgfault"), vmstat("thp_fault_alloc"));
     println!("fresh memory reads zero: {}", m.iter().all(|&b| b == 0));
     for (i, b) in m.iter_mut().enumerate() {
         *b = pattern(i);
     }
+    let (faults, allocs) = (
+        vmstat("pgfault") - faults,
+        vmstat("thp_fault_alloc") - allocs,
+    );
     let whole = (p.next_multiple_of(HUGE)..p + LEN)
         .step_by(HUGE)
         .filter(|a| a + HUGE <= p + LEN)
@@ -97,6 +111,10 @@ fn main() {
         whole * 2048
     );
     println!("data intact: {}", intact(m, &[], false));
+    println!(
+        "page faults: {faults} ({allocs} for 2 MiB pages; 4 KiB pages would take {})",
+        LEN / PAGE
+    );
 
     // First whole 2 MiB page: offset `a` into the mapping.
     let a = p.next_multiple_of(HUGE) - p;
