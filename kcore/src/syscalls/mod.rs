@@ -274,7 +274,7 @@ pub const TABLE: &[Info] = &[
         nr::MMAP,
         6,
         Implemented,
-        "anonymous and file mappings, private and shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; initrd files are mapped in place without copying (private: copy on write), RAM files MAP_SHARED map the file's pages; SIGBUS past the end of the file; /dev/zero maps anonymous memory"
+        "anonymous and file mappings, private and shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; anonymous areas get 2 MiB pages where they cover whole 2 MiB ranges (not MAP_STACK/MAP_GROWSDOWN ones), read-only initrd files where their data is physically aligned; initrd files are mapped in place without copying (private: copy on write), RAM files MAP_SHARED map the file's pages; SIGBUS past the end of the file; /dev/zero maps anonymous memory"
     ),
     row!(
         nr::MPROTECT,
@@ -351,7 +351,7 @@ pub const TABLE: &[Info] = &[
         nr::MADVISE,
         3,
         Implemented,
-        "MADV_DONTNEED/FREE zero the range; other advice accepted"
+        "MADV_DONTNEED/FREE zero the range (splitting a 2 MiB page it covers only partly; ENOMEM if no memory for that); other advice accepted (MADV_HUGEPAGE/NOHUGEPAGE change nothing)"
     ),
     row!(
         nr::DUP,
