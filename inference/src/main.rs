@@ -229,7 +229,8 @@ enum Command {
     /// Prompt-processing and generation speed through the engine's own
     /// path (a fresh context each time, greedy, end-of-turn ignored), as
     /// one JSON line per run: what `cargo xtask bench` compares with
-    /// llama.cpp's llama-bench.
+    /// llama.cpp's llama-bench. As there, ppN is one N-token prompt and tgN
+    /// is N tokens generated from an empty context (after one prompt token).
     Bench {
         /// The GGUF model.
         #[arg(long, value_name = "GGUF")]
@@ -302,30 +303,41 @@ fn bench(model: &Path, pp: u32, tg: u32, reps: u32, threads: i32) -> Result<(), 
         prompt.extend_from_slice(&body);
     }
     prompt.truncate(pp as usize);
-    let g = Generate {
-        max_tokens: tg,
-        context: pp + tg,
+    let g = |max_tokens: u32, context: u32| Generate {
+        max_tokens,
+        context,
         threads,
         sampling: Sampling::default(),
         stops: Vec::new(),
         grammar: None,
         ignore_eos: true,
     };
+    // ppN: the prompt's decode (one token generated after it, not timed).
+    let gp = g(1, pp + 1);
+    // tgN from an empty context, as llama-bench measures it: one prompt
+    // token, then N generated; a generation after the N-token prompt would
+    // attend to N more positions at every step.
+    let gt = g(tg, tg + 1);
     for run in 0..=reps {
-        let st =
-            e.session(g.context, threads)?
-                .complete(prompt.clone(), &g, &mut std::io::sink())?;
-        if st.generated != tg as usize {
-            return Err(format!("generated {} tokens, not {tg}", st.generated));
+        let p =
+            e.session(gp.context, threads)?
+                .complete(prompt.clone(), &gp, &mut std::io::sink())?;
+        let t = e.session(gt.context, threads)?.complete(
+            prompt[..1].to_vec(),
+            &gt,
+            &mut std::io::sink(),
+        )?;
+        if t.generated != tg as usize {
+            return Err(format!("generated {} tokens, not {tg}", t.generated));
         }
         let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
         println!(
             "{{\"warmup\":{},\"threads\":{threads},\"pp\":{pp},\"pp_ms\":{:.3},\"pp_ts\":{:.3},\"tg\":{tg},\"tg_ms\":{:.3},\"tg_ts\":{:.3}}}",
             run == 0,
-            st.prompt_ms,
-            rate(st.prompt_tokens, st.prompt_ms),
-            st.generate_ms,
-            rate(st.generated, st.generate_ms),
+            p.prompt_ms,
+            rate(p.prompt_tokens, p.prompt_ms),
+            t.generate_ms,
+            rate(t.generated, t.generate_ms),
         );
     }
     Ok(())
