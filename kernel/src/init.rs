@@ -38,6 +38,21 @@ struct BootFacts {
 
 static FACTS: Once<BootFacts> = Once::new();
 
+/// Reports the timer interrupts counted since the APIC timer started
+/// (`ticks` then, at `since` ns), waiting until one has arrived or 50 ms
+/// have passed since the start (the boot usually took longer than that).
+fn check_ticks(ticks: u64, since: u64) {
+    let count = || idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed) - ticks;
+    while count() == 0 && time::now_nanos().saturating_sub(since) < 50_000_000 {
+        core::hint::spin_loop();
+    }
+    let ms = time::now_nanos().saturating_sub(since) / 1_000_000;
+    match count() {
+        0 => klog!("apic", "WARNING: no timer interrupts arrived in {ms} ms"),
+        n => klog!("apic", "{n} timer ticks in the first {ms} ms"),
+    }
+}
+
 fn fail(what: &str, err: &dyn core::fmt::Display) -> ! {
     klog!("kernel", "{what}: {err}");
     power::power_off(Status::Failure)
@@ -262,28 +277,30 @@ extern "C" fn continue_on_main_stack() -> ! {
         facts.cpu.features.has(Feature::Rdrand),
     );
 
-    match apic::init() {
+    // When the timer started: whether its interrupts arrive is checked
+    // once the rest of the boot has given them time (`check_ticks`).
+    let timer_start = match apic::init() {
         Ok(t) => {
             ::x86_64::instructions::interrupts::enable();
-            let before = idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed);
-            time::spin_for(50_000_000);
-            let ticks = idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed) - before;
             klog!(
                 "apic",
-                "local APIC {} at {:#x}; timer {}.{:03} MHz (divide by 16), tick {} Hz; {} ticks in 50 ms",
+                "local APIC {} at {:#x}; timer {}.{:03} MHz (divide by 16), tick {} Hz",
                 t.id,
                 t.phys,
                 t.hz / 1_000_000,
                 (t.hz / 1_000) % 1_000,
                 apic::TICK_HZ,
-                ticks
             );
-            if ticks == 0 {
-                klog!("apic", "WARNING: no timer interrupts arrived");
-            }
+            Some((
+                idt::TIMER_TICKS.load(core::sync::atomic::Ordering::Relaxed),
+                time::now_nanos(),
+            ))
         }
-        Err(e) => klog!("apic", "timer unavailable: {e}"),
-    }
+        Err(e) => {
+            klog!("apic", "timer unavailable: {e}");
+            None
+        }
+    };
     let online = crate::smp::start_all(&acpi.apic_ids, &facts.cpu, arch_syscall::MAX_CPUS);
     klog!("smp", "{online} of {} CPU(s) online", acpi.cpus.max(1));
     crate::drivers::pci::init(&acpi.ecam);
@@ -320,6 +337,9 @@ extern "C" fn continue_on_main_stack() -> ! {
     );
     if !crate::syscall::check_table() {
         fail("syscall", &"the syscall table and the dispatcher disagree");
+    }
+    if let Some((ticks, since)) = timer_start {
+        check_ticks(ticks, since);
     }
     klog!("kernel", "ready");
     let Some(init) = &params.init else {

@@ -12,12 +12,32 @@ static NEXT: AtomicU64 = AtomicU64::new(MMIO_START);
 /// Maps `len` bytes of device registers at physical `phys` and returns the
 /// virtual address of `phys` itself.
 pub fn map(phys: u64, len: u64) -> Result<u64, MapError> {
+    const HUGE: u64 = 2 << 20;
     let page_off = phys % 4096;
     let span = (page_off + len).div_ceil(4096) * 4096;
-    let virt = NEXT.fetch_add(span, Ordering::Relaxed);
-    if virt.checked_add(span).is_none_or(|end| end > MMIO_END) {
-        return Err(MapError::BadRange);
-    }
+    // Ranges of 2 MiB or more get an address congruent to theirs modulo
+    // 2 MiB, so the aligned part maps with 2 MiB pages.
+    let phase = if span >= HUGE {
+        (phys - page_off) % HUGE
+    } else {
+        0
+    };
+    let align = if span >= HUGE { HUGE } else { 4096 };
+    let mut next = NEXT.load(Ordering::Relaxed);
+    let virt = loop {
+        let Some((virt, end)) = next
+            .checked_next_multiple_of(align)
+            .and_then(|a| a.checked_add(phase))
+            .and_then(|v| Some((v, v.checked_add(span)?)))
+            .filter(|&(_, end)| end <= MMIO_END)
+        else {
+            return Err(MapError::BadRange);
+        };
+        match NEXT.compare_exchange_weak(next, end, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break virt,
+            Err(now) => next = now,
+        }
+    };
     let flags = PageTableFlags::PRESENT
         | PageTableFlags::WRITABLE
         | PageTableFlags::NO_CACHE

@@ -11,7 +11,8 @@ use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -120,7 +121,10 @@ fn map_fresh_locked(start: u64, len: u64, flags: PageTableFlags) -> Result<(), M
     Ok(())
 }
 
-/// Maps `[virt, virt + len)` onto the physical range starting at `phys`.
+/// Maps `[virt, virt + len)` onto the physical range starting at `phys`,
+/// with 2 MiB pages wherever both addresses are 2 MiB-aligned and 2 MiB or
+/// more remain (PCI's 256 MiB configuration window would otherwise take
+/// 65,536 entries and 128 page tables).
 ///
 /// # Safety
 ///
@@ -154,13 +158,34 @@ unsafe fn map_phys_with(
     len: u64,
     flags: PageTableFlags,
 ) -> Result<(), MapError> {
-    for (i, page) in pages(virt, len)?.enumerate() {
-        let frame = PhysFrame::containing_address(PhysAddr::new(phys + i as u64 * 4096));
+    const HUGE: u64 = 2 << 20;
+    let end = virt.checked_add(len).ok_or(MapError::BadRange)?;
+    // (Validates both ends as canonical addresses.)
+    let _checked = pages(virt, len)?;
+    let mut off = 0;
+    while virt + off < end {
+        let (v, p) = (virt + off, phys + off);
+        if v.is_multiple_of(HUGE) && p.is_multiple_of(HUGE) && end - v >= HUGE {
+            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(v));
+            let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(p));
+            // SAFETY: upheld by the caller.
+            match unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) } {
+                Ok(flush) => flush.flush(),
+                Err(MapToError::FrameAllocationFailed) => return Err(MapError::OutOfFrames),
+                Err(MapToError::PageAlreadyMapped(_)) => return Err(MapError::AlreadyMapped(v)),
+                Err(MapToError::ParentEntryHugePage) => return Err(MapError::HugePage(v)),
+            }
+            off += HUGE;
+            continue;
+        }
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+        let frame = PhysFrame::containing_address(PhysAddr::new(p));
         // SAFETY: upheld by the caller.
         match unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) } {
             Ok(flush) => flush.flush(),
             Err(e) => return Err(map_err(page, e)),
         }
+        off += 4096;
     }
     Ok(())
 }
