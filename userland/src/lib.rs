@@ -56,6 +56,15 @@ impl Rng {
     }
 }
 
+/// The value of `field` (e.g. `AnonHugePages`) in /proc/meminfo, in kB.
+pub fn meminfo_kb(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
 /// FNV-1a over bytes.
 pub fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {

@@ -12,7 +12,7 @@ static NEXT: AtomicU64 = AtomicU64::new(MMIO_START);
 /// Maps `len` bytes of device registers at physical `phys` and returns the
 /// virtual address of `phys` itself.
 pub fn map(phys: u64, len: u64) -> Result<u64, MapError> {
-    const HUGE: u64 = 2 << 20;
+    use super::user::HUGE;
     let page_off = phys % 4096;
     let span = (page_off + len).div_ceil(4096) * 4096;
     // Ranges of 2 MiB or more get an address congruent to theirs modulo

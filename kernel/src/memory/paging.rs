@@ -158,7 +158,7 @@ unsafe fn map_phys_with(
     len: u64,
     flags: PageTableFlags,
 ) -> Result<(), MapError> {
-    const HUGE: u64 = 2 << 20;
+    use super::user::HUGE;
     let end = virt.checked_add(len).ok_or(MapError::BadRange)?;
     // (Validates both ends as canonical addresses.)
     let _checked = pages(virt, len)?;

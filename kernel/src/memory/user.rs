@@ -133,6 +133,16 @@ fn count(c: &core::sync::atomic::AtomicU64) {
     c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// The byte counter a 2 MiB entry with `flags` belongs to: file data
+/// (`NOT_OWNED`) or anonymous memory.
+fn huge_counter(flags: PageTableFlags) -> &'static core::sync::atomic::AtomicU64 {
+    if flags.contains(NOT_OWNED) {
+        &HUGE_MAPPED
+    } else {
+        &ANON_HUGE_MAPPED
+    }
+}
+
 /// Anonymous memory gets a 2 MiB page only while at least this many frames
 /// (16 MiB) stay free: a partly used 2 MiB page must not be what runs a
 /// small machine out of memory.
@@ -278,10 +288,8 @@ impl AddressSpace {
         x86_64::instructions::tlb::flush(VirtAddr::new(base));
         self.needs_flush = true;
         self.resident_pages -= FRAMES_PER_HUGE;
-        if flags.contains(NOT_OWNED) {
-            HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
-        } else {
-            ANON_HUGE_MAPPED.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+        huge_counter(flags).fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+        if !flags.contains(NOT_OWNED) {
             for i in 0..FRAMES_PER_HUGE {
                 self.stale_frames
                     .push(PhysFrame::containing_address(phys + i * PAGE));
@@ -475,7 +483,7 @@ impl AddressSpace {
                 if cow {
                     flags = (flags | COW) & !PageTableFlags::WRITABLE;
                 }
-                let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(phys));
+                let frame = PhysFrame::containing_address(PhysAddr::new(phys));
                 self.map_frame(page, frame, flags)
             }
         };
@@ -500,13 +508,36 @@ impl AddressSpace {
             return None;
         }
         let phys = pager.huge_page(map, map.offset_of(base))?;
-        let flags = pte_flags(vma.prot) | NOT_OWNED | COW;
+        let frame = PhysFrame::<Size2MiB>::from_start_address(PhysAddr::new(phys)).ok()?;
+        // SAFETY: `base..base + 2 MiB` lies in a read-only file area; the
+        // frame is file data in the initrd, pinned while mapped and marked
+        // NOT_OWNED, so it is never freed through this entry.
+        if !unsafe { self.map_huge(base, frame, pte_flags(vma.prot) | NOT_OWNED | COW) } {
+            return None;
+        }
+        count(&events::THP_FILE_MAPPED);
+        pager.account(map, HUGE, true);
+        Some(FaultOutcome::Resolved)
+    }
+
+    /// Enters the 2 MiB page `frame` at `base` with `flags`, if nothing of
+    /// that range is mapped yet (a 4 KiB table there makes it fail), and
+    /// counts it.
+    ///
+    /// # Safety
+    ///
+    /// `base..base + 2 MiB` must lie in one area whose rights `flags`
+    /// carry, and `frame` must be either owned by this entry from now on or
+    /// marked `NOT_OWNED` and stay allocated while mapped.
+    unsafe fn map_huge(
+        &mut self,
+        base: u64,
+        frame: PhysFrame<Size2MiB>,
+        flags: PageTableFlags,
+    ) -> bool {
         let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
-        let frame = PhysFrame::<Size2MiB>::from_start_address(x86_64::PhysAddr::new(phys)).ok()?;
-        // SAFETY: `base..base + 2 MiB` lies in a read-only file area with
-        // no page of it mapped yet (a 4 KiB table there makes this fail);
-        // the frame is file data in the initrd, pinned while mapped and
-        // marked NOT_OWNED, so it is never freed through this entry.
+        // SAFETY: upheld by the caller; the mapper refuses a range that is
+        // already (partly) mapped.
         let r = unsafe {
             self.table().map_to_with_table_flags(
                 page,
@@ -519,13 +550,11 @@ impl AddressSpace {
         match r {
             Ok(flush) => {
                 flush.flush();
-                self.resident_pages += HUGE / PAGE;
-                HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
-                count(&events::THP_FILE_MAPPED);
-                pager.account(map, HUGE, true);
-                Some(FaultOutcome::Resolved)
+                self.resident_pages += FRAMES_PER_HUGE;
+                huge_counter(flags).fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
+                true
             }
-            Err(_) => None,
+            Err(_) => false,
         }
     }
 
@@ -556,32 +585,14 @@ impl AddressSpace {
         // reached through the physical-memory mapping; nothing else refers
         // to it.
         unsafe { core::ptr::write_bytes(virt as *mut u8, 0, HUGE as usize) };
-        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base));
-        // SAFETY: `base..base + 2 MiB` lies inside an anonymous area and its
-        // page-directory entry is unused (checked above, under the
-        // address-space lock); the block is fresh and owned by this entry.
-        let r = unsafe {
-            self.table().map_to_with_table_flags(
-                page,
-                frame,
-                pte_flags(vma.prot),
-                table_flags(),
-                &mut GlobalFrames,
-            )
-        };
-        match r {
-            Ok(flush) => {
-                flush.flush();
-                self.resident_pages += FRAMES_PER_HUGE;
-                ANON_HUGE_MAPPED.fetch_add(HUGE, core::sync::atomic::Ordering::Relaxed);
-                count(&events::THP_FAULT_ALLOC);
-                Some(FaultOutcome::Resolved)
-            }
-            Err(_) => {
-                frames::free_huge(frame);
-                None
-            }
+        // SAFETY: `base..base + 2 MiB` lies inside an anonymous area with
+        // these rights; the block is fresh and owned by this entry.
+        if !unsafe { self.map_huge(base, frame, pte_flags(vma.prot)) } {
+            frames::free_huge(frame);
+            return None;
         }
+        count(&events::THP_FAULT_ALLOC);
+        Some(FaultOutcome::Resolved)
     }
 
     /// Splits every 2 MiB page overlapping `[start, end)` into 512 4 KiB
@@ -632,12 +643,7 @@ impl AddressSpace {
         }
         x86_64::instructions::tlb::flush(VirtAddr::new(base));
         self.needs_flush = true;
-        let counter = if flags.contains(NOT_OWNED) {
-            &HUGE_MAPPED
-        } else {
-            &ANON_HUGE_MAPPED
-        };
-        counter.fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+        huge_counter(flags).fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
         count(&events::THP_SPLIT_PMD);
         Ok(())
     }
@@ -682,8 +688,11 @@ impl AddressSpace {
         let _ = self.split_edges(start, end);
         let mut page = start;
         while page < end {
+            // A 2 MiB page can only begin at the range's start (an edge
+            // that could not be split) or at a 2 MiB boundary.
             let base = page & !(HUGE - 1);
-            if let Some((_, flags)) = self.huge_at(base) {
+            let edge = page == start || page == base;
+            if let Some((_, flags)) = edge.then(|| self.huge_at(base)).flatten() {
                 if (base < start || base + HUGE > end) && !flags.contains(NOT_OWNED) {
                     crate::klog!(
                         "mm",
@@ -721,7 +730,8 @@ impl AddressSpace {
         let mut page = start;
         while page < end {
             let base = page & !(HUGE - 1);
-            if let Some((_, old)) = self.huge_at(base) {
+            let edge = page == start || page == base;
+            if let Some((_, old)) = edge.then(|| self.huge_at(base)).flatten() {
                 let whole = base >= start && base + HUGE <= end;
                 if whole && !old.contains(NOT_OWNED) {
                     // Anonymous: the 2 MiB entry takes the new rights.

@@ -25,12 +25,7 @@ const LEN: usize = 8 << 20;
 
 /// `AnonHugePages` from /proc/meminfo, in KiB.
 fn anon_huge_kb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("an AnonHugePages line")
+    llmos_userland::meminfo_kb("AnonHugePages").expect("an AnonHugePages line")
 }
 
 /// A fresh private anonymous mapping of `len` bytes.

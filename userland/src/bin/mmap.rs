@@ -28,12 +28,7 @@ fn mmap(len: usize, prot: u64, flags: u64, fd: i32, off: u64) -> Result<*mut u8,
 
 /// `FilePmdMapped` from /proc/meminfo (0 where the line is missing).
 fn file_pmd_kb() -> u64 {
-    fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("FilePmdMapped:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
+    llmos_userland::meminfo_kb("FilePmdMapped").unwrap_or(0)
 }
 
 fn munmap(p: *mut u8, len: usize) {
