@@ -8,18 +8,22 @@
 //! steals the oldest-queued thread from the longest other queue before it
 //! idles, so work spreads over all CPUs. A thread woken by another CPU goes
 //! back to the queue of the CPU it last ran on; if some CPU is idle, it is
-//! sent a reschedule IPI so it wakes and takes (or steals) the work. The
+//! sent a reschedule IPI so it wakes and takes (or steals) the work. So is
+//! an idle CPU whenever a switch leaves threads waiting in a queue (a
+//! preempted thread): two busy threads never take turns on one CPU while
+//! another idles. Each CPU's `is_idle` says whether it runs its idle
+//! thread, whichever way it got there. The
 //! kernel is not preemptible: a tick that interrupts user code preempts it
 //! at once; a tick that lands in a syscall sets the CPU's `need_resched`,
 //! honoured at the syscall's end. Idle CPUs halt (`sti; hlt`).
 //!
 //! Ticks stay off the compute threads: an application processor whose
-//! thread has the machine's work to itself (nothing queued anywhere) stops
-//! its tick until work is queued, which sends it a reschedule IPI that
-//! re-arms the tick ([`settle_tick`]; preemption then waits for the next
-//! tick, as before); idle application processors stop theirs too. The boot
-//! CPU always ticks, and only it polls the console and the network stack
-//! from the tick.
+//! thread has the machine's work to itself (nothing queued that it may
+//! run) stops its tick until work is queued, which sends it a reschedule
+//! IPI that re-arms the tick ([`settle_tick`]; preemption then waits for
+//! the next tick, as before); idle application processors stop theirs
+//! too. The boot CPU always ticks, and only it polls the console and the
+//! network stack from the tick.
 //!
 //! Blocking follows one protocol that cannot lose a wakeup, on one CPU or
 //! several: a thread first makes itself findable (the futex table, the
@@ -208,11 +212,16 @@ pub fn thread_count() -> usize {
     THREADS.lock().len()
 }
 
+/// Whether CPU `cpu` has a thread to run: one in its own queue, or one in
+/// another queue that its affinity lets it take. (Counting threads it may
+/// not take kept an idle CPU spinning through its idle loop while another
+/// CPU's queue held a thread pinned elsewhere.)
 fn has_work(cpu: usize) -> bool {
     if !CPUS[cpu].queue.lock().is_empty() {
         return true;
     }
-    (0..crate::smp::online()).any(|c| c != cpu && !CPUS[c].queue.lock().is_empty())
+    (0..crate::smp::online())
+        .any(|c| c != cpu && CPUS[c].queue.lock().iter().any(|t| allowed(t, cpu)))
 }
 
 /// Bit mask of the online CPUs.
@@ -262,6 +271,19 @@ pub fn set_affinity(tid: u32, mask: u64) -> bool {
     true
 }
 
+/// Sends CPU `c` a reschedule IPI.
+fn kick(c: usize) {
+    if let Some(id) = crate::smp::apic_id_of(c) {
+        crate::arch::x86_64::apic::send_ipi(id, crate::arch::x86_64::idt::RESCHED_VECTOR);
+    }
+}
+
+/// An idle CPU other than `me` among those in `mask`, if any.
+fn idle_cpu_besides(me: usize, mask: u64) -> Option<usize> {
+    (0..crate::smp::online())
+        .find(|&c| c != me && mask & (1 << c) != 0 && CPUS[c].is_idle.load(Ordering::Acquire))
+}
+
 /// Queues `t` on its home CPU and kicks an idle CPU if there is one.
 fn enqueue(t: Arc<Thread>) {
     let online = crate::smp::online();
@@ -275,17 +297,13 @@ fn enqueue(t: Arc<Thread>) {
         };
         t.last_cpu.store(home, Ordering::Relaxed);
     }
+    let t_mask = t.affinity.load(Ordering::Relaxed);
     CPUS[home].queue.lock().push_back(t);
     let me = cpu_id();
     let target = if CPUS[home].is_idle.load(Ordering::Acquire) {
         Some(home)
     } else {
-        (0..online).find(|&c| c != me && CPUS[c].is_idle.load(Ordering::Acquire))
-    };
-    let kick = |c: usize| {
-        if let Some(id) = crate::smp::apic_id_of(c) {
-            crate::arch::x86_64::apic::send_ipi(id, crate::arch::x86_64::idt::RESCHED_VECTOR);
-        }
+        idle_cpu_besides(me, t_mask)
     };
     if let Some(c) = target
         && c != me
@@ -315,9 +333,10 @@ fn tick_on(cpu: usize) -> bool {
 
 /// Stops an application processor's tick while the thread it is about to
 /// run (`next_idle`: the idle thread, which manages its own tick) has the
-/// machine's work to itself: nothing is queued anywhere, so a tick could
-/// only interrupt it to find nothing to do. The tick comes back as soon as
-/// anything is queued ([`enqueue`] sends such CPUs a reschedule IPI). The
+/// machine's work to itself: nothing is queued that this CPU may run, so
+/// a tick could only interrupt it to find nothing to do. The tick comes
+/// back as soon as anything is queued ([`enqueue`] sends such CPUs a
+/// reschedule IPI). The
 /// boot CPU always ticks: it runs the sleepers, console input and the
 /// network stack's timers.
 fn settle_tick(cpu: usize, next_idle: bool) {
@@ -440,6 +459,25 @@ fn switch_away(requeue: bool) {
     };
     next.sched.lock().state = State::Running;
     next.last_cpu.store(cpu, Ordering::Relaxed);
+    // `is_idle` says what this CPU runs from now on, however it got here:
+    // the idle thread also leaves it from the reschedule IPI or the tick
+    // (interrupting its `hlt`), without passing the idle loop's own store.
+    // A stale `true` made `enqueue` queue work here without kicking the
+    // CPU that really was idle.
+    here.is_idle.store(next.tid == 0, Ordering::SeqCst);
+    // Threads still waiting here (a preempted one, say) belong on an idle
+    // CPU if there is one: an idle application processor has no tick and
+    // looks for work only when kicked.
+    if next.tid != 0 {
+        let waiting = here
+            .queue
+            .lock()
+            .iter()
+            .fold(0u64, |m, t| m | t.affinity.load(Ordering::Relaxed));
+        if let Some(c) = idle_cpu_besides(cpu, waiting) {
+            kick(c);
+        }
+    }
     settle_tick(cpu, next.tid == 0);
     *here.current.lock() = Some(next.clone());
     let task = next.task.clone();

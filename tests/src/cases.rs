@@ -83,6 +83,7 @@ pub const CASES: &[Case] = &[
     case("shootdown", "shootdown", Lang::Rust, &[]),
     case("affinity", "affinity", Lang::Rust, &[]),
     case("ticks", "ticks", Lang::Rust, &[]),
+    case("spread", "spread", Lang::Rust, &[]),
     case("hugepages", "hugepages", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
@@ -277,6 +278,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "shootdown",
     "affinity",
     "ticks",
+    "spread",
     "hugepages",
     "files",
     "fsio",

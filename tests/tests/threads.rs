@@ -158,6 +158,21 @@ fn a_thread_alone_on_its_cpu_runs_without_timer_ticks() {
 }
 
 #[test]
+fn a_new_busy_thread_goes_to_the_idle_cpu() {
+    // The main thread, back on CPU 0 from a sleep, starts a spinning thread
+    // whose home is CPU 0: the idle CPU 1 (no tick while idle) must be sent
+    // one of them. Before the fix they took turns on CPU 0 for good, which
+    // made one boot in ten of the runtime generate three times slower.
+    let b = boot_case_smp("spread", 2, None);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line("main thread on CPU 0 before starting the other");
+    let moved = b.expect_line(
+        r"after 700 ms: main thread on CPU \d, other thread on CPU \d, both progressed: true",
+    );
+    assert!(b.serial.contains("spread ok"), "{moved}\n{}", b.serial);
+}
+
+#[test]
 fn sched_setaffinity_pins_threads_to_cpus() {
     for smp in [1, 4] {
         let b = boot_case_smp("affinity", smp, None);
