@@ -29,7 +29,6 @@ use std::time::Instant;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -264,7 +263,7 @@ struct Running {
     job: Job,
     /// Prompt tokens fed so far (the rest go in with the next steps).
     fed: usize,
-    sampler: LlamaSampler,
+    sampler: crate::engine::Picker,
     output: Output,
     stats: Stats,
     /// The last sampled token, fed with the next step.
