@@ -152,7 +152,6 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// The median of `v` (which must not be empty).
 /// The median of the per-round ratios `a[i] / b[i]` of two series measured
 /// in alternating rounds: the machine's speed drifts over a run (other
 /// tenants), and each round's pair saw about the same machine, so this is
@@ -167,6 +166,7 @@ pub fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
     if r.is_empty() { f64::NAN } else { median(&r) }
 }
 
+/// The median of `v` (which must not be empty).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
