@@ -73,11 +73,19 @@ fn same(key: &[u8], given: &[u8]) -> bool {
 /// Whether `given` is one of `keys`; every key is compared, so the time
 /// does not tell which matched or where a guess went wrong.
 pub fn check(keys: &[String], given: &str) -> bool {
-    let mut ok = false;
-    for k in keys {
-        ok |= same(k.as_bytes(), given.as_bytes());
+    which(keys, given).is_some()
+}
+
+/// Which of `keys` `given` is (its index), comparing every key, so the
+/// time does not tell which matched or where a guess went wrong.
+pub fn which(keys: &[String], given: &str) -> Option<usize> {
+    let mut found = None;
+    for (i, k) in keys.iter().enumerate() {
+        if same(k.as_bytes(), given.as_bytes()) {
+            found = Some(i);
+        }
     }
-    ok
+    found
 }
 
 /// The key in an `Authorization: Bearer KEY` header value.
@@ -99,6 +107,8 @@ mod tests {
         assert!(!check(&keys, &"k".repeat(21)));
         assert!(!check(&keys, ""));
         assert!(!check(&[], "anything"));
+        assert_eq!(which(&keys, "another-key-000000"), Some(1));
+        assert_eq!(which(&keys, "nope"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::{Engine, Finish, Generate, Session, Stats};
 use crate::exec::{Exec, Language, last_code_block};
+use crate::sanitize::{Clean, visible, visible_bytes};
 use crate::terminal::LineSource;
 
 /// What a line of input asks for.
@@ -78,8 +79,8 @@ pub fn parse(line: &str) -> Input {
     }
 }
 
-const HELP: &str = "\\
-Type a message and press Enter; end a line with \\\\ to continue on the next.
+const HELP: &str = "\
+Type a message and press Enter; end a line with \\ to continue on the next.
   /reset           forget the conversation
   /system [TEXT]   show or set the system prompt
   /params [K=V…]   show or set sampling: temperature top_k top_p min_p
@@ -206,9 +207,11 @@ fn read_input(input: &mut dyn LineSource, out: &mut dyn Write) -> Option<String>
     }
 }
 
-/// Prints a line and flushes it.
+/// Prints a line and flushes it. Control characters in it are shown, not
+/// sent (see [`crate::sanitize`]): the line may quote a reply, a program's
+/// output or an app's manifest.
 fn say(out: &mut dyn Write, s: &str) {
-    let _ = writeln!(out, "{s}");
+    let _ = writeln!(out, "{}", visible(s));
     let _ = out.flush();
 }
 
@@ -295,24 +298,26 @@ fn list_apps(exec: Option<&Exec>, out: &mut dyn Write) {
     };
     for a in apps.list() {
         let m = &a.manifest;
-        let _ = writeln!(
+        say(
             out,
-            "  {:<10} {:<8} {}{}",
-            m.name,
-            m.version,
-            m.description,
-            if m.capabilities.data {
-                " [keeps data]"
-            } else {
-                ""
-            }
+            &format!(
+                "  {:<10} {:<8} {}{}",
+                m.name,
+                m.version,
+                m.description,
+                if m.capabilities.data {
+                    " [keeps data]"
+                } else {
+                    ""
+                }
+            ),
         );
     }
     if apps.list().next().is_none() {
         let _ = writeln!(out, "no apps are installed");
     }
     for p in &apps.problems {
-        let _ = writeln!(out, "  left out: {p}");
+        say(out, &format!("  left out: {p}"));
     }
 }
 
@@ -363,8 +368,8 @@ fn print_outcome(r: Result<llmos_sandbox::Outcome, String>, out: &mut dyn Write)
     match r {
         Err(e) => say(out, &format!("error: {e}")),
         Ok(o) => {
-            let _ = out.write_all(&o.stdout);
-            let _ = out.write_all(&o.stderr);
+            let _ = out.write_all(visible_bytes(&o.stdout).as_bytes());
+            let _ = out.write_all(visible_bytes(&o.stderr).as_bytes());
             if !o.stdout.ends_with(b"\n") && !o.stdout.is_empty() {
                 let _ = writeln!(out);
             }
@@ -405,10 +410,7 @@ pub fn run(
     let mut session: Session<'_> = engine.session(g.context, g.threads)?;
     // Check the template once, before the first message.
     engine.format_chat(&[("user".into(), "hi".into())], template.as_deref())?;
-    let w = |out: &mut dyn Write, s: &str| {
-        let _ = writeln!(out, "{s}");
-        let _ = out.flush();
-    };
+    let w = say;
     for line in banner {
         w(out, line);
     }
@@ -511,14 +513,17 @@ pub fn run(
                 }
                 let stop = input.interrupt();
                 input.generating(true);
+                let mut clean = Clean::new(&mut *out);
                 let mut tee = Tee {
-                    out: &mut *out,
+                    out: &mut clean,
                     copy: Vec::new(),
                     stop: &stop,
                 };
                 let r = session.chat(&messages(&history), template.as_deref(), &g, &mut tee);
+                let copy = std::mem::take(&mut tee.copy);
+                drop(clean);
                 input.generating(false);
-                let reply = String::from_utf8_lossy(&tee.copy).into_owned();
+                let reply = String::from_utf8_lossy(&copy).into_owned();
                 w(out, "");
                 match r {
                     Ok(st) => {
@@ -617,6 +622,58 @@ mod tests {
         assert!(set_param(&mut g, "colour", "1").is_err());
         assert_eq!(g.sampling, before.sampling);
         assert_eq!(g.max_tokens, before.max_tokens);
+    }
+
+    /// Whether `b` holds a byte or character a terminal acts on (other than
+    /// newline and tab).
+    fn obeyed(b: &[u8]) -> bool {
+        String::from_utf8_lossy(b)
+            .chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}')
+    }
+
+    #[test]
+    fn code_shown_for_approval_cannot_hide_lines() {
+        let exec = Exec::new(None, None, llmos_sandbox::Caps::default()).unwrap();
+        // A reply whose code block erases the line before it and returns
+        // the cursor, so the person sees only the harmless line.
+        let reply = "Here:\n```python\nimport os; os.remove('data')\x1b[1A\x1b[2K\rx = 1\nprint('hi')\u{202e}\n```\n";
+        let mut input = crate::terminal::Lines::new(&b"n\n"[..]);
+        let mut out = Vec::new();
+        run_code(Some(&exec), None, Some(reply), &mut input, &mut out);
+        assert!(!obeyed(&out), "{:?}", String::from_utf8_lossy(&out));
+        let shown = String::from_utf8_lossy(&out);
+        assert!(
+            shown.contains("os.remove('data')^[[1A^[[2K^Mx = 1"),
+            "{shown}"
+        );
+        assert!(shown.contains("print('hi')<U+202E>"), "{shown}");
+        assert!(shown.contains("(not run)"), "{shown}");
+    }
+
+    #[test]
+    fn program_output_and_app_text_are_shown_not_obeyed() {
+        let o = llmos_sandbox::Outcome {
+            stdout: b"ok\x1b]0;owned\x07\x1b[2J\rgone\xc2\x9b".to_vec(),
+            stderr: b"\x1b[8mhidden".to_vec(),
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        print_outcome(Ok(o), &mut out);
+        assert!(!obeyed(&out), "{:?}", String::from_utf8_lossy(&out));
+        assert!(String::from_utf8_lossy(&out).contains("ok^[]0;owned^G^[[2J^Mgone<U+009B>"));
+        let mut out = Vec::new();
+        print_outcome(Err("app \x1b[31mred".into()), &mut out);
+        assert!(!obeyed(&out), "{:?}", String::from_utf8_lossy(&out));
+    }
+
+    #[test]
+    fn help_shows_one_backslash_and_no_stray_line() {
+        let first = HELP.lines().next().unwrap();
+        assert!(first.starts_with("Type a message"), "{first:?}");
+        assert!(HELP.contains("end a line with \\ to continue"), "{HELP}");
+        assert!(!HELP.contains("\\\\"), "{HELP}");
     }
 
     #[test]

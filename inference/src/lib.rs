@@ -18,12 +18,16 @@
 pub mod api;
 pub mod apps;
 pub mod auth;
+pub mod browser;
+pub mod conn;
 pub mod console;
 pub mod cpu;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
 pub mod queue;
+pub mod ratelimit;
+pub mod sanitize;
 pub mod server;
 pub mod stop;
 pub mod terminal;

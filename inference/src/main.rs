@@ -192,6 +192,42 @@ struct ServeOpts {
     /// Do not log each request on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Another host name (or address) the API answers to, besides
+    /// localhost, the loopback addresses, the listen address and the
+    /// machine's own address (repeatable). Requests naming any other
+    /// `Host` get 421: that stops DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// A web page origin (scheme://host[:port]) allowed to send requests
+    /// (repeatable); requests from any other page's origin get 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Connections open at once (default: a quarter of the descriptor
+    /// limit, between 8 and 1024). At the cap the oldest connection that
+    /// is not serving a request makes room; if all are serving, 503.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: Option<u32>,
+    /// Seconds a client has to send a request's headers (from the
+    /// connection's start or the request's first byte).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Seconds a client has to send a request's body after its headers.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Seconds a completion may wait in the queue for a slot; then it gets
+    /// 503.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    queue_timeout: u64,
+    /// Requests a minute per API key (all keyless requests share one
+    /// budget); 0 turns the limit off. Over it: 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 1200)]
+    rate_limit: u32,
+    /// Requests a key may make at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate_burst: u32,
 }
 
 #[derive(Subcommand)]
@@ -385,6 +421,19 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         .set_nonblocking(true)
         .map_err(|e| format!("--listen {}: {e}", so.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let own: Vec<std::net::IpAddr> = server::outward_ip().into_iter().collect();
+    let policy =
+        llmos_inference::browser::Policy::new(addr, &own, &so.allow_hosts, &so.allow_origins)?;
+    let secs = std::time::Duration::from_secs;
+    let connections = llmos_inference::conn::Limits {
+        max: so.max_connections.map_or_else(
+            || llmos_inference::conn::default_max(llmos_inference::conn::nofile_limit()),
+            |n| n as usize,
+        ),
+        header: secs(so.header_timeout),
+        idle: secs(so.idle_timeout),
+        body: secs(so.body_timeout),
+    };
     let config = Config {
         keys: keys.clone(),
         model_id: model_id(&opts.model),
@@ -397,6 +446,13 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         queue: so.queue as usize,
         body_limit: so.body_limit as usize,
         log_requests: !so.quiet,
+        policy,
+        connections,
+        rate: llmos_inference::ratelimit::Rate {
+            per_minute: so.rate_limit,
+            burst: so.rate_burst,
+        },
+        queue_timeout: secs(so.queue_timeout),
     };
     let exec = exec(&chat)?;
     let shared = Shared::new(config, exec.clone());
@@ -479,6 +535,15 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     banner.push(format!(
         "API: {} (listening on {addr}; docs/api.md)",
         server::reachable(addr)
+    ));
+    banner.push(format!(
+        "connections: at most {}; headers within {} s, idle {} s, bodies {} s; requests {} a minute per key{}",
+        connections.max,
+        so.header_timeout,
+        so.idle_timeout,
+        so.body_timeout,
+        so.rate_limit,
+        if so.rate_limit == 0 { " (no limit)" } else { "" }
     ));
     banner.push(match (&generated, keys.len()) {
         (Some(k), _) => format!("API key (generated at boot, shown only here): {k}"),

@@ -55,6 +55,9 @@ pub struct Job {
     pub events: UnboundedSender<Event>,
     /// Set to stop the generation (within one token).
     pub cancel: Arc<AtomicBool>,
+    /// Told when the job leaves the queue for a slot (dropped unsent if it
+    /// never does).
+    pub admitted: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Job {
@@ -376,8 +379,11 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Puts `job` in the free slot that serves it best, or fails it.
-    fn start(&mut self, job: Job) {
+    fn start(&mut self, mut job: Job) {
         let started = Instant::now();
+        if let Some(told) = job.admitted.take() {
+            let _ = told.send(());
+        }
         let g = &job.generate;
         let checked = g
             .sampling

@@ -2,11 +2,15 @@
 //! endpoints, on axum and tokio (one tokio thread; generation runs on the
 //! queue's slot threads, see [`crate::queue`]).
 //!
-//! Every endpoint but `/health` needs a key when keys are configured
-//! (`Authorization: Bearer KEY`). Errors use OpenAI's JSON shape. No CORS
-//! headers are sent, so browsers keep other sites' pages from calling the
-//! API. Each request is logged with method, path, status, duration and
-//! tokens, never with the key or the prompt.
+//! Every request passes, in this order: the connection limits
+//! ([`crate::conn`]: a cap, header and idle timeouts), the browser checks
+//! ([`crate::browser`]: `Host`, `Origin`, a JSON content type), the key
+//! (every endpoint but `/health` needs one when keys are configured:
+//! `Authorization: Bearer KEY`) and the key's request rate
+//! ([`crate::ratelimit`]), and the body's size and time limits. Errors use
+//! OpenAI's JSON shape. No CORS headers are sent. Each request is logged
+//! with method, path, status, duration and tokens, never with the key or
+//! the prompt; refusals (401, 403, 421, 429) at a bounded rate.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -28,9 +32,12 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, ApiError, Format, Prompt, Settings};
 use crate::apps::AppError;
+use crate::browser::Policy;
+use crate::conn::{Conn, Conns, Timeout, Tracked};
 use crate::engine::{Engine, Generate, Sampling, Stats, json_grammar};
 use crate::exec::{Exec, Language};
 use crate::queue::{Event, Job, Queue};
+use crate::ratelimit::{Buckets, Log, LogBudget, Rate};
 
 /// How the server was configured.
 #[derive(Debug, Clone)]
@@ -57,6 +64,14 @@ pub struct Config {
     pub body_limit: usize,
     /// Log each request on stderr.
     pub log_requests: bool,
+    /// The hosts and origins the server answers to.
+    pub policy: Policy,
+    /// Connections: the cap and the timeouts.
+    pub connections: crate::conn::Limits,
+    /// Requests per key.
+    pub rate: Rate,
+    /// How long a request may wait in the queue for a slot.
+    pub queue_timeout: std::time::Duration,
 }
 
 /// Whether the model is there.
@@ -75,12 +90,25 @@ pub struct Shared {
     pub model: OnceLock<ModelState>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     started: Instant,
+    /// The open connections.
+    pub conns: Arc<Conns>,
+    buckets: Mutex<Buckets>,
+    refusals: Mutex<LogBudget>,
+    /// Requests refused with 429 for their key's rate.
+    rate_limited: std::sync::atomic::AtomicU64,
+    /// Requests that waited longer than the queue timeout.
+    queue_timeouts: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     /// A server that is still loading its model.
     pub fn new(config: Config, exec: Option<Arc<Exec>>) -> Arc<Self> {
         Arc::new(Self {
+            conns: Conns::new(config.connections),
+            buckets: Mutex::new(Buckets::new(config.rate, config.keys.len())),
+            refusals: Mutex::new(LogBudget::new(10, std::time::Duration::from_secs(60))),
+            rate_limited: Default::default(),
+            queue_timeouts: Default::default(),
             config,
             exec,
             model: OnceLock::new(),
@@ -108,41 +136,167 @@ impl Shared {
     }
 }
 
+/// Every route: method, path pattern, and a path that matches it (the
+/// browser tests call each).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/health", "/health"),
+    ("GET", "/v1/models", "/v1/models"),
+    ("POST", "/v1/chat/completions", "/v1/chat/completions"),
+    ("POST", "/v1/completions", "/v1/completions"),
+    ("POST", "/tokenize", "/tokenize"),
+    ("POST", "/detokenize", "/detokenize"),
+    ("GET", "/props", "/props"),
+    ("GET", "/metrics", "/metrics"),
+    ("POST", "/v1/exec", "/v1/exec"),
+    ("GET", "/v1/apps", "/v1/apps"),
+    ("POST", "/v1/apps/{name}/run", "/v1/apps/text/run"),
+];
+
 /// The router with every endpoint.
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.body_limit;
-    Router::new()
-        .route("/health", get(health))
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/completions", post(completions))
-        .route("/tokenize", post(tokenize))
-        .route("/detokenize", post(detokenize))
-        .route("/props", get(props))
-        .route("/metrics", get(metrics))
-        .route("/v1/exec", post(exec_code))
-        .route("/v1/apps", get(list_apps))
-        .route("/v1/apps/{name}/run", post(run_app))
-        .fallback(not_found)
+    let handlers: [axum::routing::MethodRouter<Arc<Shared>>; 11] = [
+        get(health),
+        get(models),
+        post(chat_completions),
+        post(completions),
+        post(tokenize),
+        post(detokenize),
+        get(props),
+        get(metrics),
+        post(exec_code),
+        get(list_apps),
+        post(run_app),
+    ];
+    let mut r = Router::new();
+    for ((_, path, _), h) in ROUTES.iter().zip(handlers) {
+        r = r.route(path, h);
+    }
+    r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(shared.clone(), read_body))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            browser_checks,
+        ))
+        .layer(middleware::from_fn(track))
         .layer(middleware::from_fn_with_state(shared.clone(), log))
         .with_state(shared)
 }
 
-/// Serves `router` on `listener` until the process ends.
-///
-/// Connections get `TCP_NODELAY`: a streamed token is a small write right
-/// after the headers or the previous token, and Nagle's algorithm would
-/// hold it until the client's (delayed) acknowledgement came.
+/// Serves the API on `listener` until the process ends, within the
+/// connection limits ([`crate::conn`]).
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        // Only latency is at stake if this fails.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(shared)).await
+    let conns = shared.conns.clone();
+    crate::conn::serve(listener, router(shared), conns).await
+}
+
+/// Marks the connection as serving from here until the response body is
+/// sent or dropped (see [`crate::conn`]).
+async fn track(req: Request, next: Next) -> Response {
+    let Some(conn) = req.extensions().get::<Arc<Conn>>().cloned() else {
+        return next.run(req).await;
+    };
+    let serving = conn.begin();
+    let resp = next.run(req).await;
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Body::new(Tracked::new(body, serving)))
+}
+
+/// The browser checks ([`crate::browser`]), before anything else looks at
+/// the request.
+async fn browser_checks(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match s
+        .config
+        .policy
+        .check(req.method(), req.uri(), req.headers())
+    {
+        Ok(()) => next.run(req).await,
+        Err(r) => {
+            let kind = if r.status() == 415 {
+                "invalid_request_error"
+            } else {
+                "permission_error"
+            };
+            ApiError::new(r.status(), kind, r.code(), r.message().to_owned()).into_response()
+        }
+    }
+}
+
+/// Reads a request's whole body within the size limit and the body
+/// timeout, so a slow sender holds a connection for a bounded time and a
+/// handler never waits on the network.
+async fn read_body(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let limit = s.config.body_limit;
+    let too_large = || {
+        ApiError::new(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return with_close(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let timeout = s.config.connections.body;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => {
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            let mut is_limit = false;
+            while let Some(err) = source {
+                is_limit |= err.is::<http_body_util::LengthLimitError>();
+                source = err.source();
+            }
+            if is_limit {
+                with_close(too_large())
+            } else {
+                with_close(
+                    ApiError::bad("", format!("the request body could not be read: {e}"))
+                        .into_response(),
+                )
+            }
+        }
+        Err(_) => {
+            s.conns.count_timeout(Timeout::Body);
+            with_close(
+                ApiError::new(
+                    408,
+                    "invalid_request_error",
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.as_secs_f64()
+                    ),
+                )
+                .into_response(),
+            )
+        }
+    }
+}
+
+/// The connection closes after this response (the rest of its request was
+/// not read).
+fn with_close(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 impl IntoResponse for ApiError {
@@ -182,7 +336,25 @@ async fn log(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response
         .unwrap_or_else(|p| p.into_inner())
         .entry((path, status))
         .or_default() += 1;
-    if s.config.log_requests {
+    let refusal = matches!(status, 401 | 403 | 421 | 429 | 415 | 408 | 413);
+    let print = if refusal {
+        match s
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .line(Instant::now())
+        {
+            Log::Print { dropped: 0 } => true,
+            Log::Print { dropped } => {
+                eprintln!("api: {dropped} more refused requests were not logged");
+                true
+            }
+            Log::Drop => false,
+        }
+    } else {
+        true
+    };
+    if s.config.log_requests && print {
         let tokens = resp
             .extensions()
             .get::<Tokens>()
@@ -199,17 +371,27 @@ async fn log(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response
 }
 
 async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    if s.config.keys.is_empty() || req.uri().path() == "/health" {
+    if req.uri().path() == "/health" {
         return next.run(req).await;
+    }
+    if s.config.keys.is_empty() {
+        // Without keys, every request shares the last bucket.
+        return match rate_check(&s, s.config.keys.len()) {
+            Ok(()) => next.run(req).await,
+            Err(r) => r,
+        };
     }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::auth::bearer);
-    match given {
-        Some(k) if crate::auth::check(&s.config.keys, k) => next.run(req).await,
-        Some(_) => ApiError::new(
+    match given.map(|k| crate::auth::which(&s.config.keys, k)) {
+        Some(Some(i)) => match rate_check(&s, i) {
+            Ok(()) => next.run(req).await,
+            Err(r) => r,
+        },
+        Some(None) => ApiError::new(
             401,
             "invalid_request_error",
             "invalid_api_key",
@@ -224,6 +406,36 @@ async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
         )
         .into_response(),
     }
+}
+
+/// Takes one request from key `key`'s bucket, or answers 429 with the
+/// time to wait.
+#[allow(clippy::result_large_err)]
+fn rate_check(s: &Shared, key: usize) -> Result<(), Response> {
+    let r = s
+        .buckets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take(key, Instant::now());
+    let Err(wait) = r else {
+        return Ok(());
+    };
+    s.rate_limited.fetch_add(1, Ordering::Relaxed);
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let rate = s.config.rate;
+    let mut resp = ApiError::new(
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        format!(
+            "too many requests for this key: the limit is {} a minute (bursts of {}); retry after {secs} s",
+            rate.per_minute, rate.burst
+        ),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Err(resp)
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -374,9 +586,70 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             format!("{:.3}", s.started.elapsed().as_secs_f64()),
         )],
     );
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let cc = &s.conns.counters;
+    for (name, kind, help, v) in [
+        (
+            "llmos_http_connections_open",
+            "gauge",
+            "Connections open now.",
+            s.conns.open() as u64,
+        ),
+        (
+            "llmos_http_connections_max",
+            "gauge",
+            "Connections allowed open at once.",
+            s.conns.limits.max as u64,
+        ),
+        (
+            "llmos_http_connections_total",
+            "counter",
+            "Connections accepted.",
+            get(&cc.accepted),
+        ),
+        (
+            "llmos_http_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed at once: the cap was reached and every open connection was serving.",
+            get(&cc.refused),
+        ),
+        (
+            "llmos_http_connections_evicted_total",
+            "counter",
+            "Connections closed at the cap to make room for a new one (the oldest that was not serving).",
+            get(&cc.evicted),
+        ),
+        (
+            "llmos_requests_rate_limited_total",
+            "counter",
+            "Requests refused with 429 because their key went over its request rate.",
+            get(&s.rate_limited),
+        ),
+        (
+            "llmos_requests_queue_timeouts_total",
+            "counter",
+            "Requests answered 503 after waiting longer than the queue timeout for a slot.",
+            get(&s.queue_timeouts),
+        ),
+    ] {
+        metric(name, kind, help, vec![(String::new(), v.to_string())]);
+    }
+    metric(
+        "llmos_http_connections_timed_out_total",
+        "counter",
+        "Connections closed because headers, the next request or a body did not come in time.",
+        [Timeout::Header, Timeout::Idle, Timeout::Body]
+            .iter()
+            .map(|t| {
+                (
+                    format!("{{reason=\"{}\"}}", t.as_str()),
+                    get(&cc.timed_out[*t as usize]).to_string(),
+                )
+            })
+            .collect(),
+    );
     if let Some(ModelState::Ready(_, q)) = s.model.get() {
         let c = &q.counters;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let one = |v: String| vec![(String::new(), v)];
         let (waiting, busy) = q.load();
         let (generated, gen_us) = (get(&c.generated_tokens), get(&c.generate_us));
@@ -732,11 +1005,13 @@ async fn run(s: &Arc<Shared>, q: &Arc<Queue>, p: Plan, chat: bool) -> Result<Res
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let guard = CancelOnDrop(cancel.clone());
+    let (admitted_tx, admitted) = tokio::sync::oneshot::channel();
     let job = Job {
         tokens: p.tokens,
         generate: p.generate,
         events: tx,
         cancel,
+        admitted: Some(admitted_tx),
     };
     q.submit(job).map_err(|_| {
         ApiError::new(
@@ -749,6 +1024,22 @@ async fn run(s: &Arc<Shared>, q: &Arc<Queue>, p: Plan, chat: bool) -> Result<Res
             ),
         )
     })?;
+    // A request waits for a slot only so long; then it leaves the queue
+    // (the guard cancels it) and the client hears why.
+    let wait = s.config.queue_timeout;
+    if tokio::time::timeout(wait, admitted).await.is_err() {
+        s.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::new(
+            503,
+            "server_error",
+            "queue_timeout",
+            format!(
+                "the server is busy: the request waited {} s for one of the {} slot(s) and was dropped from the queue; retry later",
+                wait.as_secs_f64(),
+                q.slots
+            ),
+        ));
+    }
     let reply = Reply {
         id: request_id(if chat { "chatcmpl" } else { "cmpl" }),
         created: unix_now(),
@@ -943,20 +1234,24 @@ fn stream(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The machine's address on its route outward (in llmos, the guest's
+/// address), if it has one; nothing is sent.
+pub fn outward_ip() -> Option<std::net::IpAddr> {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|u| {
+            u.connect("192.0.2.1:9")?;
+            u.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+}
+
 /// Where the API can be reached, for the status block: the address a
 /// client would use (the machine's address for a wildcard bind).
 pub fn reachable(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
-        // The source address of a route outward; nothing is sent.
-        std::net::UdpSocket::bind("0.0.0.0:0")
-            .and_then(|u| {
-                u.connect("192.0.2.1:9")?;
-                u.local_addr()
-            })
-            .map(|a| a.ip())
-            .ok()
-            .filter(|ip| !ip.is_unspecified())
-            .unwrap_or(addr.ip())
+        outward_ip().unwrap_or(addr.ip())
     } else {
         addr.ip()
     };
@@ -1154,4 +1449,134 @@ async fn run_app(
     let mut v = outcome_json(&outcome);
     v["app"] = json!(name);
     Ok(Json(v).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn config(keys: &[&str]) -> Config {
+        Config {
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            model_id: "m".into(),
+            context: 64,
+            threads: 1,
+            max_tokens: 8,
+            sampling: Sampling::default(),
+            chat_template: None,
+            slots: 1,
+            queue: 1,
+            body_limit: 1 << 16,
+            log_requests: false,
+            policy: Policy::new("127.0.0.1:8080".parse().unwrap(), &[], &[], &[]).unwrap(),
+            connections: crate::conn::Limits {
+                max: 8,
+                header: std::time::Duration::from_secs(1),
+                idle: std::time::Duration::from_secs(1),
+                body: std::time::Duration::from_secs(1),
+            },
+            rate: Rate {
+                per_minute: 0,
+                burst: 1,
+            },
+            queue_timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    async fn send(r: &Router, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = r
+            .clone()
+            .oneshot(b.body(Body::from("{}")).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn every_route_refuses_what_a_browser_sends_without_a_preflight() {
+        block_on(async {
+            // Without keys (loopback), where nothing else would stop a page.
+            let r = router(Shared::new(config(&[]), None));
+            let host = ("host", "127.0.0.1:8080");
+            for (method, pattern, path) in ROUTES {
+                if *method == "POST" {
+                    for ct in [
+                        Some("text/plain"),
+                        Some("application/x-www-form-urlencoded"),
+                        Some("multipart/form-data; boundary=x"),
+                        None,
+                    ] {
+                        let mut h = vec![host];
+                        if let Some(ct) = ct {
+                            h.push(("content-type", ct));
+                        }
+                        let (st, v) = send(&r, method, path, &h).await;
+                        assert_eq!(st, 415, "{pattern} {ct:?}: {v}");
+                        assert_eq!(v["error"]["code"], "unsupported_media_type");
+                    }
+                }
+                let json = ("content-type", "application/json");
+                let (st, v) = send(&r, method, path, &[("host", "evil.example:8080"), json]).await;
+                assert_eq!(st, 421, "{pattern}: {v}");
+                assert_eq!(v["error"]["code"], "host_not_allowed");
+                let (st, v) = send(
+                    &r,
+                    method,
+                    path,
+                    &[host, json, ("origin", "http://evil.example")],
+                )
+                .await;
+                assert_eq!(st, 403, "{pattern}: {v}");
+                assert_eq!(v["error"]["code"], "origin_not_allowed");
+                // The same request as a real client sends it gets through
+                // to the endpoint (503 without a model or an interpreter).
+                let (st, v) = send(&r, method, path, &[host, json]).await;
+                assert!(![415, 421, 403].contains(&st), "{pattern}: {st} {v}");
+            }
+        });
+    }
+
+    #[test]
+    fn browser_checks_come_before_the_key_and_the_key_before_the_body() {
+        block_on(async {
+            let r = router(Shared::new(config(&["k".repeat(20).as_str()]), None));
+            let (st, _) = send(&r, "POST", "/v1/exec", &[("host", "evil.example")]).await;
+            assert_eq!(st, 421);
+            let (st, _) = send(&r, "POST", "/v1/exec", &[("host", "localhost")]).await;
+            assert_eq!(st, 415);
+            let json = ("content-type", "application/json");
+            let (st, _) = send(&r, "POST", "/v1/exec", &[("host", "localhost"), json]).await;
+            assert_eq!(st, 401);
+            let key = format!("Bearer {}", "k".repeat(20));
+            let (st, v) = send(
+                &r,
+                "POST",
+                "/v1/exec",
+                &[("host", "localhost"), json, ("authorization", &key)],
+            )
+            .await;
+            assert_eq!(st, 503, "{v}");
+            assert_eq!(v["error"]["code"], "exec_unavailable");
+        });
+    }
 }

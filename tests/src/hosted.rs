@@ -202,25 +202,64 @@ pub fn curl(method: &str, url: &str, headers: &[&str], body: Option<&str>) -> Re
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let _ = writer.join();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| {
+    parse_reply(&raw).unwrap_or_else(|| {
         panic!(
             "curl {url}: no response: {raw}{}",
             String::from_utf8_lossy(&out.stderr)
         )
-    });
+    })
+}
+
+/// Sends `request` (a whole HTTP/1.1 request, which should say
+/// `Connection: close`) on a new connection to `addr` and reads the answer
+/// to the end.
+pub fn raw(addr: &str, request: &[u8]) -> Reply {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // The server may answer (415, 421) before reading a body.
+    let _ = c.write_all(request);
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    parse_reply(&String::from_utf8_lossy(&got)).unwrap_or_else(|| {
+        panic!(
+            "no HTTP answer from {addr}: {:?}",
+            String::from_utf8_lossy(&got)
+        )
+    })
+}
+
+/// An HTTP response's status, headers and body, if `text` starts with one.
+pub fn parse_reply(text: &str) -> Option<Reply> {
+    let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("curl {url}: no status line: {head}"));
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Reply {
+    Some(Reply {
         status,
         headers,
         body: body.to_owned(),
-    }
+    })
+}
+
+/// Every route of the API as (method, pattern, a path that matches it),
+/// read from the runtime's own table (`ROUTES` in inference/src/server.rs),
+/// so a new route is covered by the tests that go through them all.
+pub fn routes() -> Vec<(String, String, String)> {
+    let src = include_str!("../../inference/src/server.rs");
+    let table = src
+        .split_once("pub const ROUTES")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(t, _)| t)
+        .expect("ROUTES in inference/src/server.rs");
+    let re = regex::Regex::new(r#"\("([A-Z]+)", "([^"]+)", "([^"]+)"\)"#).unwrap();
+    let v: Vec<_> = re
+        .captures_iter(table)
+        .map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()))
+        .collect();
+    assert!(v.len() >= 10, "only {} routes read from ROUTES", v.len());
+    v
 }

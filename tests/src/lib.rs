@@ -5,6 +5,7 @@
 //! under TCG with a hard timeout, keeps the serial log in
 //! `target/images/logs/<name>.log`, and attaches the log to any failure.
 
+pub mod browser;
 pub mod cases;
 pub mod hosted;
 

@@ -398,6 +398,11 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
     let cat = r#"{"args":["cat","hello.txt"]}"#;
     let r = curl("POST", &url("/v1/apps/files/run"), &[&auth], Some(cat));
     assert!(r.body.contains("\"stdout\":\"kept in RAM\""), "{}", r.body);
+    // What a web page could make the browser send is refused on every
+    // route, in llmos too (issue 20).
+    let host = format!("127.0.0.1:{port}");
+    let sent = llmos_tests::browser::shapes_are_refused(&host, &host, Some(&auth));
+    assert!(sent > 60, "{sent}");
     let wc = r#"{"args":["wc"],"stdin":"a b c"}"#;
     let r = curl("POST", &url("/v1/apps/text/run"), &[&auth], Some(wc));
     assert!(

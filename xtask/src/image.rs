@@ -56,6 +56,17 @@ pub struct ContentArgs {
     /// boot and shows it on the console only.
     #[arg(long, value_name = "FILE", conflicts_with = "no_model")]
     pub api_key_file: Option<PathBuf>,
+    /// Another host name or address the runtime's API answers to
+    /// (repeatable; see docs/api.md, "Browsers and web pages").
+    #[arg(long = "allow-host", value_name = "NAME", conflicts_with = "no_model")]
+    pub allow_hosts: Vec<String>,
+    /// A web page origin allowed to call the runtime's API (repeatable).
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        conflicts_with = "no_model"
+    )]
+    pub allow_origins: Vec<String>,
 }
 
 /// Where the code interpreter's WASI runtimes go in the image.
@@ -144,6 +155,11 @@ impl ContentArgs {
             }
             check_key_file(k)?;
         }
+        if self.init.is_some() && !(self.allow_hosts.is_empty() && self.allow_origins.is_empty()) {
+            bail!(
+                "--allow-host and --allow-origin are for the runtime; they do not go with --init"
+            );
+        }
         crate::runtime::check_cpu(self.cpu())
     }
 
@@ -192,6 +208,12 @@ impl ContentArgs {
                     check_key_file(k)?;
                     extra.push((k.clone(), API_KEYS_IN_IMAGE.to_owned()));
                     args.extend(["--api-key-file".to_owned(), API_KEYS_IN_IMAGE.to_owned()]);
+                }
+                for h in &self.allow_hosts {
+                    args.extend(["--allow-host".to_owned(), h.clone()]);
+                }
+                for o in &self.allow_origins {
+                    args.extend(["--allow-origin".to_owned(), o.clone()]);
                 }
                 Some(InitProgram {
                     source: stripped_runtime(self.cpu())?,

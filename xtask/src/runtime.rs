@@ -147,14 +147,60 @@ pub struct HostedArgs {
     /// The GGUF model (default: SmolLM2-135M-Instruct Q4_1, fetched once).
     #[arg(long, value_name = "GGUF")]
     model: Option<PathBuf>,
-    /// Where the API listens when no command is given (`serve`).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// Where the API listens (`serve` only; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// The runtime's command and its options (default: `serve`, the API
     /// and the chat console), for example `generate --max-tokens 64 "Once
     /// upon a time"`; `--model` is added.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// The runtime's command: the first of the trailing arguments, `serve`
+/// without any.
+fn command(a: &HostedArgs) -> &str {
+    a.args.first().map_or("serve", String::as_str)
+}
+
+/// The runtime's arguments before the ones xtask adds (`--model` and, for
+/// `serve` and `console`, the code interpreter and the apps). Every option
+/// of xtask's own reaches the runtime whatever the order it was given in,
+/// or is refused with the reason: nothing is dropped.
+fn runtime_args(a: &HostedArgs) -> Result<Vec<String>> {
+    let mut args = if a.args.is_empty() {
+        vec!["serve".to_owned()]
+    } else {
+        a.args.clone()
+    };
+    let given = |flag: &str| {
+        args.iter()
+            .any(|x| x == flag || x.starts_with(&format!("{flag}=")))
+    };
+    if a.model.is_some() && given("--model") {
+        bail!("--model is given twice: before the command (for xtask) and after it; give it once");
+    }
+    if a.model.is_none() && given("--model") {
+        bail!(
+            "give --model before the command (cargo xtask hosted --model GGUF {}), so that xtask does not add the default model as well",
+            command(a)
+        );
+    }
+    if let Some(listen) = &a.listen {
+        if command(a) != "serve" {
+            bail!(
+                "--listen {listen}: only `serve` listens, and the command is `{}`",
+                command(a)
+            );
+        }
+        if given("--listen") {
+            bail!("--listen is given twice: before the command and after it; give it once");
+        }
+        args.extend(["--listen".to_owned(), listen.clone()]);
+    } else if command(a) == "serve" && !given("--listen") {
+        args.extend(["--listen".to_owned(), "127.0.0.1:8080".to_owned()]);
+    }
+    Ok(args)
 }
 
 /// `cargo xtask hosted`: builds the runtime and runs it on this machine.
@@ -165,13 +211,9 @@ pub fn hosted(a: &HostedArgs) -> Result<()> {
         None => crate::model::default_model()?,
     };
     let mut cmd = std::process::Command::new(&bin);
-    if a.args.is_empty() {
-        cmd.args(["serve", "--listen", &a.listen]);
-    } else {
-        cmd.args(&a.args);
-    }
+    cmd.args(runtime_args(a)?);
     // The code interpreter for the commands that have one.
-    if a.args.is_empty() || matches!(a.args[0].as_str(), "serve" | "console") {
+    if matches!(command(a), "serve" | "console") {
         let (python, _) = crate::lang::runtimes()?;
         if let Some(dir) = python.parent() {
             cmd.arg("--lang-dir").arg(dir);
@@ -195,6 +237,61 @@ pub fn hosted(a: &HostedArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hosted(args: &[&str]) -> Result<Vec<String>> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: HostedArgs,
+        }
+        let cli = Cli::try_parse_from(std::iter::once("hosted").chain(args.iter().copied()))?;
+        runtime_args(&cli.a)
+    }
+
+    #[test]
+    fn hosted_options_reach_the_runtime_in_any_order() {
+        let listen = |v: &[String]| {
+            v.iter()
+                .position(|x| x == "--listen")
+                .map(|i| v[i + 1].clone())
+        };
+        // The option before an explicit command was dropped (issue 20).
+        let a = hosted(&["--listen", "127.0.0.1:18555", "serve"]).unwrap();
+        assert_eq!(a[0], "serve");
+        assert_eq!(listen(&a).as_deref(), Some("127.0.0.1:18555"));
+        let a = hosted(&["serve", "--listen", "127.0.0.1:18556"]).unwrap();
+        assert_eq!(listen(&a).as_deref(), Some("127.0.0.1:18556"));
+        assert_eq!(a.iter().filter(|x| *x == "--listen").count(), 1);
+        let a = hosted(&["--listen", "127.0.0.1:18557"]).unwrap();
+        assert_eq!(
+            (a[0].as_str(), listen(&a).as_deref()),
+            ("serve", Some("127.0.0.1:18557"))
+        );
+        assert_eq!(
+            listen(&hosted(&[]).unwrap()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(listen(&hosted(&["info"]).unwrap()), None);
+        // Refused with a reason instead of dropped.
+        let e = hosted(&["--listen", "127.0.0.1:1", "info"]).unwrap_err();
+        assert!(e.to_string().contains("only `serve` listens"), "{e}");
+        let e = hosted(&[
+            "--listen",
+            "127.0.0.1:1",
+            "serve",
+            "--listen",
+            "127.0.0.1:2",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let e = hosted(&["--model", "a.gguf", "info", "--model", "b.gguf"]).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let e = hosted(&["info", "--model", "b.gguf"]).unwrap_err();
+        assert!(e.to_string().contains("before the command"), "{e}");
+        let a = hosted(&["--cpu", "native", "generate", "--max-tokens", "4", "hi"]).unwrap();
+        assert_eq!(a, ["generate", "--max-tokens", "4", "hi"]);
+    }
 
     #[test]
     fn cpu_names_are_checked() {

@@ -1,0 +1,339 @@
+//! The API against what a hostile web page, a slow or greedy client and a
+//! flood of bad requests can do, in hosted mode (the same checks run in
+//! llmos in `runtime.rs`): browser-shaped requests and DNS rebinding on
+//! every route, the connection cap and timeouts, per-key request rates,
+//! the queue timeout, and bounded logging of refusals.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use llmos_tests::browser::{EXEC, request, shapes_are_refused};
+use llmos_tests::hosted::{Server, parse_reply, raw};
+use llmos_tests::{apps_dir, default_model, lang_dir};
+
+/// One server at a time: llama.cpp's threads spin while they wait.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn browser_shaped_requests_and_rebinding_hosts_are_refused_on_every_route() {
+    let _serial = serial();
+    let lang = lang_dir();
+    let apps = apps_dir();
+    let data = std::env::temp_dir().join(format!("llmos-hardening-{}", std::process::id()));
+    let s = Server::start(
+        &default_model(),
+        &[
+            "--lang-dir",
+            lang.to_str().unwrap(),
+            "--apps-dir",
+            apps.to_str().unwrap(),
+            "--app-data",
+            data.to_str().unwrap(),
+            "--allow-origin",
+            "http://ui.example:3000",
+        ],
+    );
+    let sent = shapes_are_refused(&s.addr, &s.addr, None);
+    assert!(sent > 60, "{sent}");
+    // Nothing ran.
+    let log = s.stderr();
+    for path in [
+        "/v1/exec",
+        "/v1/apps/text/run",
+        "/v1/chat/completions",
+        "/tokenize",
+    ] {
+        assert!(!log.contains(&format!("POST {path} 200")), "{log}");
+    }
+    // The real client's request is served, with the server's own origin
+    // and an allowed one too.
+    let r = s.curl("POST", "/v1/exec", &[], Some(EXEC));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"stdout\":\"42\\n\""), "{}", r.body);
+    for origin in [
+        format!("http://{}", s.addr),
+        "http://ui.example:3000".into(),
+    ] {
+        let r = s.curl(
+            "POST",
+            "/v1/exec",
+            &[&format!("Origin: {origin}")],
+            Some(EXEC),
+        );
+        assert_eq!(r.status, 200, "{origin}: {}", r.body);
+        // Still no CORS headers.
+        assert!(
+            r.headers
+                .iter()
+                .all(|(n, _)| !n.starts_with("access-control")),
+            "{:?}",
+            r.headers
+        );
+    }
+    for host in ["localhost", "127.0.0.1", "[::1]"] {
+        let port = s.addr.rsplit_once(':').unwrap().1;
+        let r = raw(
+            &s.addr,
+            &request("GET", "/v1/models", &[format!("Host: {host}:{port}")], ""),
+        );
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn allow_host_adds_a_name_and_bad_options_are_refused() {
+    let _serial = serial();
+    let s = Server::start(&default_model(), &["--allow-host", "llmos.lan"]);
+    let r = raw(
+        &s.addr,
+        &request("GET", "/v1/models", &["Host: llmos.lan:8080".into()], ""),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(s);
+    let out = std::process::Command::new(llmos_tests::runtime_bin())
+        .args([
+            "serve",
+            "--no-console",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-origin",
+            "llmos.lan",
+        ])
+        .arg("--model")
+        .arg(default_model())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-origin \"llmos.lan\": not an origin"),
+        "{err}"
+    );
+}
+
+/// Reads from `c` until the server closes it (or `limit` passes);
+/// whatever it sent.
+fn until_closed(c: &mut TcpStream, limit: Duration) -> Option<String> {
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&got).into_owned()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&got).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_cannot_shut_clients_out() {
+    let _serial = serial();
+    let s = Server::start(
+        &default_model(),
+        &[
+            "--max-connections",
+            "4",
+            "--header-timeout",
+            "1",
+            "--idle-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+        ],
+    );
+    let metric = |name: &str| s.metric(name, &[]);
+    // Four connections that send nothing fill the cap; a client still gets
+    // served at once: the oldest idle one makes room.
+    let mut idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&s.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let r = s.curl("GET", "/health", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(metric("llmos_http_connections_evicted_total") >= 1.0);
+    // The rest are closed once the header timeout passes.
+    for c in &mut idle {
+        assert!(
+            until_closed(c, Duration::from_secs(5)).is_some(),
+            "an idle connection stayed open"
+        );
+    }
+    // Slowloris: a header a byte at a time is cut off after the timeout.
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    let start = Instant::now();
+    let mut cut = false;
+    for b in
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    {
+        if slow.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cut || until_closed(&mut slow, Duration::from_secs(3)).is_some(),
+        "a slow header was never cut off"
+    );
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert!(
+        s.metric(
+            "llmos_http_connections_timed_out_total{reason=\"header\"}",
+            &[]
+        ) >= 4.0,
+        "{}",
+        s.curl("GET", "/metrics", &[], None).body
+    );
+    // An idle keep-alive connection after a response is closed too.
+    let mut ka = TcpStream::connect(&s.addr).unwrap();
+    ka.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let answer = until_closed(&mut ka, Duration::from_secs(5)).expect("keep-alive never closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        s.metric(
+            "llmos_http_connections_timed_out_total{reason=\"idle\"}",
+            &[]
+        ) >= 1.0
+    );
+    // Four requests whose bodies never finish are serving: a fifth
+    // connection gets 503 at once, never a hang.
+    let mut senders: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"content\"")
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let full = raw(
+        &s.addr,
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert!(full.body.contains("too_many_connections"), "{}", full.body);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Their bodies time out with 408 and the connections close.
+    for c in &mut senders {
+        let got = until_closed(c, Duration::from_secs(5)).expect("a slow body was never cut off");
+        let reply = parse_reply(&got).unwrap_or_else(|| panic!("{got}"));
+        assert_eq!(reply.status, 408, "{got}");
+    }
+    let m = s.curl("GET", "/metrics", &[], None).body;
+    assert!(metric("llmos_http_connections_refused_total") >= 1.0, "{m}");
+    assert_eq!(
+        s.metric(
+            "llmos_http_connections_timed_out_total{reason=\"body\"}",
+            &[]
+        ),
+        4.0,
+        "{m}"
+    );
+    assert_eq!(metric("llmos_http_connections_max"), 4.0);
+    // And the server serves as before.
+    let (status, v) = s.post("/tokenize", &[], &serde_json::json!({"content": "hello"}));
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn each_key_has_its_own_request_rate_and_refusals_are_logged_at_a_bounded_rate() {
+    let _serial = serial();
+    let keys = std::env::temp_dir().join(format!("llmos-rate-keys-{}", std::process::id()));
+    std::fs::write(&keys, "key-aaaaaaaaaaaaaaaa\nkey-bbbbbbbbbbbbbbbb\n").unwrap();
+    let s = Server::start(
+        &default_model(),
+        &[
+            "--api-key-file",
+            keys.to_str().unwrap(),
+            "--rate-limit",
+            "60",
+            "--rate-burst",
+            "3",
+        ],
+    );
+    let a = "Authorization: Bearer key-aaaaaaaaaaaaaaaa";
+    let b = "Authorization: Bearer key-bbbbbbbbbbbbbbbb";
+    for _ in 0..3 {
+        assert_eq!(s.curl("GET", "/v1/models", &[a], None).status, 200);
+    }
+    let r = s.curl("GET", "/v1/models", &[a], None);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("rate_limit_exceeded"), "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // The other key is not held back, and /health never is.
+    assert_eq!(s.curl("GET", "/v1/models", &[b], None).status, 200);
+    assert_eq!(s.curl("GET", "/health", &[], None).status, 200);
+    std::thread::sleep(Duration::from_millis(1100 * wait));
+    assert_eq!(s.curl("GET", "/v1/models", &[a], None).status, 200);
+    assert!(s.metric("llmos_requests_rate_limited_total", &[b]) >= 1.0);
+    // Fifty requests with a wrong key: all refused, at most ten logged.
+    for _ in 0..50 {
+        let r = s.curl(
+            "GET",
+            "/v1/models",
+            &["Authorization: Bearer wrong-key-000000000"],
+            None,
+        );
+        assert_eq!(r.status, 401);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let logged = s.stderr().matches("/v1/models 401").count();
+    assert!(
+        (1..=10).contains(&logged),
+        "{logged} lines:\n{}",
+        s.stderr()
+    );
+    let _ = std::fs::remove_file(&keys);
+}
+
+#[test]
+fn a_request_waits_for_a_slot_only_until_the_queue_timeout() {
+    let _serial = serial();
+    let s = Server::start(
+        &default_model(),
+        &["--slots", "1", "--queue", "4", "--queue-timeout", "1"],
+    );
+    // Keep the one slot busy with a long streamed generation.
+    let body = r#"{"prompt":"Once upon a time","max_tokens":1500,"ignore_eos":true,"stream":true,"temperature":0}"#;
+    let mut long = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        long,
+        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    long.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    assert!(long.read(&mut first).unwrap() > 0);
+    let t = Instant::now();
+    let r = s.curl(
+        "POST",
+        "/v1/completions",
+        &[],
+        Some(r#"{"prompt":"Hi","max_tokens":2}"#),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("queue_timeout"), "{}", r.body);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(s.metric("llmos_requests_queue_timeouts_total", &[]), 1.0);
+    drop(long);
+}
