@@ -5,23 +5,39 @@
 //! one that fails is left out with the reason, and the others still run.
 //!
 //! An app whose manifest asks for `data` gets `<data dir>/<name>/` as
-//! `/data`: loaded into its run, and the changes written back after it
-//! (files replaced whole through a temporary file and a rename). Runs of
-//! one such app take turns, so two runs can't lose each other's writes.
+//! `/data`: loaded into its run, and its new tree saved after it, whole or
+//! not at all ([`crate::appdata`]). Runs of one such app take turns, so two
+//! runs can't lose each other's writes.
 //! No app sees another's directory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use llmos_sandbox::manifest::{DATA_DIR, Manifest};
-use llmos_sandbox::vfs::Item;
 use llmos_sandbox::{DataDir, Limits, Origin, Outcome, Program, Run, Sandbox};
+
+use crate::appdata::{RealDisk, read_tree, recover, save};
+use crate::signature::{Status, TrustedKey};
+
+/// Where the apps are, where they keep data, and the publisher keys
+/// their signatures are checked against.
+#[derive(Debug, Clone, Default)]
+pub struct AppsDir {
+    /// One directory per app.
+    pub dir: PathBuf,
+    /// Where data apps keep their directories.
+    pub data: Option<PathBuf>,
+    /// The publisher keys the owner trusts (`--trust-key`).
+    pub trusted: Vec<TrustedKey>,
+}
 
 /// One installed app.
 pub struct App {
     /// Its manifest.
     pub manifest: Manifest,
+    /// What its signature is worth ([`crate::signature`]).
+    pub signature: Status,
     /// The module's size in bytes.
     pub size: usize,
     program: Program,
@@ -57,9 +73,11 @@ impl std::fmt::Display for AppError {
 }
 
 impl Apps {
-    /// The apps in `dir` (each subdirectory with a `manifest.toml`);
-    /// `data` is where data apps keep their directories.
-    pub fn load(sandbox: &Sandbox, dir: &Path, data: Option<PathBuf>) -> Result<Self, String> {
+    /// The apps in `at.dir` (each subdirectory with a `manifest.toml`),
+    /// their signatures checked against `at.trusted`; `at.data` is where
+    /// data apps keep their directories.
+    pub fn load(sandbox: &Sandbox, at: &AppsDir) -> Result<Self, String> {
+        let (dir, data) = (&at.dir, at.data.clone());
         let entries =
             std::fs::read_dir(dir).map_err(|e| format!("--apps-dir {}: {e}", dir.display()))?;
         let mut apps = BTreeMap::new();
@@ -70,7 +88,7 @@ impl Apps {
             .collect();
         dirs.sort();
         for d in dirs {
-            match load_one(sandbox, &d) {
+            match load_one(sandbox, &d, &at.trusted) {
                 Ok(app) => {
                     apps.insert(app.manifest.name.clone(), app);
                 }
@@ -132,7 +150,8 @@ impl Apps {
         };
         let dir = root.join(&m.name);
         let _turn = app.turn.lock().unwrap_or_else(|p| p.into_inner());
-        std::fs::create_dir_all(&dir)
+        recover(&dir, &mut RealDisk)
+            .and_then(|()| std::fs::create_dir_all(&dir))
             .map_err(|e| AppError::Unavailable(format!("{}: {e}", dir.display())))?;
         let before = read_tree(&dir, sandbox.caps.scratch)
             .map_err(|e| AppError::Unavailable(format!("{name}'s data: {e}")))?;
@@ -142,7 +161,8 @@ impl Apps {
         });
         let mut out = sandbox.run(&app.program, &run);
         if let Some(after) = &out.data
-            && let Err(e) = write_tree(&dir, &before, after)
+            && *after != before
+            && let Err(e) = save(&dir, after, &mut RealDisk)
         {
             let msg = format!("{name}'s data could not be saved: {e}");
             out.error = Some(match out.error.take() {
@@ -154,7 +174,7 @@ impl Apps {
     }
 }
 
-fn load_one(sandbox: &Sandbox, dir: &Path) -> Result<App, String> {
+fn load_one(sandbox: &Sandbox, dir: &Path, trusted: &[TrustedKey]) -> Result<App, String> {
     let text = std::fs::read_to_string(dir.join("manifest.toml"))
         .map_err(|e| format!("manifest.toml: {e}"))?;
     let manifest = Manifest::parse(&text).map_err(|e| format!("manifest.toml: {e}"))?;
@@ -175,119 +195,10 @@ fn load_one(sandbox: &Sandbox, dir: &Path) -> Result<App, String> {
         .map_err(|(_, e)| format!("{}: {e}", manifest.entry))?;
     manifest.check_module(&wasm, &program.imports())?;
     Ok(App {
+        signature: crate::signature::check(&manifest, trusted),
         manifest,
         size: wasm.len(),
         program,
         turn: Mutex::new(()),
     })
-}
-
-/// Everything under `dir`, parents before children; symbolic links and
-/// other special files are left out. At most `cap` bytes of file data.
-fn read_tree(dir: &Path, cap: u64) -> std::io::Result<Vec<Item>> {
-    let mut out = Vec::new();
-    let mut total = 0u64;
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, prefix)) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        let mut subdirs = Vec::new();
-        for e in entries {
-            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let path = format!("{prefix}{name}");
-            let t = e.file_type()?;
-            if t.is_dir() {
-                out.push((path.clone(), None));
-                subdirs.push((e.path(), format!("{path}/")));
-            } else if t.is_file() {
-                let data = std::fs::read(e.path())?;
-                total += data.len() as u64;
-                if total > cap {
-                    return Err(std::io::Error::other(format!(
-                        "holds more than the sandbox's {cap}-byte capacity"
-                    )));
-                }
-                out.push((path, Some(data)));
-            }
-        }
-        stack.extend(subdirs.into_iter().rev());
-    }
-    Ok(out)
-}
-
-/// Makes `dir` hold `after`, given that it held `before`: paths gone (or
-/// changed between file and directory) are removed, deepest first; then
-/// directories are made and changed files replaced whole.
-fn write_tree(dir: &Path, before: &[Item], after: &[Item]) -> std::io::Result<()> {
-    let old: BTreeMap<&str, &Option<Vec<u8>>> =
-        before.iter().map(|(p, d)| (p.as_str(), d)).collect();
-    let new: BTreeMap<&str, &Option<Vec<u8>>> =
-        after.iter().map(|(p, d)| (p.as_str(), d)).collect();
-    let kind = |d: &Option<Vec<u8>>| d.is_some();
-    let gone: BTreeSet<&str> = old
-        .iter()
-        .filter(|(p, d)| new.get(*p).is_none_or(|n| kind(n) != kind(d)))
-        .map(|(p, _)| *p)
-        .collect();
-    // Reverse order puts `a/b` before `a`.
-    for p in gone.iter().rev() {
-        let path = dir.join(p);
-        if kind(old[p]) {
-            std::fs::remove_file(&path)?;
-        } else {
-            std::fs::remove_dir(&path)?;
-        }
-    }
-    for (p, d) in &new {
-        let path = dir.join(p);
-        match d {
-            None => {
-                if !path.is_dir() {
-                    std::fs::create_dir(&path)?;
-                }
-            }
-            Some(bytes) => {
-                if !gone.contains(p) && old.get(p).is_some_and(|o| o.as_ref() == Some(bytes)) {
-                    continue;
-                }
-                // Written next to the app's directory, not inside it.
-                let tmp = dir.with_file_name(format!(
-                    ".{}.saving",
-                    dir.file_name().unwrap_or_default().to_string_lossy()
-                ));
-                std::fs::write(&tmp, bytes)?;
-                std::fs::rename(&tmp, &path)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trees_round_trip_through_the_disk() {
-        let dir = std::env::temp_dir().join(format!("llmos-apps-tree-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = |p: &str, d: &str| (p.to_owned(), Some(d.as_bytes().to_vec()));
-        let d = |p: &str| (p.to_owned(), None);
-        let one = vec![d("a"), f("a/x", "1"), f("b", "2"), d("c")];
-        let sorted = |mut v: Vec<Item>| {
-            v.sort();
-            v
-        };
-        write_tree(&dir, &[], &one).unwrap();
-        assert_eq!(sorted(read_tree(&dir, 100).unwrap()), one);
-        // b becomes a directory, a/ goes, c gets a file.
-        let two = vec![d("b"), f("b/y", "3"), d("c"), f("c/z", "4")];
-        write_tree(&dir, &one, &two).unwrap();
-        assert_eq!(sorted(read_tree(&dir, 100).unwrap()), two);
-        assert!(read_tree(&dir, 1).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

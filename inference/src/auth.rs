@@ -53,6 +53,36 @@ pub fn generate() -> Result<String, String> {
     ))
 }
 
+/// Where llmos's kernel says which random sources seeded its generator.
+pub const RANDOM_STATUS: &str = "/proc/llmos/random";
+
+/// Whether the randomness behind `getrandom` comes from a healthy hardware
+/// source: in llmos the kernel says so in [`RANDOM_STATUS`]; elsewhere
+/// (hosted mode, no such file) the host's kernel is trusted.
+pub fn hardware_randomness() -> Result<(), String> {
+    match std::fs::read_to_string(RANDOM_STATUS) {
+        Ok(text) => random_status(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{RANDOM_STATUS}: {e}")),
+    }
+}
+
+/// Reads the kernel's `hardware:` line (`healthy`, or `none (REASON)`).
+pub fn random_status(text: &str) -> Result<(), String> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hardware:"))
+        .map(str::trim)
+        .ok_or_else(|| format!("{RANDOM_STATUS} has no hardware: line"))?;
+    if line == "healthy" {
+        Ok(())
+    } else {
+        Err(format!(
+            "the CPU has no healthy hardware random source ({line}), so no API key is made from weak randomness"
+        ))
+    }
+}
+
 /// `n` random bytes from the operating system, in hex.
 pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
     let mut b = vec![0u8; n];
@@ -134,6 +164,22 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 6 + 32);
         assert!(parse_keys(&a, "g").is_ok());
+    }
+
+    #[test]
+    fn keys_are_made_only_from_healthy_hardware_randomness() {
+        assert_eq!(
+            random_status("hardware: healthy\nsources: rdseed rdrand tsc\n"),
+            Ok(())
+        );
+        let e = random_status("hardware: none (no RDRAND or RDSEED)\nsources: tsc\n").unwrap_err();
+        assert!(
+            e.contains("no RDRAND or RDSEED") && e.contains("no API key"),
+            "{e}"
+        );
+        assert!(random_status("hardware: none (RDRAND returned all-ones)").is_err());
+        assert!(random_status("sources: tsc\n").is_err());
+        assert!(random_status("hardware: healthyish\n").is_err());
     }
 
     #[test]

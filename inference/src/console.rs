@@ -301,7 +301,7 @@ fn list_apps(exec: Option<&Exec>, out: &mut dyn Write) {
         say(
             out,
             &format!(
-                "  {:<10} {:<8} {}{}",
+                "  {:<10} {:<8} {}{} [{}]",
                 m.name,
                 m.version,
                 m.description,
@@ -309,7 +309,8 @@ fn list_apps(exec: Option<&Exec>, out: &mut dyn Write) {
                     " [keeps data]"
                 } else {
                     ""
-                }
+                },
+                a.signature
             ),
         );
     }

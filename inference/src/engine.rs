@@ -13,6 +13,8 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 
 use crate::stop::StopFilter;
@@ -203,7 +205,7 @@ impl Sampling {
             };
             return Ok(Picker::Greedy { banned });
         }
-        self.chain(model, grammar, ignore_eos).map(Picker::Chain)
+        self.chain(model, grammar, ignore_eos)
     }
 
     /// Whether any repetition penalty is on.
@@ -211,13 +213,14 @@ impl Sampling {
         self.repeat_penalty != 1.0 || self.frequency_penalty != 0.0 || self.presence_penalty != 0.0
     }
 
-    /// The llama.cpp sampler chain for these settings.
+    /// The llama.cpp sampler chain for these settings; with a grammar, in
+    /// two parts (see [`Picker::Grammar`]).
     fn chain(
         &self,
         model: &LlamaModel,
         grammar: Option<&str>,
         ignore_eos: bool,
-    ) -> Result<LlamaSampler, String> {
+    ) -> Result<Picker, String> {
         let mut chain = Vec::new();
         let n_vocab = model.n_vocab();
         let mut biases = Vec::new();
@@ -240,11 +243,14 @@ impl Sampling {
         if !biases.is_empty() {
             chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
         }
+        let mut mask = None;
         if let Some(g) = grammar {
+            crate::schema::check_gbnf(g)?;
             chain.push(
                 LlamaSampler::grammar(model, g, "root")
                     .map_err(|e| format!("the grammar was rejected: {e}"))?,
             );
+            mask = Some(LlamaSampler::chain_simple(std::mem::take(&mut chain)));
         }
         if self.penalties() {
             chain.push(LlamaSampler::penalties(
@@ -266,7 +272,15 @@ impl Sampling {
             chain.push(LlamaSampler::temp(self.temperature));
             chain.push(LlamaSampler::dist(self.seed));
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        let pick = LlamaSampler::chain_simple(chain);
+        Ok(match mask {
+            None => Picker::Chain(pick),
+            Some(mask) => Picker::Grammar {
+                mask,
+                pick,
+                candidates: LlamaTokenDataArray::new(Vec::new(), false),
+            },
+        })
     }
 }
 
@@ -284,16 +298,75 @@ pub(crate) enum Picker {
     },
     /// llama.cpp's sampler chain.
     Chain(LlamaSampler),
+    /// A grammar's chain, in two parts, so that llama.cpp never aborts:
+    /// `mask` (logit bias and the grammar) rules tokens out, and only when
+    /// some token is left does `pick` (penalties, then greedy or the random
+    /// draw) choose one, which both then accept (llama.cpp's grammar aborts
+    /// the process when it is made to accept a token it does not allow,
+    /// which happens when a grammar allows nothing at all).
+    Grammar {
+        /// Logit bias and the grammar.
+        mask: LlamaSampler,
+        /// Penalties and the choice.
+        pick: LlamaSampler,
+        /// The candidates, kept between tokens.
+        candidates: LlamaTokenDataArray,
+    },
 }
 
 impl Picker {
-    /// The next token from the logits of batch entry `idx`.
-    pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
+    /// The next token from the logits of batch entry `idx`, or why none
+    /// can follow.
+    pub(crate) fn sample(
+        &mut self,
+        ctx: &LlamaContext<'_>,
+        idx: i32,
+    ) -> Result<LlamaToken, String> {
         match self {
-            Self::Chain(s) => s.sample(ctx, idx),
-            Self::Greedy { banned } => LlamaToken(greedy(ctx.get_logits_ith(idx), banned)),
+            Self::Chain(s) => Ok(s.sample(ctx, idx)),
+            Self::Greedy { banned } => Ok(LlamaToken(greedy(ctx.get_logits_ith(idx), banned))),
+            Self::Grammar {
+                mask,
+                pick,
+                candidates,
+            } => {
+                let c = candidates;
+                c.data.clear();
+                c.data.extend(
+                    ctx.get_logits_ith(idx)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+                );
+                c.selected = None;
+                c.sorted = false;
+                c.apply_sampler(mask);
+                if !c.data.iter().any(|d| d.logit() > f32::NEG_INFINITY) {
+                    return Err(NOTHING_ALLOWED.into());
+                }
+                c.apply_sampler(pick);
+                let t = c
+                    .selected_token()
+                    .filter(|t| allowed(c, *t))
+                    .ok_or_else(|| NOTHING_ALLOWED.to_owned())?;
+                mask.try_accept(t)
+                    .and_then(|()| pick.try_accept(t))
+                    .map_err(|e| format!("the grammar did not take the sampled token: {e}"))?;
+                Ok(t)
+            }
         }
     }
+}
+
+/// Why a grammar-constrained generation can't go on.
+const NOTHING_ALLOWED: &str = "the output format (response_format) allows no token here: its schema admits no JSON text that can be completed";
+
+/// Whether `t` survived the mask in `c` (a finite logit).
+fn allowed(c: &LlamaTokenDataArray, t: LlamaToken) -> bool {
+    c.data
+        .iter()
+        .find(|d| d.id() == t)
+        .is_some_and(|d| d.logit() > f32::NEG_INFINITY)
 }
 
 /// The index of the first greatest of `logits` after adding -inf to the
@@ -345,9 +418,14 @@ pub struct Generate {
 /// A grammar for output matching a JSON schema (`{"type":"object"}` for
 /// any object), made by llama.cpp's converter.
 pub fn json_grammar(schema: &str) -> Result<String, String> {
-    llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
+    let v: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| format!("the JSON schema is not JSON: {e}"))?;
+    crate::schema::check(&v)?;
+    let g = llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
         format!("the JSON schema could not be turned into a grammar ({e}); check that it is valid")
-    })
+    })?;
+    crate::schema::check_gbnf(&g)?;
+    Ok(g)
 }
 
 /// Why generation ended.
@@ -714,7 +792,7 @@ impl Session<'_> {
         let start = Instant::now();
         let mut hit_stop = false;
         for pos in first..first + g.max_tokens as i32 {
-            let t = sampler.sample(&self.ctx, batch.n_tokens() - 1);
+            let t = sampler.sample(&self.ctx, batch.n_tokens() - 1)?;
             if vocab.is_eog(t) {
                 stats.finish = Finish::Stop;
                 break;

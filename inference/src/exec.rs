@@ -67,12 +67,12 @@ impl Exec {
     /// where data apps keep their data), run under `caps`.
     pub fn new(
         dir: Option<PathBuf>,
-        apps: Option<(PathBuf, Option<PathBuf>)>,
+        apps: Option<crate::apps::AppsDir>,
         caps: Caps,
     ) -> Result<Self, String> {
         let sandbox = Sandbox::new(caps)?;
         let apps = match apps {
-            Some((d, data)) => Some(Apps::load(&sandbox, &d, data)?),
+            Some(a) => Some(Apps::load(&sandbox, &a)?),
             None => None,
         };
         Ok(Self {

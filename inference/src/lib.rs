@@ -16,6 +16,7 @@
 //! llmos's first process.
 
 pub mod api;
+pub mod appdata;
 pub mod apps;
 pub mod auth;
 pub mod browser;
@@ -28,7 +29,9 @@ pub mod gguf;
 pub mod queue;
 pub mod ratelimit;
 pub mod sanitize;
+pub mod schema;
 pub mod server;
+pub mod signature;
 pub mod stop;
 pub mod terminal;
 pub mod utf8;

@@ -64,11 +64,21 @@ struct GenOpts {
     /// Also print the generated token ids and why generation ended.
     #[arg(long)]
     print_tokens: bool,
+    /// Constrain the output with this GBNF grammar (root rule `root`).
+    #[arg(long, value_name = "FILE")]
+    grammar_file: Option<PathBuf>,
 }
 
 impl GenOpts {
-    fn generate(&self) -> Generate {
-        Generate {
+    fn generate(&self) -> Result<Generate, String> {
+        let grammar = match &self.grammar_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("--grammar-file {}: {e}", f.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Generate {
             max_tokens: self.max_tokens,
             context: self.ctx,
             threads: self.threads.unwrap_or_else(default_threads),
@@ -85,9 +95,9 @@ impl GenOpts {
                 logit_bias: Vec::new(),
             },
             stops: self.stops.clone(),
-            grammar: None,
+            grammar,
             ignore_eos: false,
-        }
+        })
     }
 }
 
@@ -124,6 +134,11 @@ struct ChatOpts {
     /// missing); without it, such apps can't run.
     #[arg(long, value_name = "DIR", requires = "apps_dir")]
     app_data: Option<PathBuf>,
+    /// A publisher's ed25519 public key (64 hex digits in a file) that app
+    /// signatures are checked against (repeatable). A key inside an app's
+    /// own manifest proves nothing.
+    #[arg(long = "trust-key", value_name = "FILE", requires = "apps_dir")]
+    trust_keys: Vec<PathBuf>,
 }
 
 /// The code interpreter and the apps, if `--lang-dir` or `--apps-dir`
@@ -154,7 +169,18 @@ fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
     }
     let exec = Exec::new(
         chat.lang_dir.clone(),
-        chat.apps_dir.clone().map(|d| (d, chat.app_data.clone())),
+        match &chat.apps_dir {
+            Some(dir) => Some(llmos_inference::apps::AppsDir {
+                dir: dir.clone(),
+                data: chat.app_data.clone(),
+                trusted: chat
+                    .trust_keys
+                    .iter()
+                    .map(|f| llmos_inference::signature::TrustedKey::read(f))
+                    .collect::<Result<_, _>>()?,
+            }),
+            None => None,
+        },
         caps,
     )?;
     if let Some(apps) = exec.apps() {
@@ -380,7 +406,7 @@ fn bench(model: &Path, pp: u32, tg: u32, reps: u32, threads: i32) -> Result<(), 
 }
 
 fn load(opts: &GenOpts) -> Result<(Engine, Generate), String> {
-    let g = opts.generate();
+    let g = opts.generate()?;
     g.sampling.validate()?;
     let e = Engine::load(&opts.model)?;
     eprintln!("model: {}; {} thread(s)", e.info, g.threads);
@@ -397,30 +423,44 @@ fn model_id(path: &Path) -> String {
 }
 
 fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
-    let g = opts.generate();
+    let g = opts.generate()?;
     g.sampling.validate()?;
     let mut keys = Vec::new();
     for f in &so.api_key_file {
         keys.extend(auth::read_keys(f)?);
     }
-    // Off loopback, a key is always needed; without one, make one.
-    let generated = if keys.is_empty() && !so.listen.ip().is_loopback() {
-        let k = auth::generate()?;
-        keys.push(k.clone());
-        Some(k)
+    // Off loopback, a key is always needed; without one, make one, but
+    // only from healthy hardware randomness. Without that the API stays
+    // off (the console works) and says why.
+    let (generated, api_off) = if keys.is_empty() && !so.listen.ip().is_loopback() {
+        match auth::hardware_randomness().and_then(|()| auth::generate()) {
+            Ok(k) => {
+                keys.push(k.clone());
+                (Some(k), None)
+            }
+            Err(why) => (None, Some(why)),
+        }
     } else {
-        None
+        (None, None)
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
-    let listener = std::net::TcpListener::bind(so.listen)
-        .map_err(|e| format!("--listen {}: {e}", so.listen))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("--listen {}: {e}", so.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = match api_off {
+        Some(_) => None,
+        None => {
+            let l = std::net::TcpListener::bind(so.listen)
+                .map_err(|e| format!("--listen {}: {e}", so.listen))?;
+            l.set_nonblocking(true)
+                .map_err(|e| format!("--listen {}: {e}", so.listen))?;
+            Some(l)
+        }
+    };
+    let addr = match &listener {
+        Some(l) => l.local_addr().map_err(|e| e.to_string())?,
+        None => so.listen,
+    };
     let own: Vec<std::net::IpAddr> = server::outward_ip().into_iter().collect();
     let policy =
         llmos_inference::browser::Policy::new(addr, &own, &so.allow_hosts, &so.allow_origins)?;
@@ -457,18 +497,20 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     let exec = exec(&chat)?;
     let shared = Shared::new(config, exec.clone());
     let s2 = shared.clone();
-    std::thread::Builder::new()
-        .name("http".into())
-        .spawn(move || {
-            let r = rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener)?;
-                server::serve(l, s2).await
-            });
-            if let Err(e) = r {
-                eprintln!("llmos-runtime: the HTTP API stopped: {e}");
-            }
-        })
-        .map_err(|e| format!("starting the HTTP thread: {e}"))?;
+    if let Some(listener) = listener {
+        std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                let r = rt.block_on(async move {
+                    let l = tokio::net::TcpListener::from_std(listener)?;
+                    server::serve(l, s2).await
+                });
+                if let Err(e) = r {
+                    eprintln!("llmos-runtime: the HTTP API stopped: {e}");
+                }
+            })
+            .map_err(|e| format!("starting the HTTP thread: {e}"))?;
+    }
 
     // The API answers 503 until this is done.
     let state = match Engine::load(&opts.model) {
@@ -532,10 +574,23 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
             }
         ));
     }
-    banner.push(format!(
-        "API: {} (listening on {addr}; docs/api.md)",
-        server::reachable(addr)
-    ));
+    if let Some(why) = &api_off {
+        banner.push(format!(
+            "API: off: {why}; the API needs keys from --api-key-file (cargo xtask run --api-key-file FILE)"
+        ));
+    } else {
+        banner.push(format!(
+            "API: {} (listening on {addr}; docs/api.md)",
+            server::reachable(addr)
+        ));
+    }
+    if shared.restarts > 0 {
+        banner.push(format!(
+            "restarted: {} time(s); the last run ended: {}",
+            shared.restarts,
+            shared.last_exit.as_deref().unwrap_or("?")
+        ));
+    }
     banner.push(format!(
         "connections: at most {}; headers within {} s, idle {} s, bodies {} s; requests {} a minute per key{}",
         connections.max,
@@ -547,10 +602,11 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     ));
     banner.push(match (&generated, keys.len()) {
         (Some(k), _) => format!("API key (generated at boot, shown only here): {k}"),
+        (None, 0) if api_off.is_some() => "auth: no key".to_owned(),
         (None, 0) => "auth: none (loopback only)".to_owned(),
         (None, n) => format!("auth: {n} key(s) from --api-key-file"),
     });
-    if generated.is_some() || !keys.is_empty() {
+    if api_off.is_none() && (generated.is_some() || !keys.is_empty()) {
         banner.push("  send it as the header 'Authorization: Bearer KEY'".to_owned());
     }
     let mut out = std::io::stdout();
@@ -665,9 +721,10 @@ fn run(cmd: Command) -> Result<(), String> {
                     apps_dir,
                     app_data,
                     sandbox_caps,
+                    trust_keys,
                 },
         } => {
-            let g = opts.generate();
+            let g = opts.generate()?;
             g.sampling.validate()?;
             let e = Engine::load(&opts.model)?;
             let banner = [
@@ -685,6 +742,7 @@ fn run(cmd: Command) -> Result<(), String> {
                 apps_dir,
                 app_data,
                 sandbox_caps,
+                trust_keys,
             })?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(

@@ -603,7 +603,10 @@ impl<'a> Scheduler<'a> {
             // max_tokens 0: the prompt alone.
             return self.finish(i, Finish::Length);
         }
-        let t = run.sampler.sample(&self.ctx, idx);
+        let t = match run.sampler.sample(&self.ctx, idx) {
+            Ok(t) => t,
+            Err(e) => return self.end(i, Err(e)),
+        };
         if vocab.is_eog(t) {
             return self.finish(i, Finish::Stop);
         }

@@ -98,6 +98,11 @@ pub struct Shared {
     rate_limited: std::sync::atomic::AtomicU64,
     /// Requests that waited longer than the queue timeout.
     queue_timeouts: std::sync::atomic::AtomicU64,
+    /// How often the kernel restarted the runtime after it died
+    /// (`LLMOS_RESTARTS`), and how its last run ended (`LLMOS_LAST_EXIT`).
+    pub restarts: u64,
+    /// See `restarts`.
+    pub last_exit: Option<String>,
 }
 
 impl Shared {
@@ -109,6 +114,13 @@ impl Shared {
             refusals: Mutex::new(LogBudget::new(10, std::time::Duration::from_secs(60))),
             rate_limited: Default::default(),
             queue_timeouts: Default::default(),
+            restarts: std::env::var("LLMOS_RESTARTS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+            last_exit: std::env::var("LLMOS_LAST_EXIT")
+                .ok()
+                .map(|v| v.chars().take(200).collect()),
             config,
             exec,
             model: OnceLock::new(),
@@ -479,19 +491,21 @@ fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiErro
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Response {
-    match s.model.get() {
-        Some(ModelState::Ready(..)) => Json(json!({"status": "ok"})).into_response(),
+    let (status, mut v) = match s.model.get() {
+        Some(ModelState::Ready(..)) => (StatusCode::OK, json!({"status": "ok"})),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading"})),
-        )
-            .into_response(),
+            json!({"status": "loading"}),
+        ),
         Some(ModelState::Failed(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "error": why})),
-        )
-            .into_response(),
-    }
+            json!({"status": "error", "error": why}),
+        ),
+    };
+    // The kernel restarts the runtime when it dies (llmos only).
+    v["restarts"] = json!(s.restarts);
+    v["last_exit"] = json!(s.last_exit);
+    (status, Json(v)).into_response()
 }
 
 fn unix_now() -> u64 {
@@ -624,6 +638,12 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             "counter",
             "Requests refused with 429 because their key went over its request rate.",
             get(&s.rate_limited),
+        ),
+        (
+            "llmos_runtime_restarts_total",
+            "counter",
+            "Times the kernel restarted the runtime after it died (since the machine booted).",
+            s.restarts,
         ),
         (
             "llmos_requests_queue_timeouts_total",
@@ -1382,7 +1402,12 @@ async fn list_apps(State(s): State<Arc<Shared>>) -> Json<Value> {
                     "memory_bytes": eff.memory,
                     "output_bytes": eff.output,
                 },
-                "signed": m.signature.is_some(),
+                "signature": a.signature.as_str(),
+                "signature_detail": match &a.signature {
+                    crate::signature::Status::Verified(k) => json!({"key": k}),
+                    crate::signature::Status::Unsigned => Value::Null,
+                    crate::signature::Status::Invalid(why) => json!({"reason": why}),
+                },
             }));
         }
     }

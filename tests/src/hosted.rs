@@ -25,7 +25,28 @@ impl Server {
     /// (and `--listen 127.0.0.1:0` unless they name one), and waits for
     /// the ready (or degraded) line.
     pub fn start(model: &Path, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(crate::runtime_bin());
+        Self::start_full(model, extra, None, &[])
+    }
+
+    /// [`Server::start`] with its address space limited to `kib` KiB
+    /// (`ulimit -v`; for tests whose failure could otherwise take the
+    /// machine's memory) and extra environment variables.
+    pub fn start_full(
+        model: &Path,
+        extra: &[&str],
+        kib: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = match kib {
+            None => Command::new(crate::runtime_bin()),
+            Some(k) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -v {k} && exec \"$0\" \"$@\"")])
+                    .arg(crate::runtime_bin());
+                c
+            }
+        };
+        cmd.envs(env.iter().copied());
         cmd.args(["serve", "--no-console", "--model"]).arg(model);
         if !extra.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);

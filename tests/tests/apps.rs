@@ -208,18 +208,164 @@ fn each_app_keeps_its_own_data_and_nothing_is_lost() {
     run(&bare, "text", json!({"args": ["wc"]}));
 }
 
+/// A copy of the first-party app `name` under `dir`, as `as_name`.
+fn copy_app(dir: &Path, name: &str, as_name: &str) -> PathBuf {
+    let d = dir.join(as_name);
+    std::fs::create_dir_all(&d).unwrap();
+    for e in std::fs::read_dir(apps_dir().join(name)).unwrap() {
+        let p = e.unwrap().path();
+        let file = p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(name, as_name);
+        std::fs::copy(&p, d.join(file)).unwrap();
+    }
+    let m = d.join("manifest.toml");
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{as_name}\""),
+        )
+        .replace(
+            &format!("entry = \"{name}.wasm\""),
+            &format!("entry = \"{as_name}.wasm\""),
+        );
+    std::fs::write(&m, text).unwrap();
+    d
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Signs the app in `dir` with `key`, naming `named` as the signer.
+fn sign(dir: &Path, key: &ed25519_dalek::SigningKey, named: &ed25519_dalek::VerifyingKey) {
+    use ed25519_dalek::Signer;
+    let path = dir.join("manifest.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let m = llmos_sandbox::manifest::Manifest::parse(&text).unwrap();
+    let sig = key.sign(m.signing_payload().as_bytes());
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[signature]\nalgorithm = \"ed25519\"\npublic_key = \"{}\"\nvalue = \"{}\"\n",
+            hex(named.as_bytes()),
+            hex(&sig.to_bytes())
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn signatures_count_only_from_keys_the_owner_trusts() {
+    let dir = scratch("signed");
+    let publisher = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
+    sign(
+        &copy_app(&dir, "text", "good"),
+        &publisher,
+        &publisher.verifying_key(),
+    );
+    // Signed with the package's own key: proves nothing.
+    sign(
+        &copy_app(&dir, "text", "selfsigned"),
+        &stranger,
+        &stranger.verifying_key(),
+    );
+    // Signed by the publisher, then changed.
+    let changed = copy_app(&dir, "text", "changed");
+    sign(&changed, &publisher, &publisher.verifying_key());
+    let m = changed.join("manifest.toml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(
+        &m,
+        text.replacen("description = \"", "description = \"Now better: ", 1),
+    )
+    .unwrap();
+    copy_app(&dir, "text", "plain");
+    let key_file = dir.join("publisher.pub");
+    std::fs::write(
+        &key_file,
+        format!(
+            "# our publisher\n{}\n",
+            hex(publisher.verifying_key().as_bytes())
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &tiny_model(),
+        &[
+            "--apps-dir",
+            dir.to_str().unwrap(),
+            "--trust-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let (status, v) = s.get_json("/v1/apps", &[]);
+    assert_eq!(status, 200, "{v}");
+    let app = |n: &str| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap_or_else(|| panic!("no {n}: {v}"))
+            .clone()
+    };
+    assert_eq!(app("good")["signature"], "verified", "{v}");
+    assert_eq!(
+        app("good")["signature_detail"]["key"],
+        hex(publisher.verifying_key().as_bytes())
+    );
+    for (name, why) in [("selfsigned", "not trusted"), ("changed", "does not match")] {
+        let a = app(name);
+        assert_eq!(a["signature"], "invalid", "{v}");
+        let reason = a["signature_detail"]["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{name}: {reason}");
+    }
+    assert_eq!(app("plain")["signature"], "unsigned", "{v}");
+    assert!(app("plain").get("signed").is_none(), "{v}");
+    drop(s);
+    // Without any trusted key nothing verifies.
+    let s = serve(&dir, None);
+    let (_, v) = s.get_json("/v1/apps", &[]);
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["signature"] != "verified"),
+        "{v}"
+    );
+    drop(s);
+    // A bad key file is refused with the reason.
+    std::fs::write(&key_file, "not a key\n").unwrap();
+    let out = std::process::Command::new(llmos_tests::runtime_bin())
+        .args([
+            "serve",
+            "--no-console",
+            "--listen",
+            "127.0.0.1:0",
+            "--apps-dir",
+        ])
+        .arg(&dir)
+        .arg("--trust-key")
+        .arg(&key_file)
+        .arg("--model")
+        .arg(tiny_model())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not an ed25519 public key"), "{err}");
+}
+
 #[test]
 fn a_tampered_or_overreaching_app_is_left_out_and_the_rest_run() {
     let dir = scratch("bad");
-    let copy = |name: &str| {
-        let d = dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        for e in std::fs::read_dir(apps_dir().join(name)).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, d.join(p.file_name().unwrap())).unwrap();
-        }
-        d
-    };
+    let copy = |name: &str| copy_app(&dir, name, name);
     copy("text");
     // A module that is not the one its manifest names.
     let files = copy("files");

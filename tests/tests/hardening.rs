@@ -337,3 +337,128 @@ fn a_request_waits_for_a_slot_only_until_the_queue_timeout() {
     assert_eq!(s.metric("llmos_requests_queue_timeouts_total", &[]), 1.0);
     drop(long);
 }
+
+/// A chat completion whose reply must match `schema`.
+fn with_schema(schema: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "messages": [{"role": "user", "content": "Give me a number."}],
+        "max_tokens": 8,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    })
+}
+
+#[test]
+fn schemas_that_admit_nothing_or_blow_up_are_refused_and_the_server_lives() {
+    use serde_json::json;
+    let _serial = serial();
+    // Limited to 6 GiB: before the check, the first schema made llama.cpp
+    // allocate until the host's OOM killer ended the process (24 GB).
+    let s = Server::start_full(&default_model(), &[], Some(6 << 20), &[]);
+    for (schema, says) in [
+        (
+            json!({"type": "string", "minLength": 2, "maxLength": 1}),
+            "minLength 2 is above maxLength 1",
+        ),
+        (json!({"type": "string", "pattern": "^a{3,1}$"}), "{3,1}"),
+        // Admits no JSON text: llama.cpp's sampler aborted the process.
+        (
+            json!({"type": "integer", "minimum": 5, "maximum": 3}),
+            "no number",
+        ),
+        (
+            json!({"type": "object", "properties": {"n": {"enum": []}}, "required": ["n"]}),
+            "enum is empty",
+        ),
+        (
+            json!({"allOf": [{"type": "string"}, {"type": "boolean"}]}),
+            "every type",
+        ),
+        (
+            json!({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}),
+            "go round",
+        ),
+        (json!({"type": "string", "pattern": "^[z-a]$"}), "range z-a"),
+    ] {
+        let (status, v) = s.post("/v1/chat/completions", &[], &with_schema(&schema));
+        assert_eq!(status, 400, "{schema}: {v}");
+        assert_eq!(v["error"]["param"], "response_format", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{schema}: {msg}");
+    }
+    // Still serving, schemas and all.
+    let ok = json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"]});
+    let (status, v) = s.post("/v1/chat/completions", &[], &with_schema(&ok));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(s.curl("GET", "/health", &[], None).status, 200);
+}
+
+#[test]
+fn a_grammar_that_allows_nothing_ends_the_generation_not_the_process() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("llmos-grammar-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |grammar: &str| {
+        let f = dir.join("g.gbnf");
+        std::fs::write(&f, grammar).unwrap();
+        std::process::Command::new(llmos_tests::runtime_bin())
+            .args(["generate", "--max-tokens", "4", "--grammar-file"])
+            .arg(&f)
+            .arg("--model")
+            .arg(llmos_tests::tiny_model())
+            .arg("hello")
+            .output()
+            .unwrap()
+    };
+    // An empty character range: no first character can be chosen. llama.cpp
+    // alone would accept a token its grammar forbids and abort.
+    let out = run("root ::= [b-a]\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("allows no token here"), "{err}");
+    // An inverted repetition is refused before llama.cpp parses it.
+    let out = run("root ::= [a-c]{2,1}\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("{2,1}"), "{err}");
+    // A grammar that allows something is followed.
+    let out = run("root ::= \"yes\" | \"no\"\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim() == "yes" || text.trim() == "no", "{text:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn health_and_metrics_report_the_kernels_restarts() {
+    let _serial = serial();
+    let s = Server::start(&llmos_tests::tiny_model(), &[]);
+    let (_, v) = s.get_json("/health", &[]);
+    assert_eq!(v["restarts"], 0, "{v}");
+    assert!(v["last_exit"].is_null(), "{v}");
+    drop(s);
+    // What llmos's kernel passes to a runtime it restarted.
+    let s = Server::start_full(
+        &llmos_tests::tiny_model(),
+        &[],
+        None,
+        &[
+            ("LLMOS_RESTARTS", "2"),
+            ("LLMOS_LAST_EXIT", "killed by signal 6 (SIGABRT)"),
+        ],
+    );
+    let (status, v) = s.get_json("/health", &[]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restarts"], 2, "{v}");
+    assert_eq!(v["last_exit"], "killed by signal 6 (SIGABRT)", "{v}");
+    assert_eq!(s.metric("llmos_runtime_restarts_total", &[]), 2.0);
+    assert!(
+        s.banner
+            .contains("restarted: 2 time(s); the last run ended: killed by signal 6 (SIGABRT)"),
+        "{}",
+        s.banner
+    );
+}

@@ -67,6 +67,46 @@ pub struct ContentArgs {
         conflicts_with = "no_model"
     )]
     pub allow_origins: Vec<String>,
+    /// A publisher's ed25519 public key (a file of 64 hex digits) that app
+    /// signatures are checked against (repeatable), packed at
+    /// /etc/llmos/trusted-keys/.
+    #[arg(long = "trust-key", value_name = "FILE", conflicts_with = "no_model")]
+    pub trust_keys: Vec<PathBuf>,
+}
+
+/// Where `--trust-key` files go in the image.
+pub const TRUSTED_KEYS_IN_IMAGE: &str = "/etc/llmos/trusted-keys";
+
+/// Checks a `--trust-key` file the way the runtime will: one ed25519
+/// public key as 64 hex digits, `#` comments and blank lines aside.
+pub fn check_trust_key(path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--trust-key {}", path.display()))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let bytes: Option<[u8; 32]> = match lines.as_slice() {
+        [hex] if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            let mut b = [0u8; 32];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+            }
+            Some(b)
+        }
+        _ => None,
+    };
+    let ok = bytes
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .is_some_and(|k| !k.is_weak());
+    if !ok {
+        bail!(
+            "--trust-key {}: not an ed25519 public key (one line of 64 hex digits)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Where the code interpreter's WASI runtimes go in the image.
@@ -155,10 +195,17 @@ impl ContentArgs {
             }
             check_key_file(k)?;
         }
-        if self.init.is_some() && !(self.allow_hosts.is_empty() && self.allow_origins.is_empty()) {
+        if self.init.is_some()
+            && !(self.allow_hosts.is_empty()
+                && self.allow_origins.is_empty()
+                && self.trust_keys.is_empty())
+        {
             bail!(
-                "--allow-host and --allow-origin are for the runtime; they do not go with --init"
+                "--allow-host, --allow-origin and --trust-key are for the runtime; they do not go with --init"
             );
+        }
+        for k in &self.trust_keys {
+            check_trust_key(k)?;
         }
         crate::runtime::check_cpu(self.cpu())
     }
@@ -214,6 +261,12 @@ impl ContentArgs {
                 }
                 for o in &self.allow_origins {
                     args.extend(["--allow-origin".to_owned(), o.clone()]);
+                }
+                for (i, k) in self.trust_keys.iter().enumerate() {
+                    check_trust_key(k)?;
+                    let dest = format!("{TRUSTED_KEYS_IN_IMAGE}/{i}.pub");
+                    extra.push((k.clone(), dest.clone()));
+                    args.extend(["--trust-key".to_owned(), dest]);
                 }
                 Some(InitProgram {
                     source: stripped_runtime(self.cpu())?,
@@ -674,6 +727,21 @@ pub fn image(args: &ImageArgs) -> Result<Built> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trust_key_files_are_checked_at_build_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k.pub");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key();
+        let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&f, format!("# publisher\n{hex}\n")).unwrap();
+        check_trust_key(&f).unwrap();
+        for bad in ["", "abcd", &"z".repeat(64), &format!("{hex}\n{hex}")] {
+            std::fs::write(&f, bad).unwrap();
+            let e = check_trust_key(&f).unwrap_err().to_string();
+            assert!(e.contains("not an ed25519 public key"), "{e}");
+        }
+    }
 
     #[test]
     fn content_options_are_checked() {
