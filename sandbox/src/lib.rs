@@ -21,6 +21,7 @@
 //!
 //! A request's limits can only tighten the server's caps ([`Limits`]).
 
+mod caps;
 pub mod errno;
 pub mod manifest;
 pub mod vfs;
@@ -32,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, Linker, Module, Store, TrapCode};
 use wasmi_core::LimiterError;
+
+pub use caps::{Caps, Effective, Limits};
 
 /// Which limit ended a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,153 +69,6 @@ impl Limit {
             Limit::Output => "output",
             Limit::Module => "module",
             Limit::Concurrency => "concurrency",
-        }
-    }
-}
-
-/// The server's caps: no request can go beyond them.
-#[derive(Debug, Clone)]
-pub struct Caps {
-    /// Instructions (fuel) per run.
-    pub fuel: u64,
-    /// Wall-clock time per run.
-    pub wall: Duration,
-    /// Linear memory per run, in bytes.
-    pub memory: u64,
-    /// Table elements per table.
-    pub table: u32,
-    /// Module size in bytes.
-    pub module_bytes: usize,
-    /// Captured bytes of stdout, and of stderr.
-    pub output: usize,
-    /// Open descriptors (including stdio and preopens).
-    pub files: usize,
-    /// Bytes the run may write to its scratch directory.
-    pub scratch: u64,
-    /// Runs at once.
-    pub concurrent: usize,
-    /// Memory all running runs may use together.
-    pub total_memory: u64,
-}
-
-impl Default for Caps {
-    fn default() -> Self {
-        Self {
-            // About 16 s of CPython's busiest loop in the release build
-            // here: the wall clock binds first.
-            fuel: 2_000_000_000_000,
-            wall: Duration::from_secs(10),
-            memory: 256 << 20,
-            table: 100_000,
-            module_bytes: 40 << 20,
-            output: 1 << 20,
-            files: 64,
-            scratch: 64 << 20,
-            concurrent: 4,
-            total_memory: 1 << 30,
-        }
-    }
-}
-
-impl Caps {
-    /// The names [`Caps::set`] takes, with their units.
-    pub const KEYS: &'static str = "fuel, wall_ms, memory_mib, table, module_mib, output_kib, files, scratch_mib, runs, total_memory_mib";
-
-    /// Sets one cap from `key=value` (for a command line). Values are
-    /// whole numbers (`_` allowed) within sane bounds.
-    pub fn set(&mut self, spec: &str) -> Result<(), String> {
-        let (key, value) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("{spec:?}: use KEY=VALUE; keys: {}", Self::KEYS))?;
-        let n: u64 = value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
-        let within = |lo: u64, hi: u64| {
-            if (lo..=hi).contains(&n) {
-                Ok(n)
-            } else {
-                Err(format!("{key}: {n} is not between {lo} and {hi}"))
-            }
-        };
-        match key.trim() {
-            "fuel" => self.fuel = within(1_000_000, u64::MAX / 2)?,
-            "wall_ms" => self.wall = Duration::from_millis(within(100, 3_600_000)?),
-            // A wasm32 memory can't exceed 4 GiB.
-            "memory_mib" => self.memory = within(1, 4096)? << 20,
-            "table" => self.table = within(1, 10_000_000)? as u32,
-            "module_mib" => self.module_bytes = (within(1, 1024)? << 20) as usize,
-            "output_kib" => self.output = (within(1, 1 << 20)? << 10) as usize,
-            "files" => self.files = within(8, 4096)? as usize,
-            "scratch_mib" => self.scratch = within(1, 65536)? << 20,
-            "runs" => self.concurrent = within(1, 1024)? as usize,
-            "total_memory_mib" => self.total_memory = within(1, 1 << 20)? << 20,
-            other => {
-                return Err(format!(
-                    "unknown sandbox cap {other:?}; keys: {}",
-                    Self::KEYS
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Limits a request asks for; each only tightens the matching cap.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Instructions.
-    pub fuel: Option<u64>,
-    /// Wall-clock milliseconds.
-    pub wall_ms: Option<u64>,
-    /// Memory bytes.
-    pub memory: Option<u64>,
-    /// Output bytes per stream.
-    pub output: Option<usize>,
-}
-
-impl Limits {
-    /// Each limit the smaller of the two (a missing one doesn't loosen).
-    pub fn tighten(&self, other: &Limits) -> Limits {
-        fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        }
-        Limits {
-            fuel: min(self.fuel, other.fuel),
-            wall_ms: min(self.wall_ms, other.wall_ms),
-            memory: min(self.memory, other.memory),
-            output: min(self.output, other.output),
-        }
-    }
-}
-
-/// The limits of one run: the caps, tightened by the request.
-#[derive(Debug, Clone)]
-pub struct Effective {
-    /// Instructions.
-    pub fuel: u64,
-    /// Wall-clock time.
-    pub wall: Duration,
-    /// Memory bytes.
-    pub memory: u64,
-    /// Output bytes per stream.
-    pub output: usize,
-}
-
-impl Caps {
-    /// `req` within these caps.
-    pub fn apply(&self, req: &Limits) -> Effective {
-        Effective {
-            fuel: req.fuel.map_or(self.fuel, |f| f.min(self.fuel)),
-            wall: req
-                .wall_ms
-                .map_or(self.wall, |ms| Duration::from_millis(ms).min(self.wall)),
-            memory: req.memory.map_or(self.memory, |m| m.min(self.memory)),
-            output: req.output.map_or(self.output, |o| o.min(self.output)),
         }
     }
 }
@@ -707,37 +563,5 @@ fn trap_name(c: TrapCode) -> &'static str {
         TrapCode::OutOfFuel => "out_of_fuel",
         TrapCode::GrowthOperationLimited => "growth_limited",
         TrapCode::OutOfSystemMemory => "out_of_system_memory",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn caps_are_set_by_name_within_bounds() {
-        let mut c = Caps::default();
-        c.set("fuel=5_000_000").unwrap();
-        c.set("wall_ms = 2500").unwrap();
-        c.set("memory_mib=128").unwrap();
-        c.set("runs=2").unwrap();
-        assert_eq!(c.fuel, 5_000_000);
-        assert_eq!(c.wall, Duration::from_millis(2500));
-        assert_eq!(c.memory, 128 << 20);
-        assert_eq!(c.concurrent, 2);
-        for (bad, why) in [
-            ("fuel", "KEY=VALUE"),
-            ("speed=1", "unknown sandbox cap"),
-            ("memory_mib=0", "between 1 and 4096"),
-            ("memory_mib=5000", "between 1 and 4096"),
-            ("wall_ms=ten", "not a whole number"),
-            ("runs=-1", "not a whole number"),
-        ] {
-            let e = c.set(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-        c.set("total_memory_mib=64").unwrap();
-        let e = Sandbox::new(c).err().unwrap();
-        assert!(e.contains("no run could start"), "{e}");
     }
 }
