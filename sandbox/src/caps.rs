@@ -1,8 +1,22 @@
 //! The server's caps on every run ([`Caps`]), the limits a request asks
 //! for ([`Limits`]), which only tighten them, and what one run gets
 //! ([`Effective`]).
+//!
+//! A run's memory is one budget ([`Effective::budget`]): its linear memory
+//! and tables as allocated (`memory`), its files' host bytes (`scratch`),
+//! both captured streams (`output` each) and the interpreter's own
+//! ([`INTERPRETER_BYTES`]). Each part is held to its cap while the run
+//! goes, and the admission reserves the whole budget, so the runs at
+//! once never hold more than `total_memory` together.
 
 use std::time::Duration;
+
+/// The host bytes wasmi holds for a run beyond its memories and tables:
+/// the value stack (at most 1 MB, which may be allocated twice over as it
+/// grows), the call stack (10,000 frames), the store and the instance.
+/// Reserved for every run. Compiled code is not in it: a module's is
+/// translated once, for all its runs.
+pub const INTERPRETER_BYTES: u64 = 4 << 20;
 
 /// The server's caps: no request can go beyond them.
 #[derive(Debug, Clone)]
@@ -11,7 +25,10 @@ pub struct Caps {
     pub fuel: u64,
     /// Wall-clock time per run.
     pub wall: Duration,
-    /// Linear memory per run, in bytes.
+    /// Host bytes of linear memory and tables per run, as allocated (a
+    /// memory that must move is allocated twice its size, so a module gets
+    /// at least half of this as linear memory, all of it when it grows in
+    /// large steps).
     pub memory: u64,
     /// Table elements per table.
     pub table: u32,
@@ -21,17 +38,21 @@ pub struct Caps {
     pub output: usize,
     /// Open descriptors (including stdio and preopens).
     pub files: usize,
-    /// Bytes the run may write to its scratch directory.
+    /// Host bytes a run's files may hold (scratch, data directory and
+    /// mounts together), as the filesystem counts them ([`crate::vfs`]).
     pub scratch: u64,
     /// Runs at once.
     pub concurrent: usize,
-    /// Memory all running runs may use together.
+    /// Host bytes all running runs may hold together: each run reserves
+    /// its budget ([`Effective::budget`]) and its input when admitted.
     pub total_memory: u64,
 }
 
 impl Default for Caps {
+    /// Four runs of 256 MiB memory, 64 MiB files and 1 MiB output, and
+    /// the total memory they need.
     fn default() -> Self {
-        Self {
+        let mut caps = Self {
             // About 16 s of CPython's busiest loop in the release build
             // here: the wall clock binds first.
             fuel: 2_000_000_000_000,
@@ -43,8 +64,10 @@ impl Default for Caps {
             files: 64,
             scratch: 64 << 20,
             concurrent: 4,
-            total_memory: 1 << 30,
-        }
+            total_memory: 0,
+        };
+        caps.total_memory = caps.run_budget().saturating_mul(caps.concurrent as u64);
+        caps
     }
 }
 
@@ -131,16 +154,35 @@ pub struct Effective {
     pub fuel: u64,
     /// Wall-clock time.
     pub wall: Duration,
-    /// Memory bytes.
+    /// Memory bytes (linear memory and tables, as allocated).
     pub memory: u64,
     /// Output bytes per stream.
     pub output: usize,
+    /// Host bytes of the run's files.
+    pub scratch: u64,
+}
+
+impl Effective {
+    /// The most host bytes the run may hold: memory, files, both output
+    /// streams and the interpreter's own.
+    pub fn budget(&self) -> u64 {
+        self.memory
+            .saturating_add(self.scratch)
+            .saturating_add((self.output as u64).saturating_mul(2))
+            .saturating_add(INTERPRETER_BYTES)
+    }
 }
 
 impl Caps {
+    /// The budget of a run that asks for no lower limits.
+    pub fn run_budget(&self) -> u64 {
+        self.apply(&Limits::default()).budget()
+    }
+
     /// `req` within these caps.
     pub fn apply(&self, req: &Limits) -> Effective {
         Effective {
+            scratch: self.scratch,
             fuel: req.fuel.map_or(self.fuel, |f| f.min(self.fuel)),
             wall: req
                 .wall_ms
@@ -178,8 +220,12 @@ mod tests {
             let e = c.set(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
-        c.set("total_memory_mib=64").unwrap();
-        let e = Sandbox::new(c).err().unwrap();
+        // 128 MiB memory, 64 MiB files, 2 MiB output and the interpreter's.
+        assert_eq!(c.run_budget(), (128 + 64 + 2 + 4) << 20);
+        c.set("total_memory_mib=197").unwrap();
+        let e = Sandbox::new(c.clone()).err().unwrap();
         assert!(e.contains("no run could start"), "{e}");
+        c.set("total_memory_mib=198").unwrap();
+        assert!(Sandbox::new(c).is_ok());
     }
 }

@@ -12,14 +12,17 @@
 //! |---|---|
 //! | instructions | wasmi fuel |
 //! | wall clock | fuel slices with a deadline check between them; `poll_oneoff` never sleeps past it |
-//! | memory, table | a resource limiter on every grow (and the initial sizes) |
+//! | memory, table | a resource limiter on every grow (and the initial sizes), counting what is allocated |
 //! | module size | checked before parsing; wasmi's strict limits on function count and shape |
 //! | output | stdout/stderr capture stops the run at the cap (`truncated`) |
-//! | files | open descriptors and scratch bytes counted by the filesystem |
+//! | files | open descriptors; the host bytes of files, directories and names, counted by the filesystem |
 //! | recursion | wasmi's call-depth and value-stack limits |
-//! | concurrency | a global count of runs and of the memory they may use |
+//! | concurrency | a global count of runs and of the memory they may hold |
 //!
-//! A request's limits can only tighten the server's caps ([`Limits`]).
+//! The memory parts add up to a run's budget ([`Effective::budget`]),
+//! which the admission reserves whole, so the runs at once together stay
+//! within the server's total. A request's limits can only tighten the
+//! server's caps ([`Limits`]).
 
 mod caps;
 pub mod errno;
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, Linker, Module, Store, TrapCode};
 use wasmi_core::LimiterError;
 
-pub use caps::{Caps, Effective, Limits};
+pub use caps::{Caps, Effective, INTERPRETER_BYTES, Limits};
 
 /// Which limit ended a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +46,8 @@ pub enum Limit {
     Fuel,
     /// The wall-clock time.
     WallClock,
-    /// Linear memory.
+    /// Linear memory and tables (also: a run that needs more memory than
+    /// the whole sandbox has).
     Memory,
     /// Table elements.
     Table,
@@ -51,6 +55,8 @@ pub enum Limit {
     Stack,
     /// Captured output.
     Output,
+    /// The room for files: the run got `NOSPC` and then failed.
+    Files,
     /// The module is too large or too complex.
     Module,
     /// Too many runs at once, or too much memory promised to them.
@@ -67,6 +73,7 @@ impl Limit {
             Limit::Table => "table",
             Limit::Stack => "stack",
             Limit::Output => "output",
+            Limit::Files => "files",
             Limit::Module => "module",
             Limit::Concurrency => "concurrency",
         }
@@ -175,7 +182,9 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// The trap, if it trapped.
     pub trap: Option<Trap>,
-    /// The limit that ended it, if one did.
+    /// The limit that ended it, if one did. `Files` when the program got
+    /// `NOSPC` and then failed (exited non-zero or trapped), or the files
+    /// given to the run did not fit.
     pub limit: Option<Limit>,
     /// An error before it started (a refused import, a bad module).
     pub error: Option<String>,
@@ -189,11 +198,65 @@ pub struct Outcome {
 }
 
 /// Grow checks for one run; records which limit refused.
+///
+/// wasmi keeps a linear memory and a table each in a `Vec`, grown with
+/// `try_reserve`: when one must move, its allocation becomes at least
+/// twice what it was (std's amortized growth). The limiter counts that
+/// allocation, not the size the module sees, against the memory cap. The
+/// one memory is followed exactly; tables (which the limiter can't tell
+/// apart) are counted at their bound, twice their elements of 4 bytes.
 #[derive(Debug)]
 pub struct Limiter {
     memory: u64,
     table: u32,
     hit: Option<Limit>,
+    /// The linear memory's allocation in bytes.
+    linear: u64,
+    /// Elements of all tables together.
+    elements: u64,
+    /// `linear` and `elements` before the last grow allowed, put back if
+    /// it then fails.
+    before: (u64, u64),
+}
+
+/// What a table element is counted as: 4 bytes, allocated twice over.
+const ELEMENT_BYTES: u64 = 8;
+
+impl Limiter {
+    fn new(memory: u64, table: u32) -> Self {
+        Self {
+            memory,
+            table,
+            hit: None,
+            linear: 0,
+            elements: 0,
+            before: (0, 0),
+        }
+    }
+
+    /// The host bytes of memory and tables.
+    pub fn held(&self) -> u64 {
+        self.linear
+            .saturating_add(self.elements.saturating_mul(ELEMENT_BYTES))
+    }
+
+    /// Allows growing to `linear` bytes of memory and `elements` table
+    /// elements if they fit in the memory cap.
+    fn grow(&mut self, linear: u64, elements: u64) -> Result<bool, LimiterError> {
+        let before = (self.linear, self.elements);
+        (self.linear, self.elements) = (linear, elements);
+        if self.held() > self.memory {
+            (self.linear, self.elements) = before;
+            self.hit = Some(Limit::Memory);
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        self.before = before;
+        Ok(true)
+    }
+
+    fn grow_failed(&mut self) {
+        (self.linear, self.elements) = self.before;
+    }
 }
 
 impl wasmi::ResourceLimiter for Limiter {
@@ -203,16 +266,18 @@ impl wasmi::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        if desired as u64 > self.memory {
-            self.hit = Some(Limit::Memory);
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        Ok(true)
+        let desired = desired as u64;
+        let linear = if desired <= self.linear {
+            self.linear
+        } else {
+            desired.max(self.linear.saturating_mul(2))
+        };
+        self.grow(linear, self.elements)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
@@ -220,7 +285,24 @@ impl wasmi::ResourceLimiter for Limiter {
             self.hit = Some(Limit::Table);
             return Err(LimiterError::ResourceLimiterDeniedAllocation);
         }
-        Ok(true)
+        let more = (desired as u64).saturating_sub(current as u64);
+        self.grow(self.linear, self.elements.saturating_add(more))
+    }
+
+    fn memory_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::MemoryError,
+    ) -> Result<(), LimiterError> {
+        self.grow_failed();
+        Ok(())
+    }
+
+    fn table_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::TableError,
+    ) -> Result<(), LimiterError> {
+        self.grow_failed();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -283,11 +365,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// A sandbox with these caps.
     pub fn new(caps: Caps) -> Result<Self, String> {
-        if caps.total_memory < caps.memory {
+        if caps.total_memory < caps.run_budget() {
             return Err(format!(
-                "the sandbox's total memory ({} MiB) is less than one run's ({} MiB): no run could start",
+                "the sandbox's total memory ({} MiB) is less than one run's budget ({} MiB: memory, files, output and the interpreter): no run could start",
                 caps.total_memory >> 20,
-                caps.memory >> 20
+                caps.run_budget().div_ceil(1 << 20)
             ));
         }
         let make = |strict: bool| -> Result<(Engine, Linker<wasi::Ctx>), String> {
@@ -362,19 +444,35 @@ impl Sandbox {
         let start = Instant::now();
         let lim = self.caps.apply(&run.limits);
         let mut out = Outcome::default();
-        // Admission: a run slot and its memory promised.
+        // Admission: a run slot, and its budget and the copy of its input
+        // promised.
+        let reserve = lim.budget().saturating_add(input_bytes(run));
+        if reserve > self.caps.total_memory {
+            out.limit = Some(Limit::Memory);
+            out.error = Some(format!(
+                "the run needs {} MiB (its budget and input), more than the sandbox's {} MiB in all",
+                reserve.div_ceil(1 << 20),
+                self.caps.total_memory >> 20
+            ));
+            out.duration = start.elapsed();
+            return out;
+        }
         {
             let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            if a.0 >= self.caps.concurrent || a.1 + lim.memory > self.caps.total_memory {
+            if a.0 >= self.caps.concurrent || a.1.saturating_add(reserve) > self.caps.total_memory {
                 out.limit = Some(Limit::Concurrency);
                 out.error = Some(format!(
-                    "the sandbox is busy: {} run(s) at once, at most {}; try again",
-                    a.0, self.caps.concurrent
+                    "the sandbox is busy: {} run(s) at once holding {} MiB, at most {} and {} MiB; this one needs {} MiB; try again",
+                    a.0,
+                    a.1.div_ceil(1 << 20),
+                    self.caps.concurrent,
+                    self.caps.total_memory >> 20,
+                    reserve.div_ceil(1 << 20)
                 ));
                 return out;
             }
             a.0 += 1;
-            a.1 += lim.memory;
+            a.1 += reserve;
         }
         // Given back however the run ends, a panic included.
         struct Admitted<'a>(&'a Mutex<(usize, u64)>, u64);
@@ -385,7 +483,7 @@ impl Sandbox {
                 a.1 -= self.1;
             }
         }
-        let _admitted = Admitted(&self.active, lim.memory);
+        let _admitted = Admitted(&self.active, reserve);
         self.run_admitted(program, run, &lim, &mut out);
         out.duration = start.elapsed();
         out
@@ -414,6 +512,7 @@ impl Sandbox {
             Some(d) => {
                 let root = fs.root(true);
                 if let Err(e) = fs.import(root, &d.items, wasi::now_ns()) {
+                    out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                     out.error = Some(format!(
                         "the data directory could not be loaded (WASI errno {e}: {})",
                         if e == errno::NOSPC {
@@ -434,6 +533,7 @@ impl Sandbox {
                 .create(scratch, name, false, 0)
                 .and_then(|ino| fs.write(ino, 0, data, 0));
             if let Err(e) = r {
+                out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                 out.error = Some(format!(
                     "the input file {name:?} could not be written (WASI errno {e})"
                 ));
@@ -444,6 +544,7 @@ impl Sandbox {
             let root = fs.root(false);
             for (path, data) in m.files.iter() {
                 if let Err(e) = fs.mount_file(root, path, data.to_vec()) {
+                    out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                     out.error = Some(format!(
                         "the mounted file {path:?} is not valid (WASI errno {e})"
                     ));
@@ -452,11 +553,7 @@ impl Sandbox {
             }
             preopens.push((m.guest.clone(), root));
         }
-        let limiter = Limiter {
-            memory: lim.memory,
-            table: self.caps.table,
-            hit: None,
-        };
+        let limiter = Limiter::new(lim.memory, self.caps.table);
         let ctx = wasi::Ctx::new(
             fs,
             preopens,
@@ -541,12 +638,27 @@ impl Sandbox {
         if out.limit.is_none() {
             out.limit = ctx.limits.hit.filter(|_| out.trap.is_some());
         }
-        out.data = data.map(|root| ctx.vfs.export(root));
+        // A program that got NOSPC and then failed ran out of room for
+        // its files (one that coped and exited 0 did not end at a limit).
+        if out.limit.is_none() && ctx.vfs.refused() && out.exit_code != Some(0) {
+            out.limit = Some(Limit::Files);
+        }
+        out.data = data.map(|root| ctx.vfs.take(root));
         out.stdout = std::mem::take(&mut ctx.stdout.data);
         out.stderr = std::mem::take(&mut ctx.stderr.data);
         out.stdout_truncated = ctx.stdout.truncated;
         out.stderr_truncated = ctx.stderr.truncated;
     }
+}
+
+/// The bytes a run's state copies from `run`: standard input, arguments
+/// and environment (files are counted by the filesystem).
+fn input_bytes(run: &Run) -> u64 {
+    let strings = run.args.iter().map(|a| a.len() + 1);
+    let env = run.env.iter().map(|(k, v)| k.len() + v.len() + 2);
+    strings
+        .chain(env)
+        .fold(run.stdin.len() as u64, |n, b| n.saturating_add(b as u64))
 }
 
 fn trap_name(c: TrapCode) -> &'static str {
@@ -563,5 +675,48 @@ fn trap_name(c: TrapCode) -> &'static str {
         TrapCode::OutOfFuel => "out_of_fuel",
         TrapCode::GrowthOperationLimited => "growth_limited",
         TrapCode::OutOfSystemMemory => "out_of_system_memory",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmi::ResourceLimiter;
+    use wasmi::errors::MemoryError;
+
+    const PAGE: usize = 64 << 10;
+
+    #[test]
+    fn the_limiter_counts_what_wasmi_allocates() {
+        let mut l = Limiter::new(16 << 20, 1000);
+        let grow = |l: &mut Limiter, from: usize, to: usize| l.memory_growing(from, to, None);
+        assert!(grow(&mut l, 0, 3 * PAGE).unwrap());
+        assert_eq!(l.held(), 3 * PAGE as u64);
+        // Growing past the allocation moves it to twice its size …
+        grow(&mut l, 3 * PAGE, 4 * PAGE).unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // … which then holds growth up to it.
+        grow(&mut l, 4 * PAGE, 6 * PAGE).unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // A grow that fails after it was allowed is given back.
+        grow(&mut l, 6 * PAGE, 7 * PAGE).unwrap();
+        assert_eq!(l.held(), 12 * PAGE as u64);
+        l.memory_grow_failed(&MemoryError::OutOfSystemMemory)
+            .unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // 12 MiB fits under 16 MiB; moving to 24 MiB does not.
+        grow(&mut l, 6 * PAGE, 192 * PAGE).unwrap();
+        assert_eq!(l.held(), 12 << 20);
+        assert!(grow(&mut l, 192 * PAGE, 193 * PAGE).is_err());
+        assert_eq!((l.held(), l.hit), (12 << 20, Some(Limit::Memory)));
+        // Table elements count 8 bytes each, against the same cap.
+        l.hit = None;
+        assert!(l.table_growing(0, 1000, None).unwrap());
+        assert_eq!(l.held(), (12 << 20) + 8000);
+        assert!(l.table_growing(1000, 1001, None).is_err());
+        assert_eq!(l.hit, Some(Limit::Table));
+        let mut small = Limiter::new(4000, 1000);
+        assert!(small.table_growing(0, 600, None).is_err());
+        assert_eq!(small.hit, Some(Limit::Memory));
     }
 }

@@ -3,27 +3,11 @@
 //! `LLMOS_PYTHON_WASM` and `LLMOS_QUICKJS_WASM`; `cargo xtask lang`
 //! fetches them for a plain `cargo test`).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use llmos_sandbox::{Caps, Origin, Outcome, Program, Run, Sandbox};
 
-fn wasm(var: &str, file: &str) -> Vec<u8> {
-    let p = std::env::var_os(var).map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/lang")
-                .join(file)
-        },
-        PathBuf::from,
-    );
-    std::fs::read(&p).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; `cargo xtask lang` fetches it (`cargo xtask test` does too)",
-            p.display()
-        )
-    })
-}
+mod common;
 
 struct Langs {
     sandbox: Sandbox,
@@ -38,12 +22,15 @@ fn langs() -> &'static Langs {
         let sandbox = Sandbox::new(Caps::default()).unwrap();
         let python = sandbox
             .compile(
-                &wasm("LLMOS_PYTHON_WASM", "python-3.12.0.wasm"),
+                &common::runtime("LLMOS_PYTHON_WASM", "python-3.12.0.wasm"),
                 Origin::Trusted,
             )
             .unwrap();
         let js = sandbox
-            .compile(&wasm("LLMOS_QUICKJS_WASM", "quickjs.wasm"), Origin::Trusted)
+            .compile(
+                &common::runtime("LLMOS_QUICKJS_WASM", "quickjs.wasm"),
+                Origin::Trusted,
+            )
             .unwrap();
         Langs {
             sandbox,
