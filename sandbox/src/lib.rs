@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, Linker, Module, Store, TrapCode};
 use wasmi_core::LimiterError;
 
-pub use caps::{Caps, Effective, INTERPRETER_BYTES, Limits};
+pub use caps::{Caps, Effective, INTERPRETER_BYTES, Limits, TooLittleMemory};
 
 /// Which limit ended a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
