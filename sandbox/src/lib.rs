@@ -24,6 +24,8 @@
 //! within the server's total. A request's limits can only tighten the
 //! server's caps ([`Limits`]).
 
+#![forbid(unsafe_code)]
+
 mod caps;
 pub mod errno;
 pub mod manifest;
