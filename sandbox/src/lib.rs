@@ -12,15 +12,21 @@
 //! |---|---|
 //! | instructions | wasmi fuel |
 //! | wall clock | fuel slices with a deadline check between them; `poll_oneoff` never sleeps past it |
-//! | memory, table | a resource limiter on every grow (and the initial sizes) |
+//! | memory, table | a resource limiter on every grow (and the initial sizes), counting what is allocated |
 //! | module size | checked before parsing; wasmi's strict limits on function count and shape |
 //! | output | stdout/stderr capture stops the run at the cap (`truncated`) |
-//! | files | open descriptors and scratch bytes counted by the filesystem |
+//! | files | open descriptors; the host bytes of files, directories and names, counted by the filesystem |
 //! | recursion | wasmi's call-depth and value-stack limits |
-//! | concurrency | a global count of runs and of the memory they may use |
+//! | concurrency | a global count of runs and of the memory they may hold |
 //!
-//! A request's limits can only tighten the server's caps ([`Limits`]).
+//! The memory parts add up to a run's budget ([`Effective::budget`]),
+//! which the admission reserves whole, so the runs at once together stay
+//! within the server's total. A request's limits can only tighten the
+//! server's caps ([`Limits`]).
 
+#![forbid(unsafe_code)]
+
+mod caps;
 pub mod errno;
 pub mod manifest;
 pub mod vfs;
@@ -33,6 +39,8 @@ use std::time::{Duration, Instant};
 use wasmi::{CompilationMode, Config, EnforcedLimits, Engine, Linker, Module, Store, TrapCode};
 use wasmi_core::LimiterError;
 
+pub use caps::{Caps, Effective, INTERPRETER_BYTES, Limits, TooLittleMemory};
+
 /// Which limit ended a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -40,7 +48,8 @@ pub enum Limit {
     Fuel,
     /// The wall-clock time.
     WallClock,
-    /// Linear memory.
+    /// Linear memory and tables (also: a run that needs more memory than
+    /// the whole sandbox has).
     Memory,
     /// Table elements.
     Table,
@@ -48,6 +57,8 @@ pub enum Limit {
     Stack,
     /// Captured output.
     Output,
+    /// The room for files: the run got `NOSPC` and then failed.
+    Files,
     /// The module is too large or too complex.
     Module,
     /// Too many runs at once, or too much memory promised to them.
@@ -64,155 +75,9 @@ impl Limit {
             Limit::Table => "table",
             Limit::Stack => "stack",
             Limit::Output => "output",
+            Limit::Files => "files",
             Limit::Module => "module",
             Limit::Concurrency => "concurrency",
-        }
-    }
-}
-
-/// The server's caps: no request can go beyond them.
-#[derive(Debug, Clone)]
-pub struct Caps {
-    /// Instructions (fuel) per run.
-    pub fuel: u64,
-    /// Wall-clock time per run.
-    pub wall: Duration,
-    /// Linear memory per run, in bytes.
-    pub memory: u64,
-    /// Table elements per table.
-    pub table: u32,
-    /// Module size in bytes.
-    pub module_bytes: usize,
-    /// Captured bytes of stdout, and of stderr.
-    pub output: usize,
-    /// Open descriptors (including stdio and preopens).
-    pub files: usize,
-    /// Bytes the run may write to its scratch directory.
-    pub scratch: u64,
-    /// Runs at once.
-    pub concurrent: usize,
-    /// Memory all running runs may use together.
-    pub total_memory: u64,
-}
-
-impl Default for Caps {
-    fn default() -> Self {
-        Self {
-            // About 16 s of CPython's busiest loop in the release build
-            // here: the wall clock binds first.
-            fuel: 2_000_000_000_000,
-            wall: Duration::from_secs(10),
-            memory: 256 << 20,
-            table: 100_000,
-            module_bytes: 40 << 20,
-            output: 1 << 20,
-            files: 64,
-            scratch: 64 << 20,
-            concurrent: 4,
-            total_memory: 1 << 30,
-        }
-    }
-}
-
-impl Caps {
-    /// The names [`Caps::set`] takes, with their units.
-    pub const KEYS: &'static str = "fuel, wall_ms, memory_mib, table, module_mib, output_kib, files, scratch_mib, runs, total_memory_mib";
-
-    /// Sets one cap from `key=value` (for a command line). Values are
-    /// whole numbers (`_` allowed) within sane bounds.
-    pub fn set(&mut self, spec: &str) -> Result<(), String> {
-        let (key, value) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("{spec:?}: use KEY=VALUE; keys: {}", Self::KEYS))?;
-        let n: u64 = value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
-        let within = |lo: u64, hi: u64| {
-            if (lo..=hi).contains(&n) {
-                Ok(n)
-            } else {
-                Err(format!("{key}: {n} is not between {lo} and {hi}"))
-            }
-        };
-        match key.trim() {
-            "fuel" => self.fuel = within(1_000_000, u64::MAX / 2)?,
-            "wall_ms" => self.wall = Duration::from_millis(within(100, 3_600_000)?),
-            // A wasm32 memory can't exceed 4 GiB.
-            "memory_mib" => self.memory = within(1, 4096)? << 20,
-            "table" => self.table = within(1, 10_000_000)? as u32,
-            "module_mib" => self.module_bytes = (within(1, 1024)? << 20) as usize,
-            "output_kib" => self.output = (within(1, 1 << 20)? << 10) as usize,
-            "files" => self.files = within(8, 4096)? as usize,
-            "scratch_mib" => self.scratch = within(1, 65536)? << 20,
-            "runs" => self.concurrent = within(1, 1024)? as usize,
-            "total_memory_mib" => self.total_memory = within(1, 1 << 20)? << 20,
-            other => {
-                return Err(format!(
-                    "unknown sandbox cap {other:?}; keys: {}",
-                    Self::KEYS
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Limits a request asks for; each only tightens the matching cap.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Instructions.
-    pub fuel: Option<u64>,
-    /// Wall-clock milliseconds.
-    pub wall_ms: Option<u64>,
-    /// Memory bytes.
-    pub memory: Option<u64>,
-    /// Output bytes per stream.
-    pub output: Option<usize>,
-}
-
-impl Limits {
-    /// Each limit the smaller of the two (a missing one doesn't loosen).
-    pub fn tighten(&self, other: &Limits) -> Limits {
-        fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        }
-        Limits {
-            fuel: min(self.fuel, other.fuel),
-            wall_ms: min(self.wall_ms, other.wall_ms),
-            memory: min(self.memory, other.memory),
-            output: min(self.output, other.output),
-        }
-    }
-}
-
-/// The limits of one run: the caps, tightened by the request.
-#[derive(Debug, Clone)]
-pub struct Effective {
-    /// Instructions.
-    pub fuel: u64,
-    /// Wall-clock time.
-    pub wall: Duration,
-    /// Memory bytes.
-    pub memory: u64,
-    /// Output bytes per stream.
-    pub output: usize,
-}
-
-impl Caps {
-    /// `req` within these caps.
-    pub fn apply(&self, req: &Limits) -> Effective {
-        Effective {
-            fuel: req.fuel.map_or(self.fuel, |f| f.min(self.fuel)),
-            wall: req
-                .wall_ms
-                .map_or(self.wall, |ms| Duration::from_millis(ms).min(self.wall)),
-            memory: req.memory.map_or(self.memory, |m| m.min(self.memory)),
-            output: req.output.map_or(self.output, |o| o.min(self.output)),
         }
     }
 }
@@ -319,7 +184,9 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// The trap, if it trapped.
     pub trap: Option<Trap>,
-    /// The limit that ended it, if one did.
+    /// The limit that ended it, if one did. `Files` when the program got
+    /// `NOSPC` and then failed (exited non-zero or trapped), or the files
+    /// given to the run did not fit.
     pub limit: Option<Limit>,
     /// An error before it started (a refused import, a bad module).
     pub error: Option<String>,
@@ -333,11 +200,65 @@ pub struct Outcome {
 }
 
 /// Grow checks for one run; records which limit refused.
+///
+/// wasmi keeps a linear memory and a table each in a `Vec`, grown with
+/// `try_reserve`: when one must move, its allocation becomes at least
+/// twice what it was (std's amortized growth). The limiter counts that
+/// allocation, not the size the module sees, against the memory cap. The
+/// one memory is followed exactly; tables (which the limiter can't tell
+/// apart) are counted at their bound, twice their elements of 4 bytes.
 #[derive(Debug)]
 pub struct Limiter {
     memory: u64,
     table: u32,
     hit: Option<Limit>,
+    /// The linear memory's allocation in bytes.
+    linear: u64,
+    /// Elements of all tables together.
+    elements: u64,
+    /// `linear` and `elements` before the last grow allowed, put back if
+    /// it then fails.
+    before: (u64, u64),
+}
+
+/// What a table element is counted as: 4 bytes, allocated twice over.
+const ELEMENT_BYTES: u64 = 8;
+
+impl Limiter {
+    fn new(memory: u64, table: u32) -> Self {
+        Self {
+            memory,
+            table,
+            hit: None,
+            linear: 0,
+            elements: 0,
+            before: (0, 0),
+        }
+    }
+
+    /// The host bytes of memory and tables.
+    pub fn held(&self) -> u64 {
+        self.linear
+            .saturating_add(self.elements.saturating_mul(ELEMENT_BYTES))
+    }
+
+    /// Allows growing to `linear` bytes of memory and `elements` table
+    /// elements if they fit in the memory cap.
+    fn grow(&mut self, linear: u64, elements: u64) -> Result<bool, LimiterError> {
+        let before = (self.linear, self.elements);
+        (self.linear, self.elements) = (linear, elements);
+        if self.held() > self.memory {
+            (self.linear, self.elements) = before;
+            self.hit = Some(Limit::Memory);
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        self.before = before;
+        Ok(true)
+    }
+
+    fn grow_failed(&mut self) {
+        (self.linear, self.elements) = self.before;
+    }
 }
 
 impl wasmi::ResourceLimiter for Limiter {
@@ -347,16 +268,18 @@ impl wasmi::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        if desired as u64 > self.memory {
-            self.hit = Some(Limit::Memory);
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        Ok(true)
+        let desired = desired as u64;
+        let linear = if desired <= self.linear {
+            self.linear
+        } else {
+            desired.max(self.linear.saturating_mul(2))
+        };
+        self.grow(linear, self.elements)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
@@ -364,7 +287,24 @@ impl wasmi::ResourceLimiter for Limiter {
             self.hit = Some(Limit::Table);
             return Err(LimiterError::ResourceLimiterDeniedAllocation);
         }
-        Ok(true)
+        let more = (desired as u64).saturating_sub(current as u64);
+        self.grow(self.linear, self.elements.saturating_add(more))
+    }
+
+    fn memory_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::MemoryError,
+    ) -> Result<(), LimiterError> {
+        self.grow_failed();
+        Ok(())
+    }
+
+    fn table_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::TableError,
+    ) -> Result<(), LimiterError> {
+        self.grow_failed();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -427,11 +367,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// A sandbox with these caps.
     pub fn new(caps: Caps) -> Result<Self, String> {
-        if caps.total_memory < caps.memory {
+        if caps.total_memory < caps.run_budget() {
             return Err(format!(
-                "the sandbox's total memory ({} MiB) is less than one run's ({} MiB): no run could start",
+                "the sandbox's total memory ({} MiB) is less than one run's budget ({} MiB: memory, files, output and the interpreter): no run could start",
                 caps.total_memory >> 20,
-                caps.memory >> 20
+                caps.run_budget().div_ceil(1 << 20)
             ));
         }
         let make = |strict: bool| -> Result<(Engine, Linker<wasi::Ctx>), String> {
@@ -506,19 +446,35 @@ impl Sandbox {
         let start = Instant::now();
         let lim = self.caps.apply(&run.limits);
         let mut out = Outcome::default();
-        // Admission: a run slot and its memory promised.
+        // Admission: a run slot, and its budget and the copy of its input
+        // promised.
+        let reserve = lim.budget().saturating_add(input_bytes(run));
+        if reserve > self.caps.total_memory {
+            out.limit = Some(Limit::Memory);
+            out.error = Some(format!(
+                "the run needs {} MiB (its budget and input), more than the sandbox's {} MiB in all",
+                reserve.div_ceil(1 << 20),
+                self.caps.total_memory >> 20
+            ));
+            out.duration = start.elapsed();
+            return out;
+        }
         {
             let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            if a.0 >= self.caps.concurrent || a.1 + lim.memory > self.caps.total_memory {
+            if a.0 >= self.caps.concurrent || a.1.saturating_add(reserve) > self.caps.total_memory {
                 out.limit = Some(Limit::Concurrency);
                 out.error = Some(format!(
-                    "the sandbox is busy: {} run(s) at once, at most {}; try again",
-                    a.0, self.caps.concurrent
+                    "the sandbox is busy: {} run(s) at once holding {} MiB, at most {} and {} MiB; this one needs {} MiB; try again",
+                    a.0,
+                    a.1.div_ceil(1 << 20),
+                    self.caps.concurrent,
+                    self.caps.total_memory >> 20,
+                    reserve.div_ceil(1 << 20)
                 ));
                 return out;
             }
             a.0 += 1;
-            a.1 += lim.memory;
+            a.1 += reserve;
         }
         // Given back however the run ends, a panic included.
         struct Admitted<'a>(&'a Mutex<(usize, u64)>, u64);
@@ -529,7 +485,7 @@ impl Sandbox {
                 a.1 -= self.1;
             }
         }
-        let _admitted = Admitted(&self.active, lim.memory);
+        let _admitted = Admitted(&self.active, reserve);
         self.run_admitted(program, run, &lim, &mut out);
         out.duration = start.elapsed();
         out
@@ -558,6 +514,7 @@ impl Sandbox {
             Some(d) => {
                 let root = fs.root(true);
                 if let Err(e) = fs.import(root, &d.items, wasi::now_ns()) {
+                    out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                     out.error = Some(format!(
                         "the data directory could not be loaded (WASI errno {e}: {})",
                         if e == errno::NOSPC {
@@ -578,6 +535,7 @@ impl Sandbox {
                 .create(scratch, name, false, 0)
                 .and_then(|ino| fs.write(ino, 0, data, 0));
             if let Err(e) = r {
+                out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                 out.error = Some(format!(
                     "the input file {name:?} could not be written (WASI errno {e})"
                 ));
@@ -588,6 +546,7 @@ impl Sandbox {
             let root = fs.root(false);
             for (path, data) in m.files.iter() {
                 if let Err(e) = fs.mount_file(root, path, data.to_vec()) {
+                    out.limit = (e == errno::NOSPC).then_some(Limit::Files);
                     out.error = Some(format!(
                         "the mounted file {path:?} is not valid (WASI errno {e})"
                     ));
@@ -596,11 +555,7 @@ impl Sandbox {
             }
             preopens.push((m.guest.clone(), root));
         }
-        let limiter = Limiter {
-            memory: lim.memory,
-            table: self.caps.table,
-            hit: None,
-        };
+        let limiter = Limiter::new(lim.memory, self.caps.table);
         let ctx = wasi::Ctx::new(
             fs,
             preopens,
@@ -685,12 +640,27 @@ impl Sandbox {
         if out.limit.is_none() {
             out.limit = ctx.limits.hit.filter(|_| out.trap.is_some());
         }
-        out.data = data.map(|root| ctx.vfs.export(root));
+        // A program that got NOSPC and then failed ran out of room for
+        // its files (one that coped and exited 0 did not end at a limit).
+        if out.limit.is_none() && ctx.vfs.refused() && out.exit_code != Some(0) {
+            out.limit = Some(Limit::Files);
+        }
+        out.data = data.map(|root| ctx.vfs.take(root));
         out.stdout = std::mem::take(&mut ctx.stdout.data);
         out.stderr = std::mem::take(&mut ctx.stderr.data);
         out.stdout_truncated = ctx.stdout.truncated;
         out.stderr_truncated = ctx.stderr.truncated;
     }
+}
+
+/// The bytes a run's state copies from `run`: standard input, arguments
+/// and environment (files are counted by the filesystem).
+fn input_bytes(run: &Run) -> u64 {
+    let strings = run.args.iter().map(|a| a.len() + 1);
+    let env = run.env.iter().map(|(k, v)| k.len() + v.len() + 2);
+    strings
+        .chain(env)
+        .fold(run.stdin.len() as u64, |n, b| n.saturating_add(b as u64))
 }
 
 fn trap_name(c: TrapCode) -> &'static str {
@@ -713,31 +683,42 @@ fn trap_name(c: TrapCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmi::ResourceLimiter;
+    use wasmi::errors::MemoryError;
+
+    const PAGE: usize = 64 << 10;
 
     #[test]
-    fn caps_are_set_by_name_within_bounds() {
-        let mut c = Caps::default();
-        c.set("fuel=5_000_000").unwrap();
-        c.set("wall_ms = 2500").unwrap();
-        c.set("memory_mib=128").unwrap();
-        c.set("runs=2").unwrap();
-        assert_eq!(c.fuel, 5_000_000);
-        assert_eq!(c.wall, Duration::from_millis(2500));
-        assert_eq!(c.memory, 128 << 20);
-        assert_eq!(c.concurrent, 2);
-        for (bad, why) in [
-            ("fuel", "KEY=VALUE"),
-            ("speed=1", "unknown sandbox cap"),
-            ("memory_mib=0", "between 1 and 4096"),
-            ("memory_mib=5000", "between 1 and 4096"),
-            ("wall_ms=ten", "not a whole number"),
-            ("runs=-1", "not a whole number"),
-        ] {
-            let e = c.set(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-        c.set("total_memory_mib=64").unwrap();
-        let e = Sandbox::new(c).err().unwrap();
-        assert!(e.contains("no run could start"), "{e}");
+    fn the_limiter_counts_what_wasmi_allocates() {
+        let mut l = Limiter::new(16 << 20, 1000);
+        let grow = |l: &mut Limiter, from: usize, to: usize| l.memory_growing(from, to, None);
+        assert!(grow(&mut l, 0, 3 * PAGE).unwrap());
+        assert_eq!(l.held(), 3 * PAGE as u64);
+        // Growing past the allocation moves it to twice its size …
+        grow(&mut l, 3 * PAGE, 4 * PAGE).unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // … which then holds growth up to it.
+        grow(&mut l, 4 * PAGE, 6 * PAGE).unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // A grow that fails after it was allowed is given back.
+        grow(&mut l, 6 * PAGE, 7 * PAGE).unwrap();
+        assert_eq!(l.held(), 12 * PAGE as u64);
+        l.memory_grow_failed(&MemoryError::OutOfSystemMemory)
+            .unwrap();
+        assert_eq!(l.held(), 6 * PAGE as u64);
+        // 12 MiB fits under 16 MiB; moving to 24 MiB does not.
+        grow(&mut l, 6 * PAGE, 192 * PAGE).unwrap();
+        assert_eq!(l.held(), 12 << 20);
+        assert!(grow(&mut l, 192 * PAGE, 193 * PAGE).is_err());
+        assert_eq!((l.held(), l.hit), (12 << 20, Some(Limit::Memory)));
+        // Table elements count 8 bytes each, against the same cap.
+        l.hit = None;
+        assert!(l.table_growing(0, 1000, None).unwrap());
+        assert_eq!(l.held(), (12 << 20) + 8000);
+        assert!(l.table_growing(1000, 1001, None).is_err());
+        assert_eq!(l.hit, Some(Limit::Table));
+        let mut small = Limiter::new(4000, 1000);
+        assert!(small.table_growing(0, 600, None).is_err());
+        assert_eq!(small.hit, Some(Limit::Memory));
     }
 }

@@ -6,12 +6,30 @@
 //! descriptor for; an absolute path, or `..` above that directory's
 //! preopen root, is refused with `NOTCAPABLE`, and there are no symbolic
 //! links to follow. Nothing outside the tree exists for the run.
+//!
+//! # What a tree holds
+//!
+//! Every byte of host memory the tree keeps counts against its capacity,
+//! and is counted before it is allocated: each file's allocation (the
+//! capacity of its `Vec`, not its length) and, for every file and
+//! directory, [`NODE_BYTES`] plus its name. A change that would not fit
+//! is refused with `NOSPC` and allocates nothing, a write far past the end
+//! of a file included (its zeros would be allocated). Cutting a file
+//! shrinks its allocation; removing a file, or renaming another over it,
+//! gives back all of its bytes at once. A file whose allocation must move
+//! gets a quarter more than it needs (within the room left), so a file
+//! written in small pieces is copied a bounded number of times; before
+//! anything is refused, that spare room is given back by every file.
+//!
+//! Node numbers are never reused: a descriptor left on a removed file
+//! finds nothing (`NOENT`) rather than a newer file, and the removed
+//! file's bytes are not kept for it.
 
 use std::collections::BTreeMap;
 
 use crate::errno::{self, Errno};
 
-/// A node index.
+/// A node number, never reused within a tree.
 pub type Ino = usize;
 
 /// A file or a directory.
@@ -36,50 +54,155 @@ pub const MAX_PATH: usize = 4096;
 /// The longest name accepted, in bytes.
 pub const MAX_NAME: usize = 255;
 
+/// The host bytes counted for every file and directory besides its name
+/// and its contents. Nodes and directory entries live in std's B-trees,
+/// whose nodes hold 5 to 11 entries: at worst a fifth of a node of the
+/// node table (11 entries of 56 bytes) and a whole node of its directory
+/// (11 names and numbers, 368 bytes) when it is the only entry there.
+/// `tests/memory.rs` checks the total against a counting allocator (a
+/// chain of directories, the worst shape, held 495 bytes a node).
+pub const NODE_BYTES: u64 = 576;
+
 /// A tree of files for one run.
 #[derive(Debug, Clone)]
 pub struct Vfs {
-    nodes: Vec<Option<Entry>>,
-    /// Bytes of file data written so far in writable places.
-    used: u64,
-    /// The most bytes writable places may hold.
+    nodes: BTreeMap<Ino, Entry>,
+    /// The number the next node gets.
+    next: Ino,
+    /// The host bytes counted (see the module's header).
+    held: u64,
+    /// The most bytes the tree may hold.
     capacity: u64,
+    /// Whether some file may have an allocation larger than its length.
+    spare: bool,
+    /// Whether a change was refused for want of room.
+    refused: bool,
 }
 
 impl Vfs {
-    /// An empty tree whose writable files may hold `capacity` bytes.
+    /// An empty tree that may hold `capacity` bytes of host memory.
     pub fn new(capacity: u64) -> Self {
         Self {
-            nodes: Vec::new(),
-            used: 0,
+            nodes: BTreeMap::new(),
+            next: 0,
+            held: 0,
             capacity,
+            spare: false,
+            refused: false,
         }
     }
 
-    /// A new directory with no parent (a preopen root).
+    /// A new directory with no parent (a preopen root). Its bytes are
+    /// counted even past the capacity: roots are the sandbox's own, a
+    /// few per run.
     pub fn root(&mut self, writable: bool) -> Ino {
-        let i = self.nodes.len();
-        self.nodes.push(Some(Entry {
-            node: Node::Dir(BTreeMap::new()),
-            writable,
-            parent: i,
-            mtime: 0,
-        }));
+        let i = self.next;
+        self.next += 1;
+        self.held = self.held.saturating_add(NODE_BYTES);
+        self.nodes.insert(
+            i,
+            Entry {
+                node: Node::Dir(BTreeMap::new()),
+                writable,
+                parent: i,
+                mtime: 0,
+            },
+        );
         i
     }
 
     fn entry(&self, ino: Ino) -> Result<&Entry, Errno> {
-        self.nodes
-            .get(ino)
-            .and_then(Option::as_ref)
-            .ok_or(errno::NOENT)
+        self.nodes.get(&ino).ok_or(errno::NOENT)
     }
 
     fn entry_mut(&mut self, ino: Ino) -> Result<&mut Entry, Errno> {
-        self.nodes
-            .get_mut(ino)
-            .and_then(Option::as_mut)
-            .ok_or(errno::NOENT)
+        self.nodes.get_mut(&ino).ok_or(errno::NOENT)
+    }
+
+    /// The room left.
+    fn room(&self) -> u64 {
+        self.capacity.saturating_sub(self.held)
+    }
+
+    /// Counts `bytes` more, giving back the files' spare room first if
+    /// they don't fit; refuses (`NOSPC`) if they still don't.
+    fn charge(&mut self, bytes: u64) -> Result<(), Errno> {
+        if bytes > self.room() {
+            self.give_back_spare();
+        }
+        if bytes > self.room() {
+            self.refused = true;
+            return Err(errno::NOSPC);
+        }
+        self.held += bytes;
+        Ok(())
+    }
+
+    /// Counts `bytes` fewer (they have been freed).
+    fn release(&mut self, bytes: u64) {
+        debug_assert!(bytes <= self.held, "releasing {bytes} of {}", self.held);
+        self.held = self.held.saturating_sub(bytes);
+    }
+
+    /// Shrinks every file's allocation to its length.
+    fn give_back_spare(&mut self) {
+        if !std::mem::take(&mut self.spare) {
+            return;
+        }
+        let mut freed = 0u64;
+        for e in self.nodes.values_mut() {
+            if let Node::File(d) = &mut e.node {
+                let before = d.capacity();
+                d.shrink_to_fit();
+                freed += (before - d.capacity()) as u64;
+            }
+        }
+        self.release(freed);
+    }
+
+    /// A file's allocation in bytes (`ISDIR` for a directory).
+    fn allocation(&self, ino: Ino) -> Result<u64, Errno> {
+        match &self.entry(ino)?.node {
+            Node::File(d) => Ok(d.capacity() as u64),
+            Node::Dir(_) => Err(errno::ISDIR),
+        }
+    }
+
+    /// Makes file `ino`'s allocation at least `want` bytes, counted, or
+    /// refuses before allocating. With `headroom`, an allocation that must
+    /// move gets a quarter more (within the room).
+    fn make_room(&mut self, ino: Ino, want: u64, headroom: bool) -> Result<(), Errno> {
+        if want <= self.allocation(ino)? {
+            return Ok(());
+        }
+        if want - self.allocation(ino)? > self.room() {
+            self.give_back_spare();
+        }
+        let cap = self.allocation(ino)?;
+        let room = self.room();
+        if want - cap > room {
+            self.refused = true;
+            return Err(errno::NOSPC);
+        }
+        let target = if headroom {
+            want.max(cap.saturating_add(cap / 4))
+                .min(cap.saturating_add(room))
+        } else {
+            want
+        };
+        let target = usize::try_from(target).map_err(|_| errno::FBIG)?;
+        let Node::File(d) = &mut self.entry_mut(ino)?.node else {
+            return Err(errno::ISDIR);
+        };
+        // The host's own allocator may still refuse.
+        if d.try_reserve_exact(target - d.len()).is_err() {
+            self.refused = true;
+            return Err(errno::NOSPC);
+        }
+        let now = d.capacity() as u64;
+        self.held = self.held.saturating_add(now - cap);
+        self.spare |= now > want;
+        Ok(())
     }
 
     /// The node.
@@ -92,14 +215,28 @@ impl Vfs {
         self.entry(ino).is_ok_and(|e| e.writable)
     }
 
+    /// `NOENT` if the node is gone, `ROFS` if it may not be changed.
+    fn changeable(&self, ino: Ino) -> Result<(), Errno> {
+        match self.entry(ino)?.writable {
+            true => Ok(()),
+            false => Err(errno::ROFS),
+        }
+    }
+
     /// Modification time (ns since the epoch; 0 for mounted files).
     pub fn mtime(&self, ino: Ino) -> u64 {
         self.entry(ino).map_or(0, |e| e.mtime)
     }
 
-    /// Bytes written so far, and the capacity.
+    /// The host bytes the tree holds (as counted: see the module's
+    /// header), and its capacity.
     pub fn usage(&self) -> (u64, u64) {
-        (self.used, self.capacity)
+        (self.held, self.capacity)
+    }
+
+    /// Whether a change was refused for want of room (`NOSPC`).
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 
     /// Adds a read-only file at `path` (relative, `/`-separated) under
@@ -136,21 +273,37 @@ impl Vfs {
         now: u64,
     ) -> Result<Ino, Errno> {
         check_name(name)?;
-        let i = self.nodes.len();
-        match &mut self.entry_mut(dir)?.node {
-            Node::Dir(m) if m.contains_key(name) => return Err(errno::EXIST),
-            Node::Dir(m) => {
-                m.insert(name.to_owned(), i);
-            }
-            Node::File(_) => return Err(errno::NOTDIR),
+        match self.lookup(dir, name)? {
+            Some(_) => return Err(errno::EXIST),
+            None => self.charge(NODE_BYTES + name.len() as u64 + allocation(&node))?,
         }
-        self.nodes.push(Some(Entry {
-            node,
-            writable,
-            parent: dir,
-            mtime: now,
-        }));
+        let i = self.next;
+        self.next += 1;
+        if let Node::Dir(m) = &mut self.entry_mut(dir)?.node {
+            m.insert(name.to_owned(), i);
+        }
+        self.nodes.insert(
+            i,
+            Entry {
+                node,
+                writable,
+                parent: dir,
+                mtime: now,
+            },
+        );
         Ok(i)
+    }
+
+    /// Takes `name` out of directory `dir` (freeing the directory's table
+    /// when it empties).
+    fn unlink(&mut self, dir: Ino, name: &str) -> Result<(), Errno> {
+        if let Node::Dir(m) = &mut self.entry_mut(dir)?.node {
+            m.remove(name);
+            if m.is_empty() {
+                *m = BTreeMap::new();
+            }
+        }
+        Ok(())
     }
 
     /// Resolves `path` from directory `dir`, whose preopen root is `root`:
@@ -259,14 +412,11 @@ impl Vfs {
             (Node::File(_), true) => return Err(errno::NOTDIR),
             _ => {}
         }
-        if let Node::File(d) = &self.entry(ino)?.node {
-            self.used -= d.len() as u64;
-        }
-        if let Node::Dir(m) = &mut self.entry_mut(dir)?.node {
-            m.remove(name);
-        }
+        self.unlink(dir, name)?;
         self.entry_mut(dir)?.mtime = now;
-        self.nodes[ino] = None;
+        if let Some(e) = self.nodes.remove(&ino) {
+            self.release(NODE_BYTES + name.len() as u64 + allocation(&e.node));
+        }
         Ok(())
     }
 
@@ -299,11 +449,13 @@ impl Vfs {
                 cur = p;
             }
         }
-        if let Some(old) = self.lookup(to, to_name)? {
-            if old == ino {
-                return Ok(());
-            }
-            match (&self.entry(old)?.node, &self.entry(ino)?.node) {
+        // A longer name is counted before anything changes; when a node
+        // is replaced, what its removal gives back (its name is `to_name`)
+        // covers it.
+        let longer = (to_name.len() as u64).saturating_sub(from_name.len() as u64);
+        match self.lookup(to, to_name)? {
+            Some(old) if old == ino => return Ok(()),
+            Some(old) => match (&self.entry(old)?.node, &self.entry(ino)?.node) {
                 (Node::File(_), Node::File(_)) => self.remove(to, to_name, false, now)?,
                 (Node::Dir(m), Node::Dir(_)) if m.is_empty() => {
                     self.remove(to, to_name, true, now)?
@@ -311,11 +463,12 @@ impl Vfs {
                 (Node::Dir(_), Node::Dir(_)) => return Err(errno::NOTEMPTY),
                 (Node::Dir(_), _) => return Err(errno::ISDIR),
                 (_, Node::Dir(_)) => return Err(errno::NOTDIR),
-            }
+            },
+            None => {}
         }
-        if let Node::Dir(m) = &mut self.entry_mut(from)?.node {
-            m.remove(from_name);
-        }
+        self.charge(longer)?;
+        self.release((from_name.len() as u64).saturating_sub(to_name.len() as u64));
+        self.unlink(from, from_name)?;
         if let Node::Dir(m) = &mut self.entry_mut(to)?.node {
             m.insert(to_name.to_owned(), ino);
         }
@@ -338,51 +491,46 @@ impl Vfs {
         }
     }
 
-    /// Writes `data` at `at`, growing the file; the scratch capacity is
-    /// enforced.
+    /// Writes `data` at `at`, growing the file (with zeros up to `at`);
+    /// refused (`NOSPC`) before anything is allocated if it doesn't fit.
     pub fn write(&mut self, ino: Ino, at: u64, data: &[u8], now: u64) -> Result<usize, Errno> {
-        if !self.writable(ino) {
-            return Err(errno::ROFS);
-        }
-        let len = match &self.entry(ino)?.node {
-            Node::File(d) => d.len() as u64,
-            Node::Dir(_) => return Err(errno::ISDIR),
-        };
+        self.changeable(ino)?;
         let end = at.checked_add(data.len() as u64).ok_or(errno::FBIG)?;
-        let growth = end.saturating_sub(len);
-        if growth > self.capacity.saturating_sub(self.used) {
-            return Err(errno::NOSPC);
-        }
-        self.used += growth;
+        self.make_room(ino, end, true)?;
         let e = self.entry_mut(ino)?;
         e.mtime = now;
         if let Node::File(d) = &mut e.node {
-            if d.len() < end as usize {
-                d.resize(end as usize, 0);
+            // Both fit in the allocation just made, so in a usize.
+            let (at, end) = (at as usize, end as usize);
+            if d.len() < end {
+                d.resize(end, 0);
             }
-            d[at as usize..end as usize].copy_from_slice(data);
+            d[at..end].copy_from_slice(data);
         }
         Ok(data.len())
     }
 
-    /// Sets a file's size.
+    /// Sets a file's size: zeros are added (refused before they are
+    /// allocated if they don't fit), or the allocation shrinks.
     pub fn truncate(&mut self, ino: Ino, size: u64, now: u64) -> Result<(), Errno> {
-        if !self.writable(ino) {
-            return Err(errno::ROFS);
-        }
-        let len = match &self.entry(ino)?.node {
-            Node::File(d) => d.len() as u64,
-            Node::Dir(_) => return Err(errno::ISDIR),
-        };
-        if size > len && size - len > self.capacity.saturating_sub(self.used) {
-            return Err(errno::NOSPC);
-        }
-        self.used = self.used + size.saturating_sub(len) - len.saturating_sub(size);
+        self.changeable(ino)?;
+        self.make_room(ino, size, false)?;
         let e = self.entry_mut(ino)?;
         e.mtime = now;
+        let mut freed = 0;
         if let Node::File(d) = &mut e.node {
-            d.resize(size as usize, 0);
+            // At most the allocation, so a usize.
+            let size = size as usize;
+            if size >= d.len() {
+                d.resize(size, 0);
+            } else {
+                let before = d.capacity();
+                d.truncate(size);
+                d.shrink_to_fit();
+                freed = (before - d.capacity()) as u64;
+            }
         }
+        self.release(freed);
         Ok(())
     }
 
@@ -398,15 +546,29 @@ impl Vfs {
     /// A directory's entries: `.`, `..` (only within the preopen) and the
     /// names, with their nodes.
     pub fn list(&self, ino: Ino) -> Result<Vec<(String, Ino)>, Errno> {
-        match &self.entry(ino)?.node {
-            Node::Dir(m) => {
-                let mut v = vec![(".".to_owned(), ino)];
-                v.push(("..".to_owned(), self.entry(ino)?.parent));
-                v.extend(m.iter().map(|(k, &i)| (k.clone(), i)));
-                Ok(v)
-            }
+        Ok(self
+            .entries(ino)?
+            .map(|(name, i)| (name.to_owned(), i))
+            .collect())
+    }
+
+    /// [`Vfs::list`] without copying the names.
+    pub fn entries(&self, ino: Ino) -> Result<impl Iterator<Item = (&str, Ino)>, Errno> {
+        let e = self.entry(ino)?;
+        match &e.node {
+            Node::Dir(m) => Ok([(".", ino), ("..", e.parent)]
+                .into_iter()
+                .chain(m.iter().map(|(k, &i)| (k.as_str(), i)))),
             Node::File(_) => Err(errno::NOTDIR),
         }
+    }
+}
+
+/// The bytes a node's contents hold (a file's allocation).
+fn allocation(node: &Node) -> u64 {
+    match node {
+        Node::File(d) => d.capacity() as u64,
+        Node::Dir(_) => 0,
     }
 }
 
@@ -449,6 +611,33 @@ impl Vfs {
     /// Everything under `root`, directories before what they hold, in
     /// name order.
     pub fn export(&self, root: Ino) -> Vec<Item> {
+        self.walk(root)
+            .into_iter()
+            .map(|(path, ino)| match self.node(ino) {
+                Ok(Node::File(data)) => (path, Some(data.clone())),
+                _ => (path, None),
+            })
+            .collect()
+    }
+
+    /// [`Vfs::export`], moving the files' bytes out instead of copying
+    /// them (the files are left empty).
+    pub fn take(&mut self, root: Ino) -> Vec<Item> {
+        let mut out = Vec::new();
+        for (path, ino) in self.walk(root) {
+            let data = match self.nodes.get_mut(&ino).map(|e| &mut e.node) {
+                Some(Node::File(d)) => Some(std::mem::take(d)),
+                _ => None,
+            };
+            self.release(data.as_ref().map_or(0, |d| d.capacity() as u64));
+            out.push((path, data));
+        }
+        out
+    }
+
+    /// The paths under `root` and their nodes, directories before what
+    /// they hold, in name order.
+    fn walk(&self, root: Ino) -> Vec<(String, Ino)> {
         let mut out = Vec::new();
         let mut stack = vec![(String::new(), root)];
         while let Some((prefix, dir)) = stack.pop() {
@@ -459,14 +648,10 @@ impl Vfs {
             let mut subdirs = Vec::new();
             for (name, &ino) in m {
                 let path = format!("{prefix}{name}");
-                match self.node(ino) {
-                    Ok(Node::Dir(_)) => {
-                        out.push((path.clone(), None));
-                        subdirs.push((format!("{path}/"), ino));
-                    }
-                    Ok(Node::File(data)) => out.push((path, Some(data.clone()))),
-                    Err(_) => {}
+                if let Ok(Node::Dir(_)) = self.node(ino) {
+                    subdirs.push((format!("{path}/"), ino));
                 }
+                out.push((path, ino));
             }
             stack.extend(subdirs.into_iter().rev());
         }
@@ -491,13 +676,22 @@ fn check_name(name: &str) -> Result<(), Errno> {
 mod tests {
     use super::*;
 
-    fn tree() -> (Vfs, Ino, Ino) {
-        let mut v = Vfs::new(100);
+    /// What [`tree`] holds: two roots, `lib` and `a.txt` with 7 bytes.
+    const TREE: u64 = 4 * NODE_BYTES + 3 + 5 + 7;
+
+    /// A tree with room for `room` bytes beyond [`TREE`].
+    fn tree_with(room: u64) -> (Vfs, Ino, Ino) {
+        let mut v = Vfs::new(TREE + room);
         let scratch = v.root(true);
         let data = v.root(false);
         v.mount_file(data, "lib/a.txt", b"mounted".to_vec())
             .unwrap();
+        assert_eq!(v.usage().0, TREE);
         (v, scratch, data)
+    }
+
+    fn tree() -> (Vfs, Ino, Ino) {
+        tree_with(1 << 20)
     }
 
     #[test]
@@ -523,7 +717,9 @@ mod tests {
 
     #[test]
     fn mounts_are_read_only_and_scratch_has_a_capacity() {
-        let (mut v, scratch, data) = tree();
+        // Room for `f` and 100 bytes in it.
+        let (mut v, scratch, data) = tree_with(NODE_BYTES + 1 + 100);
+        let full = TREE + NODE_BYTES + 1 + 100;
         let lib = v.resolve(data, data, "lib").unwrap();
         let a = v.resolve(data, data, "lib/a.txt").unwrap();
         assert_eq!(v.create(lib, "new", false, 1), Err(errno::ROFS));
@@ -537,9 +733,10 @@ mod tests {
         assert_eq!(v.write(f, u64::MAX - 2, &[1; 4], 1), Err(errno::FBIG));
         assert_eq!(v.write(f, u64::MAX - 8, &[1; 4], 1), Err(errno::NOSPC));
         assert_eq!(v.truncate(f, u64::MAX - 1, 1), Err(errno::NOSPC));
-        assert_eq!(v.usage(), (100, 100));
+        assert_eq!(v.usage(), (full, full));
+        assert!(v.refused());
         v.remove(scratch, "f", false, 2).unwrap();
-        assert_eq!(v.usage(), (0, 100));
+        assert_eq!(v.usage(), (TREE, full));
         let mut buf = [0u8; 16];
         assert_eq!(v.read(a, 2, &mut buf), Ok(5));
         assert_eq!(&buf[..5], b"unted");
@@ -561,7 +758,9 @@ mod tests {
 
     #[test]
     fn import_and_export_round_trip() {
-        let mut v = Vfs::new(10);
+        // A root, `a`, `e`, `sub` and `sub/b`: their names and 7 bytes.
+        let needs = 5 * NODE_BYTES + 1 + 1 + 3 + 1 + 7;
+        let mut v = Vfs::new(needs);
         let d = v.root(true);
         let items: Vec<Item> = vec![
             ("a".into(), Some(b"12345".to_vec())),
@@ -573,14 +772,96 @@ mod tests {
         let mut want = items.clone();
         want.insert(2, ("sub".into(), None));
         assert_eq!(v.export(d), want);
-        assert_eq!(v.usage().0, 7);
+        assert_eq!(v.usage(), (needs, needs));
+        // Taken out, the bytes are given back.
+        assert_eq!(v.take(d), want);
+        assert_eq!(v.usage().0, needs - 7);
         // Over the capacity, and paths that leave the tree.
-        let mut w = Vfs::new(4);
+        let mut w = Vfs::new(needs - 1);
         let r = w.root(true);
         assert_eq!(w.import(r, &items, 1), Err(errno::NOSPC));
-        let mut x = Vfs::new(10);
+        let mut x = Vfs::new(needs);
         let r = x.root(true);
         assert_eq!(x.import(r, &[("../a".into(), None)], 1), Err(errno::INVAL));
         assert_eq!(x.import(r, &[("".into(), None)], 1), Err(errno::INVAL));
+    }
+
+    #[test]
+    fn cutting_removing_and_replacing_give_bytes_back() {
+        let (mut v, s, _) = tree();
+        let f = v.create(s, "f", false, 1).unwrap();
+        let g = v.create(s, "g", false, 1).unwrap();
+        let base = v.usage().0;
+        v.write(f, 0, &[1; 1000], 1).unwrap();
+        assert_eq!(v.usage().0, base + 1000);
+        v.truncate(f, 10, 1).unwrap();
+        assert_eq!(v.usage().0, base + 10);
+        v.truncate(f, 0, 1).unwrap();
+        assert_eq!(v.usage().0, base);
+        // Renaming `g` over `f` gives back `f` and its bytes.
+        v.write(f, 0, &[1; 500], 1).unwrap();
+        v.rename(s, "g", s, "f", 1).unwrap();
+        assert_eq!(v.usage().0, base - NODE_BYTES - 1);
+        assert_eq!(v.resolve(s, s, "f"), Ok(g));
+        // The replaced file's number is not given to a new one: a
+        // descriptor left on it finds nothing.
+        let h = v.create(s, "h", false, 1).unwrap();
+        assert!(h != f && h != g);
+        assert_eq!(v.write(f, 0, b"x", 1), Err(errno::NOENT));
+        v.remove(s, "h", false, 1).unwrap();
+        v.remove(s, "f", false, 1).unwrap();
+        assert_eq!(v.usage().0, TREE);
+    }
+
+    #[test]
+    fn a_full_tree_refuses_before_allocating() {
+        let (mut v, s, _) = tree_with(NODE_BYTES + 1 + 100);
+        let f = v.create(s, "f", false, 1).unwrap();
+        v.write(f, 0, &[1; 90], 1).unwrap();
+        // A longer name no longer fits, nor does a new file; nothing
+        // changes.
+        let before = v.usage().0;
+        assert_eq!(v.rename(s, "f", s, &"n".repeat(20), 1), Err(errno::NOSPC));
+        assert_eq!(v.resolve(s, s, "f"), Ok(f));
+        assert_eq!(v.create(s, "g", false, 1), Err(errno::NOSPC));
+        // A write or a size far past the end.
+        assert_eq!(v.write(f, 1 << 40, b"x", 1), Err(errno::NOSPC));
+        assert_eq!(v.truncate(f, 1 << 40, 1), Err(errno::NOSPC));
+        assert_eq!(v.usage().0, before);
+        assert_eq!(v.size(f), 90);
+        // Cutting the file makes room for another.
+        v.remove(s, "f", false, 1).unwrap();
+        let g = v.create(s, "g", false, 1).unwrap();
+        v.write(g, 0, &[2; 100], 1).unwrap();
+    }
+
+    #[test]
+    fn spare_room_is_given_back_before_refusing() {
+        let (mut v, s, _) = tree_with(2 * NODE_BYTES + 2 + 1000);
+        let f = v.create(s, "f", false, 1).unwrap();
+        let g = v.create(s, "g", false, 1).unwrap();
+        // Written in pieces, `f` grows by a quarter when it moves.
+        for i in 0..40 {
+            v.write(f, i * 10, &[1; 10], 1).unwrap();
+        }
+        assert!(v.usage().0 > TREE + 2 * NODE_BYTES + 2 + 400);
+        // `g` can still have every byte `f` doesn't use.
+        v.write(g, 0, &[2; 600], 1).unwrap();
+        assert_eq!(v.usage().0, v.usage().1);
+        assert_eq!(v.write(g, 600, b"x", 1), Err(errno::NOSPC));
+        let mut buf = [0; 400];
+        assert_eq!(v.read(f, 0, &mut buf), Ok(400));
+        assert!(buf.iter().all(|&b| b == 1));
+    }
+
+    #[test]
+    fn a_directory_lists_its_entries() {
+        let (mut v, s, _) = tree();
+        let d = v.create(s, "d", true, 1).unwrap();
+        let f = v.create(d, "f", false, 1).unwrap();
+        let names: Vec<(&str, Ino)> = v.entries(d).unwrap().collect();
+        assert_eq!(names, [(".", d), ("..", s), ("f", f)]);
+        assert_eq!(v.list(d).unwrap()[2], ("f".to_owned(), f));
+        assert!(v.entries(f).is_err());
     }
 }

@@ -3,6 +3,11 @@
 //! real clocks and randomness, and files from the run's [`Vfs`]. Sockets
 //! are not supported (`NOTSUP`). Every pointer the guest passes is checked
 //! against its linear memory (`FAULT`).
+//!
+//! The host memory a call uses is the run's: data moves between linear
+//! memory and the files or the capture without a copy in between, paths
+//! longer than [`MAX_PATH`] are refused before they are copied, and a
+//! capture's allocation never exceeds its cap.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,7 +15,7 @@ use wasmi::{Caller, Error, Extern, Linker};
 
 use crate::Limit;
 use crate::errno::{self, Errno};
-use crate::vfs::{Ino, Node, Vfs};
+use crate::vfs::{Ino, MAX_PATH, Node, Vfs};
 
 /// The import module name.
 pub const MODULE: &str = "wasi_snapshot_preview1";
@@ -210,7 +215,11 @@ impl Mem<'_> {
         self.put(ptr, &v.to_le_bytes())
     }
 
+    /// A path (at most [`MAX_PATH`] bytes).
     fn str(&self, ptr: i32, len: i32) -> Result<String, Errno> {
+        if len as u32 as usize > MAX_PATH {
+            return Err(errno::NAMETOOLONG);
+        }
         let b = self.slice(ptr, len as u32)?;
         String::from_utf8(b.to_vec()).map_err(|_| errno::INVAL)
     }
@@ -288,12 +297,18 @@ fn filestat(vfs: &Vfs, ino: Ino) -> [u8; 64] {
 
 fn capture(c: &mut Capture, data: &[u8]) -> Result<(), Error> {
     let room = c.cap.saturating_sub(c.data.len());
+    let keep = &data[..data.len().min(room)];
+    // Doubling as a Vec does, but never past the cap.
+    let need = c.data.len() + keep.len();
+    if need > c.data.capacity() {
+        let target = need.max(c.data.capacity().saturating_mul(2)).min(c.cap);
+        c.data.reserve_exact(target - c.data.len());
+    }
+    c.data.extend_from_slice(keep);
     if data.len() > room {
-        c.data.extend_from_slice(&data[..room]);
         c.truncated = true;
         return Err(Error::host(Stop(Limit::Output)));
     }
-    c.data.extend_from_slice(data);
     Ok(())
 }
 
@@ -319,12 +334,12 @@ impl Ctx {
             }
             let len = len.min(MAX_IO - total);
             let data = match m.slice(p, len) {
-                Ok(d) => d.to_vec(),
+                Ok(d) => d,
                 Err(e) => return Ok(Err(e)),
             };
             match self.fd_mut(fd) {
-                Ok(Fd::Stdout) if at.is_none() => capture(&mut self.stdout, &data)?,
-                Ok(Fd::Stderr) if at.is_none() => capture(&mut self.stderr, &data)?,
+                Ok(Fd::Stdout) if at.is_none() => capture(&mut self.stdout, data)?,
+                Ok(Fd::Stderr) if at.is_none() => capture(&mut self.stderr, data)?,
                 Ok(Fd::Stdout | Fd::Stderr) => return Ok(Err(errno::SPIPE)),
                 Ok(Fd::File {
                     ino,
@@ -343,7 +358,7 @@ impl Ctx {
                         None if append => self.vfs.size(ino),
                         None => cur,
                     };
-                    if let Err(e) = self.vfs.write(ino, off, &data, now) {
+                    if let Err(e) = self.vfs.write(ino, off, data, now) {
                         return Ok(if total > 0 { Ok(total) } else { Err(e) });
                     }
                     if at.is_none()
@@ -492,28 +507,26 @@ impl Ctx {
         used: i32,
     ) -> Result<(), Errno> {
         let (ino, _) = self.dir(fd)?;
-        let mut out = Vec::new();
-        for (i, (name, child)) in self
-            .vfs
-            .list(ino)?
-            .into_iter()
-            .enumerate()
-            .skip(cookie as usize)
-        {
+        // Entries go straight into the buffer, the last one cut at its end.
+        let len = len as u32;
+        let mut n = 0u32;
+        for (i, (name, child)) in self.vfs.entries(ino)?.enumerate().skip(cookie as usize) {
+            if n >= len {
+                break;
+            }
             let mut head = [0u8; 24];
             head[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
             head[8..16].copy_from_slice(&(child as u64).to_le_bytes());
             head[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
             head[20] = filetype(&self.vfs, child);
-            out.extend_from_slice(&head);
-            out.extend_from_slice(name.as_bytes());
-            if out.len() >= len as u32 as usize {
-                break;
+            for part in [&head[..], name.as_bytes()] {
+                let k = (part.len() as u32).min(len - n);
+                let at = (buf as u32).checked_add(n).ok_or(errno::FAULT)?;
+                m.put(at as i32, &part[..k as usize])?;
+                n += k;
             }
         }
-        out.truncate(len as u32 as usize);
-        m.put(buf, &out)?;
-        m.put_u32(used, out.len() as u32)
+        m.put_u32(used, n)
     }
 
     fn poll(

@@ -3,27 +3,11 @@
 //! `LLMOS_PYTHON_WASM` and `LLMOS_QUICKJS_WASM`; `cargo xtask lang`
 //! fetches them for a plain `cargo test`).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use llmos_sandbox::{Caps, Origin, Outcome, Program, Run, Sandbox};
 
-fn wasm(var: &str, file: &str) -> Vec<u8> {
-    let p = std::env::var_os(var).map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/lang")
-                .join(file)
-        },
-        PathBuf::from,
-    );
-    std::fs::read(&p).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; `cargo xtask lang` fetches it (`cargo xtask test` does too)",
-            p.display()
-        )
-    })
-}
+mod common;
 
 struct Langs {
     sandbox: Sandbox,
@@ -36,21 +20,30 @@ fn langs() -> &'static Langs {
     static L: OnceLock<Langs> = OnceLock::new();
     L.get_or_init(|| {
         let sandbox = Sandbox::new(Caps::default()).unwrap();
-        let python = sandbox
-            .compile(
-                &wasm("LLMOS_PYTHON_WASM", "python-3.12.0.wasm"),
-                Origin::Trusted,
-            )
-            .unwrap();
-        let js = sandbox
-            .compile(&wasm("LLMOS_QUICKJS_WASM", "quickjs.wasm"), Origin::Trusted)
-            .unwrap();
+        let (python, js) = compile(&sandbox);
         Langs {
             sandbox,
             python,
             js,
         }
     })
+}
+
+/// CPython and QuickJS, compiled for `sandbox`.
+fn compile(sandbox: &Sandbox) -> (Program, Program) {
+    let python = sandbox
+        .compile(
+            &common::runtime("LLMOS_PYTHON_WASM", "python-3.12.0.wasm"),
+            Origin::Trusted,
+        )
+        .unwrap();
+    let js = sandbox
+        .compile(
+            &common::runtime("LLMOS_QUICKJS_WASM", "quickjs.wasm"),
+            Origin::Trusted,
+        )
+        .unwrap();
+    (python, js)
 }
 
 fn python(code: &str, run: Run) -> Outcome {
@@ -214,4 +207,39 @@ fn javascript_runs_with_the_same_capabilities() {
         "{out}"
     );
     assert!(out.contains("hej a,b"), "{out}");
+}
+
+#[test]
+fn both_interpreters_run_in_the_least_memory_the_caps_allow() {
+    let least = Caps::for_memory(0).unwrap_err().needed;
+    // Memory is what is tested: time enough even on a busy machine.
+    let caps = Caps {
+        wall: std::time::Duration::from_secs(120),
+        ..Caps::for_memory(least).unwrap()
+    };
+    let sandbox = Sandbox::new(caps).unwrap();
+    let (python, js) = compile(&sandbox);
+    let code = "import json, re, collections\nopen('/tmp/a', 'w').write('x' * 100000)\nx = [i * i for i in range(200000)]\nprint(json.dumps(len(x)))";
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let o = sandbox.run(
+        &python,
+        &Run {
+            args: args(&["python", "-c", code]),
+            ..Run::default()
+        },
+    );
+    assert_eq!(o.stdout, b"200000\n", "{}{o:?}", text(&o));
+    let o = sandbox.run(
+        &js,
+        &Run {
+            args: args(&[
+                "qjs",
+                "--std",
+                "-e",
+                "console.log([1, 2, 3].map(x => x * 2).join())",
+            ]),
+            ..Run::default()
+        },
+    );
+    assert_eq!(o.stdout, b"2,4,6\n", "{}{o:?}", text(&o));
 }
