@@ -53,6 +53,32 @@ impl Language {
 /// The most input files a run may get, and their total size.
 pub const MAX_FILES: usize = 64;
 
+/// The memory the sandbox may use on this machine, in bytes, if it can be
+/// read: what is available now (call it after the model and its caches are
+/// loaded), less what the RAM filesystem may still take when `/` lives in
+/// memory (llmos), less a reserve for the runtime itself (an eighth of the
+/// machine's memory, at least 64 MiB). See `Caps::for_memory`.
+pub fn sandbox_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
+    let (total, available) = (kb("MemTotal")?, kb("MemAvailable")?);
+    let fs_free = rustix::fs::statfs("/")
+        .ok()
+        .filter(|st| st.f_type == TMPFS_MAGIC)
+        .map_or(0, |st| st.f_bavail.saturating_mul(st.f_bsize as u64));
+    let reserve = (total / 8).max(64 << 20);
+    Some(available.saturating_sub(fs_free).saturating_sub(reserve))
+}
+
+/// `statfs`'s type of a RAM filesystem (tmpfs; llmos's root).
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
 /// The interpreters and their sandbox.
 pub struct Exec {
     sandbox: Sandbox,

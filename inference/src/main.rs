@@ -141,9 +141,19 @@ struct ChatOpts {
     trust_keys: Vec<PathBuf>,
 }
 
-/// The code interpreter and the apps, if `--lang-dir` or `--apps-dir`
-/// was given. Apps that can't be loaded are named on stderr.
-fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
+/// What `--lang-dir`, `--apps-dir` and the sandbox options ask for,
+/// checked: the directories exist, the caps and keys parse.
+struct ExecPlan {
+    lang_dir: Option<PathBuf>,
+    apps: Option<llmos_inference::apps::AppsDir>,
+    /// The caps set on the command line, applied over the derived ones.
+    caps: Vec<String>,
+    wall: std::time::Duration,
+}
+
+/// Checks the code interpreter's and the apps' options before anything
+/// starts; `None` when neither `--lang-dir` nor `--apps-dir` was given.
+fn exec_plan(chat: &ChatOpts) -> Result<Option<ExecPlan>, String> {
     if chat.lang_dir.is_none() && chat.apps_dir.is_none() {
         return Ok(None);
     }
@@ -160,29 +170,52 @@ fn exec(chat: &ChatOpts) -> Result<Option<std::sync::Arc<Exec>>, String> {
     if let Some(d) = &chat.app_data {
         std::fs::create_dir_all(d).map_err(|e| format!("--app-data {}: {e}", d.display()))?;
     }
-    let mut caps = llmos_sandbox::Caps {
-        wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
-        ..llmos_sandbox::Caps::default()
-    };
+    let mut check = llmos_sandbox::Caps::default();
     for c in &chat.sandbox_caps {
+        check.set(c).map_err(|e| format!("--sandbox-cap {e}"))?;
+    }
+    let apps = match &chat.apps_dir {
+        Some(dir) => Some(llmos_inference::apps::AppsDir {
+            dir: dir.clone(),
+            data: chat.app_data.clone(),
+            trusted: chat
+                .trust_keys
+                .iter()
+                .map(|f| llmos_inference::signature::TrustedKey::read(f))
+                .collect::<Result<_, _>>()?,
+        }),
+        None => None,
+    };
+    Ok(Some(ExecPlan {
+        lang_dir: chat.lang_dir.clone(),
+        apps,
+        caps: chat.sandbox_caps.clone(),
+        wall: std::time::Duration::from_millis(chat.exec_timeout_ms),
+    }))
+}
+
+/// The code interpreter and the apps, with caps derived from the memory
+/// left now ([`llmos_inference::exec::sandbox_memory`]: call it once the
+/// model and its caches are loaded), then the command line's `--sandbox-cap`
+/// and `--exec-timeout-ms`. Apps that can't be loaded are named on stderr.
+fn exec(plan: Option<ExecPlan>) -> Result<Option<std::sync::Arc<Exec>>, String> {
+    let Some(plan) = plan else {
+        return Ok(None);
+    };
+    let available = llmos_inference::exec::sandbox_memory();
+    let mut caps = match available {
+        Some(n) => llmos_sandbox::Caps::for_memory(n).map_err(|e| {
+            format!(
+                "{e}; give the machine more memory, or set the sandbox's caps with --sandbox-cap"
+            )
+        })?,
+        None => llmos_sandbox::Caps::default(),
+    };
+    caps.wall = plan.wall;
+    for c in &plan.caps {
         caps.set(c).map_err(|e| format!("--sandbox-cap {e}"))?;
     }
-    let exec = Exec::new(
-        chat.lang_dir.clone(),
-        match &chat.apps_dir {
-            Some(dir) => Some(llmos_inference::apps::AppsDir {
-                dir: dir.clone(),
-                data: chat.app_data.clone(),
-                trusted: chat
-                    .trust_keys
-                    .iter()
-                    .map(|f| llmos_inference::signature::TrustedKey::read(f))
-                    .collect::<Result<_, _>>()?,
-            }),
-            None => None,
-        },
-        caps,
-    )?;
+    let exec = Exec::new(plan.lang_dir, plan.apps, caps)?;
     if let Some(apps) = exec.apps() {
         for p in &apps.problems {
             eprintln!("llmos-runtime: app left out: {p}");
@@ -494,8 +527,8 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         },
         queue_timeout: secs(so.queue_timeout),
     };
-    let exec = exec(&chat)?;
-    let shared = Shared::new(config, exec.clone());
+    let plan = exec_plan(&chat)?;
+    let shared = Shared::new(config);
     let s2 = shared.clone();
     if let Some(listener) = listener {
         std::thread::Builder::new()
@@ -535,6 +568,10 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
             }
         }
     };
+    // The sandbox gets what is left now that the model and its caches are
+    // in memory.
+    let exec = exec(plan)?;
+    let _ = shared.exec.set(exec.clone());
     let mut banner = Vec::new();
     let engine = match &state {
         ModelState::Ready(e, _) => {
@@ -555,6 +592,9 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         "context: {} tokens; {} thread(s); {} slot(s), queue {}",
         g.context, g.threads, so.slots, so.queue
     ));
+    if let Some(x) = exec.as_deref() {
+        banner.push(format!("sandbox: {}", x.caps()));
+    }
     if let Some(apps) = exec.as_deref().and_then(Exec::apps) {
         let names: Vec<String> = apps
             .list()
@@ -734,7 +774,7 @@ fn run(cmd: Command) -> Result<(), String> {
                     g.context, g.threads
                 ),
             ];
-            let exec = exec(&ChatOpts {
+            let exec = exec(exec_plan(&ChatOpts {
                 system: None,
                 chat_template: None,
                 lang_dir,
@@ -743,7 +783,7 @@ fn run(cmd: Command) -> Result<(), String> {
                 app_data,
                 sandbox_caps,
                 trust_keys,
-            })?;
+            })?)?;
             let (mut input, raw) = console_input(false);
             llmos_inference::console::run(
                 &e,

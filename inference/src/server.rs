@@ -85,7 +85,10 @@ pub enum ModelState {
 /// What the handlers share.
 pub struct Shared {
     config: Config,
-    exec: Option<Arc<Exec>>,
+    /// The code interpreter and the apps (`None` inside when the runtime
+    /// has neither), set once the model is loaded: the sandbox's caps
+    /// come from the memory left then.
+    pub exec: OnceLock<Option<Arc<Exec>>>,
     /// Set once loading ends.
     pub model: OnceLock<ModelState>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
@@ -107,7 +110,7 @@ pub struct Shared {
 
 impl Shared {
     /// A server that is still loading its model.
-    pub fn new(config: Config, exec: Option<Arc<Exec>>) -> Arc<Self> {
+    pub fn new(config: Config) -> Arc<Self> {
         Arc::new(Self {
             conns: Conns::new(config.connections),
             buckets: Mutex::new(Buckets::new(config.rate, config.keys.len())),
@@ -122,10 +125,23 @@ impl Shared {
                 .ok()
                 .map(|v| v.chars().take(200).collect()),
             config,
-            exec,
+            exec: OnceLock::new(),
             model: OnceLock::new(),
             requests: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
+        })
+    }
+
+    /// The code interpreter and apps, if the runtime has them; 503 while
+    /// the runtime is still starting.
+    fn exec(&self) -> Result<Option<Arc<Exec>>, ApiError> {
+        self.exec.get().cloned().ok_or_else(|| {
+            ApiError::new(
+                503,
+                "server_error",
+                "starting",
+                "the runtime is still starting (loading the model); try again shortly".into(),
+            )
         })
     }
 
@@ -1306,7 +1322,7 @@ async fn exec_code(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b, s.config.body_limit)?;
-    let Some(exec) = s.exec.clone() else {
+    let Some(exec) = s.exec()? else {
         return Err(ApiError::new(
             503,
             "server_error",
@@ -1375,7 +1391,7 @@ const MAX_APP_ARGS: usize = 256;
 
 async fn list_apps(State(s): State<Arc<Shared>>) -> Json<Value> {
     let mut data = Vec::new();
-    if let Some(exec) = s.exec.as_deref()
+    if let Some(Some(exec)) = s.exec.get()
         && let Some(apps) = exec.apps()
     {
         for a in apps.list() {
@@ -1451,7 +1467,7 @@ async fn run_app(
             "an argument contains a NUL character",
         ));
     }
-    let Some(exec) = s.exec.clone() else {
+    let Some(exec) = s.exec()? else {
         return Err(ApiError::new(
             404,
             "invalid_request_error",
@@ -1541,7 +1557,7 @@ mod tests {
     fn every_route_refuses_what_a_browser_sends_without_a_preflight() {
         block_on(async {
             // Without keys (loopback), where nothing else would stop a page.
-            let r = router(Shared::new(config(&[]), None));
+            let r = router(Shared::new(config(&[])));
             let host = ("host", "127.0.0.1:8080");
             for (method, pattern, path) in ROUTES {
                 if *method == "POST" {
@@ -1584,7 +1600,9 @@ mod tests {
     #[test]
     fn browser_checks_come_before_the_key_and_the_key_before_the_body() {
         block_on(async {
-            let r = router(Shared::new(config(&["k".repeat(20).as_str()]), None));
+            let shared = Shared::new(config(&["k".repeat(20).as_str()]));
+            let _ = shared.exec.set(None);
+            let r = router(shared);
             let (st, _) = send(&r, "POST", "/v1/exec", &[("host", "evil.example")]).await;
             assert_eq!(st, 421);
             let (st, _) = send(&r, "POST", "/v1/exec", &[("host", "localhost")]).await;
