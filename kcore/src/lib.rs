@@ -19,6 +19,7 @@
 //! - [`epoll`]: epoll interest lists, level- and edge-triggered reporting.
 //! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
 //! - [`pipe`]: the bounded byte queue behind pipe(2).
+//! - [`entropy`]: health tests of the CPU's random instructions, the seed extractor, `/proc/llmos/random`.
 //! - [`procfs`]: the text of the generated `/proc` files.
 //! - [`pvh`]: the PVH boot protocol's start info (memory map, modules, RSDP).
 //! - [`pci`]: PCI enumeration, BAR sizing, capability lists, MCFG (ECAM).
@@ -33,6 +34,7 @@ pub mod acpi;
 pub mod bootlog;
 pub mod cpu;
 pub mod elf;
+pub mod entropy;
 pub mod epoll;
 pub mod errno;
 pub mod fdtable;

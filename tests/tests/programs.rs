@@ -118,6 +118,36 @@ fn getrandom_differs_between_boots() {
     let (a, c) = (pick(&first), pick(&second));
     assert_ne!(a, c, "two boots produced the same random bytes");
     assert_ne!(a, format!("random: {}", "0".repeat(64)));
+    // QEMU's `max` CPU has RDRAND (and RDSEED in newer QEMUs): what it
+    // has passes the health tests and is mixed in with TSC jitter.
+    first.expect_line(r"\[\d+\.\d{6}\] random: ChaCha20 CSPRNG seeded from (rdseed )?rdrand tsc");
+    first.expect_line("/proc/llmos/random: hardware: healthy");
+    first.expect_line("/proc/llmos/random: sources: (rdseed )?rdrand tsc");
+    assert!(!first.serial.contains("health test"), "{}", first.serial);
+}
+
+#[test]
+fn without_rdrand_or_rdseed_proc_says_hardware_none_and_getrandom_still_works() {
+    // qemu64 has neither instruction: the seed is TSC jitter alone, the
+    // boot log warns, and /proc/llmos/random says so (the runtime then
+    // refuses to generate an API key).
+    let mut cfg = llmos_tests::direct("prog/random");
+    cfg.cpu = Some("qemu64".into());
+    cfg.memory_mib = 512;
+    let b = llmos_tests::boot_with(
+        "prog-random-qemu64",
+        &cfg,
+        std::time::Duration::from_secs(120),
+    );
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] random: WARNING: no healthy hardware random source \(the CPU has neither RDSEED nor RDRAND\); CSPRNG seeded from timing jitter only \(tsc\), not enough for secrets",
+    );
+    b.expect_line(r"/proc/llmos/random: hardware: none \(the CPU has neither RDSEED nor RDRAND\)");
+    b.expect_line("/proc/llmos/random: sources: tsc");
+    let bytes = b.expect_line("random: [0-9a-f]{64}");
+    assert_ne!(bytes, format!("random: {}", "0".repeat(64)));
+    b.expect_line("getrandom with unknown flags: EINVAL");
 }
 
 #[test]
