@@ -10,7 +10,7 @@
 //! (SIGSEGV); run 3 checks that the port could be bound again, that the
 //! listener accepts a connection, that `/tmp` is empty and the `/data`
 //! files are there, and exits 0. With a second argument `always`, every
-//! run aborts.
+//! run aborts, from a thread other than the main one.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,6 +137,15 @@ fn main() {
         // access as far as the compiler knows; the kernel refuses it.
         unsafe { std::ptr::write_volatile(page as *mut u8, 1) };
         println!("run {run}: the write did not fault?!");
+        std::process::exit(1);
+    }
+    if always {
+        // abort() in a thread other than the main one: glibc sends
+        // SIGABRT to that thread (tgkill), as llama.cpp's asserts in
+        // worker threads do.
+        println!("run {run}: aborting in a thread");
+        let _ = std::thread::spawn(|| std::process::abort()).join();
+        println!("run {run}: the aborting thread returned?!");
         std::process::exit(1);
     }
     println!("run {run}: aborting");
