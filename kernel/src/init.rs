@@ -6,7 +6,9 @@
 //! 4. Frames, page tables, heap; then switch to a guarded kernel stack.
 //! 5. GDT/TSS with IST stacks, the final IDT.
 //! 6. ACPI (CPU count, power-off), randomness, local APIC timer.
-//! 7. `kernel: ready`; start the init program (none yet: power off).
+//! 7. `kernel: ready`; record the restart budget and start the init
+//!    program (`crate::supervisor` restarts it if a signal kills it);
+//!    without one, power off.
 #![deny(unsafe_code)]
 
 use bootloader_api::BootInfo;
