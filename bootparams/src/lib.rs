@@ -24,7 +24,7 @@ pub const PATH: &str = "boot/params";
 pub const MAGIC: [u8; 8] = *b"LLMOSBP\0";
 
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Largest file the kernel accepts.
 pub const MAX_SIZE: usize = 64 * 1024;
@@ -64,6 +64,35 @@ pub struct BootParams {
     pub fs_capacity_mib: Option<u64>,
     /// A static IPv4 configuration instead of DHCP.
     pub net: Option<StaticNet>,
+    /// How a first process killed by a signal is restarted; `None`: the
+    /// kernel's default (5 restarts in any 10 minutes, 100 ms back-off
+    /// doubling up to 5 s).
+    pub restart: Option<Restart>,
+}
+
+/// The restart budget of the first process (see the kernel's
+/// `supervisor` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restart {
+    /// Restarts allowed in any window; 0 powers off at the first death.
+    pub max_restarts: u32,
+    /// The window, in seconds.
+    pub window_secs: u32,
+    /// Delay before the first restart in a window, in milliseconds; it
+    /// doubles for each further restart in the window.
+    pub backoff_ms: u32,
+    /// Longest delay, in milliseconds.
+    pub max_backoff_ms: u32,
+}
+
+impl Restart {
+    /// The kernel's default budget.
+    pub const DEFAULT: Restart = Restart {
+        max_restarts: 5,
+        window_secs: 600,
+        backoff_ms: 100,
+        max_backoff_ms: 5000,
+    };
 }
 
 /// A static IPv4 configuration.
@@ -158,6 +187,10 @@ mod tests {
                 prefix: 24,
                 gateway: Some([10, 0, 2, 2]),
                 dns: vec![[10, 0, 2, 3]],
+            }),
+            restart: Some(Restart {
+                max_restarts: 3,
+                ..Restart::DEFAULT
             }),
         }
     }

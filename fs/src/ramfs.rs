@@ -787,6 +787,40 @@ impl RamFs {
         self.remove_dir(ino, now)
     }
 
+    /// Removes everything below directory `dir`, which stays (empty), as
+    /// `rm -rf dir/*` would: names of files and links go (their data when
+    /// nothing holds them any more), subdirectories are emptied and
+    /// removed bottom-up. Iterative, so any depth is fine. Returns how many
+    /// entries were removed.
+    pub fn remove_contents(&mut self, dir: Ino, now: u64) -> Result<usize, Errno> {
+        self.dir(dir)?;
+        let mut removed = 0;
+        let mut path = alloc::vec![dir];
+        while let Some(&cur) = path.last() {
+            let Some((name, child)) = self.dir(cur)?.iter().next().map(|(n, &i)| (n.clone(), i))
+            else {
+                path.pop();
+                continue;
+            };
+            if self.is_dir(child) && !self.dir(child)?.is_empty() {
+                path.push(child);
+                continue;
+            }
+            self.dir_mut(cur)?.remove(&name);
+            let d = self.node_mut(cur)?;
+            d.mtime = now;
+            d.ctime = now;
+            if self.is_dir(child) {
+                self.node_mut(cur)?.nlink -= 1;
+                self.remove_dir(child, now)?;
+            } else {
+                self.drop_link(child, now);
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Whether `anc` is `ino` or one of its ancestors.
     fn is_ancestor(&self, anc: Ino, mut ino: Ino) -> bool {
         loop {
@@ -1355,6 +1389,42 @@ mod tests {
             f.create(ROOT, "dangling", 0o644, true, 0),
             Err(Errno::EEXIST)
         );
+    }
+
+    #[test]
+    fn remove_contents_empties_a_deep_tree_and_frees_its_data() {
+        let mut f = fs();
+        let tmp = f.mkdir(ROOT, "tmp", 0o1777, 0).unwrap();
+        let keep = f.create(ROOT, "keep", 0o644, true, 0).unwrap();
+        f.write(keep, 0, b"stays", 0).unwrap();
+        let mut path = String::from("tmp");
+        for i in 0..300 {
+            path.push_str(&alloc::format!("/d{i}"));
+            f.mkdir(ROOT, &path, 0o755, 0).unwrap();
+        }
+        let deep = f
+            .create(ROOT, &alloc::format!("{path}/f"), 0o644, true, 0)
+            .unwrap();
+        f.write(deep, 0, &[7u8; 10_000], 0).unwrap();
+        let a = f.create(ROOT, "tmp/a", 0o644, true, 0).unwrap();
+        f.write(a, 0, b"scratch", 0).unwrap();
+        f.symlink("a", ROOT, "tmp/l", 0).unwrap();
+        // A hard link from outside keeps its inode alive.
+        f.link(ROOT, "tmp/a", ROOT, "outside", 0).unwrap();
+        let used = f.used();
+        assert_eq!(f.remove_contents(tmp, 5), Ok(300 + 1 + 2));
+        assert_eq!(f.readdir(tmp, None).unwrap().len(), 2, ". and .. only");
+        assert_eq!(f.stat(tmp).unwrap().nlink, 2);
+        assert!(f.used() < used, "the deep file's pages were freed");
+        let mut b = [0u8; 7];
+        assert_eq!(
+            f.read(f.lookup(ROOT, "outside", true).unwrap(), 0, &mut b, 0),
+            Ok(7)
+        );
+        assert_eq!(&b, b"scratch");
+        assert_eq!(f.lookup(ROOT, "keep", true), Ok(keep));
+        assert_eq!(f.remove_contents(tmp, 6), Ok(0));
+        assert_eq!(f.remove_contents(keep, 6), Err(Errno::ENOTDIR));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`epoll`]: epoll interest lists, level- and edge-triggered reporting.
 //! - [`fdtable`]: a process's file-descriptor table (lowest free number, dup, limits).
 //! - [`pipe`]: the bounded byte queue behind pipe(2).
+//! - [`entropy`]: health tests of the CPU's random instructions, the seed extractor, `/proc/llmos/random`.
+//! - [`restart`]: the restart budget and back-off of the first process.
 //! - [`procfs`]: the text of the generated `/proc` files.
 //! - [`pvh`]: the PVH boot protocol's start info (memory map, modules, RSDP).
 //! - [`pci`]: PCI enumeration, BAR sizing, capability lists, MCFG (ECAM).
@@ -33,6 +35,7 @@ pub mod acpi;
 pub mod bootlog;
 pub mod cpu;
 pub mod elf;
+pub mod entropy;
 pub mod epoll;
 pub mod errno;
 pub mod fdtable;
@@ -43,6 +46,7 @@ pub mod pci;
 pub mod pipe;
 pub mod procfs;
 pub mod pvh;
+pub mod restart;
 pub mod syscalls;
 pub mod time;
 pub mod tty;

@@ -24,9 +24,20 @@ fn waiters<R>(f: impl FnOnce(&mut Vec<alloc::sync::Arc<crate::sched::Thread>>) -
 }
 static PENDING_SIGNAL: Mutex<Option<Signal>> = Mutex::new(None);
 
-/// Sets up the terminal state (called when the first program starts).
+/// Sets up a fresh terminal state (called when the program starts, and
+/// again when it is restarted: a new run starts in canonical mode with
+/// echo, as after boot).
 pub fn init() {
     *TTY.lock() = Some(Tty::new());
+    *PENDING_SIGNAL.lock() = None;
+}
+
+/// Forgets the terminal state of a dead process (input typed for it is
+/// dropped; until the next [`init`] input waits in the UART).
+pub fn reset() {
+    *TTY.lock() = None;
+    *PENDING_SIGNAL.lock() = None;
+    waiters(core::mem::take);
 }
 
 /// Runs `f` on the terminal state.
@@ -117,13 +128,24 @@ pub fn write(data: &[u8]) {
     });
 }
 
-/// Reads for a program, waiting for input. `Err` carries a signal that
-/// arrived while waiting.
-pub fn read(max: usize, nonblocking: bool) -> Result<Read, Signal> {
+/// Why a console read ended without data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The terminal raised a signal (Ctrl-C, Ctrl-\).
+    Signal(Signal),
+    /// The process is being killed.
+    Killed,
+}
+
+/// Reads for a program, waiting for input.
+pub fn read(max: usize, nonblocking: bool) -> Result<Read, Interrupted> {
     loop {
         poll_input();
         if let Some(s) = take_signal() {
-            return Err(s);
+            return Err(Interrupted::Signal(s));
+        }
+        if crate::supervisor::killed() {
+            return Err(Interrupted::Killed);
         }
         match with_tty(|t| t.read(max)).unwrap_or(Read::Eof) {
             Read::WouldBlock if !nonblocking => wait_for_input(None),

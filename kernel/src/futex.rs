@@ -26,6 +26,11 @@ fn read_u32(addr: u64) -> Result<u32, Errno> {
     Ok(u32::from_le_bytes(b))
 }
 
+/// Empties the table (a dead process's waiters are gone).
+pub fn clear() {
+    *TABLE.lock() = FutexTable::EMPTY;
+}
+
 /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val`, until a matching wake
 /// or the monotonic `deadline`.
 pub fn wait(addr: u64, val: u32, bitset: u32, deadline: Option<u64>) -> Result<u64, Errno> {

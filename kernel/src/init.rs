@@ -6,7 +6,9 @@
 //! 4. Frames, page tables, heap; then switch to a guarded kernel stack.
 //! 5. GDT/TSS with IST stacks, the final IDT.
 //! 6. ACPI (CPU count, power-off), randomness, local APIC timer.
-//! 7. `kernel: ready`; start the init program (none yet: power off).
+//! 7. `kernel: ready`; record the restart budget and start the init
+//!    program (`crate::supervisor` restarts it if a signal kills it);
+//!    without one, power off.
 #![deny(unsafe_code)]
 
 use bootloader_api::BootInfo;
@@ -357,10 +359,41 @@ extern "C" fn continue_on_main_stack() -> ! {
     // Like waiting for the network to be online: programs expect an
     // address when they start. DHCP keeps trying after the timeout.
     crate::netdev::wait_configured(3_000_000_000);
+    let policy = restart_policy(params.restart);
+    match policy.max_restarts {
+        0 => klog!("kernel", "restarts: off (a killed init powers off)"),
+        n => klog!(
+            "kernel",
+            "restarts: a killed init restarts up to {n} times in {} s, after {} ms doubling to {} ms",
+            policy.window_ns / 1_000_000_000,
+            policy.first_backoff_ns / 1_000_000,
+            policy.max_backoff_ns / 1_000_000
+        ),
+    }
+    crate::supervisor::set_program(
+        crate::supervisor::Program {
+            init: init.clone(),
+            file,
+            trace: params.trace_syscalls,
+            hwcap,
+        },
+        policy,
+    );
     if let Err(e) = process::start(init, file, params.trace_syscalls, hwcap) {
         fail("cannot start init", &format_args!("{}: {e}", init.path));
     }
     power::power_off(Status::Failure)
+}
+
+/// The restart budget the boot parameters ask for (the default without).
+fn restart_policy(r: Option<bootparams::Restart>) -> kcore::restart::Policy {
+    let r = r.unwrap_or(bootparams::Restart::DEFAULT);
+    kcore::restart::Policy {
+        max_restarts: r.max_restarts,
+        window_ns: u64::from(r.window_secs) * 1_000_000_000,
+        first_backoff_ns: u64::from(r.backoff_ms) * 1_000_000,
+        max_backoff_ns: u64::from(r.max_backoff_ms) * 1_000_000,
+    }
 }
 
 fn report_cpu(cpu: &CpuInfo) {

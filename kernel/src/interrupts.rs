@@ -14,6 +14,15 @@ pub fn timer_tick(from_user: bool) {
         let _ = crate::syscall::deliver_signal_from_interrupt(sig);
     }
     crate::sched::on_tick(from_user);
+    leave_if_killed(from_user);
+}
+
+/// A thread of a killed process interrupted in user mode (or resumed
+/// there after a switch) leaves instead of going back to it.
+fn leave_if_killed(from_user: bool) {
+    if from_user && crate::supervisor::killed() {
+        crate::supervisor::leave_killed()
+    }
 }
 
 /// Interrupts from the network card (MSI-X).
@@ -27,6 +36,8 @@ pub fn network() {
 }
 
 /// The reschedule IPI: another CPU queued a thread for this one.
+/// The kill of a process reaches its threads on other CPUs this way too.
 pub fn reschedule(from_user: bool) {
     crate::sched::on_resched_ipi(from_user);
+    leave_if_killed(from_user);
 }

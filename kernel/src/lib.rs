@@ -2,9 +2,10 @@
 //!
 //! Boots directly under a VMM (PVH, `arch/x86_64/pvh.rs`) or through the
 //! `bootloader` crate (BIOS or UEFI disk images), brings up the CPU,
-//! memory, interrupts and clocks, and — once later parts land — loads the
-//! LLM runtime as a Linux static-pie program in ring 3. See
-//! `docs/architecture.md` for the boot flow.
+//! memory, interrupts and clocks, and loads the LLM runtime (or any static
+//! program) as a Linux static-pie program in ring 3, restarting it when a
+//! signal kills it (`supervisor`). See `docs/architecture.md` for the
+//! boot flow and the process lifecycle.
 //!
 //! Layout: `arch/x86_64` (CPU tables, interrupts, timers, port I/O),
 //! `memory` (frames, page tables, heap, guarded stacks) and `drivers`
@@ -36,6 +37,7 @@ pub mod procfs;
 pub mod random;
 pub mod sched;
 pub mod smp;
+pub mod supervisor;
 pub mod syscall;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

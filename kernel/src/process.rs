@@ -2,10 +2,13 @@
 //!
 //! llmos runs one Linux process, the init program named in the boot
 //! parameters (the LLM runtime, or any static program given with
-//! `cargo xtask run --init`). [`start`] validates and loads its ELF into a
-//! fresh address space, builds the initial stack and enters ring 3. When it
-//! exits, or is killed by a fault or a signal, the kernel prints
-//! `kernel: init exited with status S` and powers off with that status.
+//! `cargo xtask run --init`). [`load`] validates and loads its ELF into a
+//! fresh address space and builds the initial stack; [`start`] then enters
+//! ring 3 on the boot CPU, [`restart`] starts it as a new thread after the
+//! previous run was torn down. When it exits, the kernel prints
+//! `kernel: init exited with status S` and powers off with that status
+//! ([`exit`]); when a fault or a signal kills it ([`kill`]), the
+//! supervisor (`crate::supervisor`) restarts it within its budget.
 #![deny(unsafe_code)]
 
 use alloc::collections::BTreeSet;
@@ -139,8 +142,53 @@ pub fn set_cpu_state(
     *MAIN_KSTACK.lock() = Some(main_kstack);
 }
 
-/// Loads `init` from `file` and runs it. Returns only on failure.
+/// Where a loaded program starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The entry point.
+    pub rip: u64,
+    /// The initial stack pointer (argc, argv, envp, auxv above it).
+    pub rsp: u64,
+}
+
+/// Loads `init` from `file` and runs it on this CPU as thread 1. Returns
+/// only on failure.
 pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), StartError> {
+    let entry = load(init, file, trace, hwcap)?;
+    let (Some((selectors, avx)), Some(kstack)) = (SELECTORS.get(), MAIN_KSTACK.lock().take())
+    else {
+        return Err(StartError::Memory(
+            crate::memory::paging::MapError::NotReady,
+        ));
+    };
+    crate::sched::init(kstack)
+        .map_err(|_| StartError::Memory(crate::memory::paging::MapError::OutOfFrames))?;
+    log_start(init);
+    crate::arch::x86_64::enter_user_mode(entry.rip, entry.rsp, selectors, *avx)
+}
+
+/// Loads `init` again after the previous run was torn down and starts it
+/// as a new thread 1.
+pub fn restart(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), StartError> {
+    let entry = load(init, file, trace, hwcap)?;
+    log_start(init);
+    crate::sched::spawn_main(entry.rip, entry.rsp)
+        .map_err(|_| StartError::Memory(crate::memory::paging::MapError::OutOfFrames))
+}
+
+fn log_start(init: &Init) {
+    klog!(
+        "kernel",
+        "starting {} with {} argument(s)",
+        init.path,
+        init.args.len()
+    );
+}
+
+/// Loads `init` from `file` into a new address space (made the active one
+/// on this CPU) and sets up the process state: memory, descriptors 0-2 on
+/// the console, `/proc`.
+pub fn load(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<Entry, StartError> {
     let prog = elf::parse(file).map_err(StartError::Elf)?;
     let bias = match prog.kind {
         ElfKind::Exec => 0,
@@ -296,21 +344,10 @@ pub fn start(init: &Init, file: &[u8], trace: bool, hwcap: u64) -> Result<(), St
     crate::console::init();
     crate::fd::init_process();
     crate::procfs::init(&init.path);
-    let (Some((selectors, avx)), Some(kstack)) = (SELECTORS.get(), MAIN_KSTACK.lock().take())
-    else {
-        return Err(StartError::Memory(
-            crate::memory::paging::MapError::NotReady,
-        ));
-    };
-    crate::sched::init(kstack)
-        .map_err(|_| StartError::Memory(crate::memory::paging::MapError::OutOfFrames))?;
-    klog!(
-        "kernel",
-        "starting {} with {} argument(s)",
-        init.path,
-        init.args.len()
-    );
-    crate::arch::x86_64::enter_user_mode(entry, built.sp, selectors, *avx)
+    Ok(Entry {
+        rip: entry,
+        rsp: built.sp,
+    })
 }
 
 struct SegList<'a>(&'a [elf::Segment]);
@@ -327,8 +364,13 @@ impl core::fmt::Display for SegList<'_> {
     }
 }
 
-/// Ends the process with `status` (exit/exit_group) and powers off.
+/// Ends the process with `status` (exit/exit_group) and powers off. If
+/// the process was killed first, the caller leaves like its other threads
+/// (and the program restarts).
 pub fn exit(status: i32) -> ! {
+    if !crate::supervisor::begin_exit() {
+        crate::supervisor::leave_killed()
+    }
     let status = status & 0xff;
     // As Linux closes every descriptor of an exiting process: sockets send
     // what they hold and close. Give that up to 5 s before powering off.
@@ -382,20 +424,78 @@ pub mod sig {
             13 => "SIGPIPE",
             14 => "SIGALRM",
             15 => "SIGTERM",
+            16 => "SIGSTKFLT",
+            24 => "SIGXCPU",
+            25 => "SIGXFSZ",
+            26 => "SIGVTALRM",
+            27 => "SIGPROF",
+            29 => "SIGIO",
+            30 => "SIGPWR",
+            31 => "SIGSYS",
+            34..=64 => "SIGRT",
             _ => "signal",
         }
     }
 }
 
-/// Ends the process as killed by `signal` (status 128 + signal), after
-/// printing `why`.
-pub fn kill(signal: i32, why: core::fmt::Arguments<'_>) -> ! {
-    klog!(
-        "kernel",
-        "init killed by {} ({signal}): {why}",
-        sig::name(signal)
-    );
-    exit(128 + signal)
+/// Kills the process for a fault or exception in user mode: prints `why`
+/// (the detailed report), records `signal` and `fault` (where, for the
+/// one-line cause) and ends the calling thread; the supervisor restarts
+/// the program. A thread of a process that is already going away just
+/// ends.
+pub fn kill(signal: i32, fault: Option<String>, why: core::fmt::Arguments<'_>) -> ! {
+    if !crate::supervisor::killed() {
+        klog!(
+            "kernel",
+            "init killed by {} ({signal}): {why}",
+            sig::name(signal)
+        );
+        crate::supervisor::begin_kill(crate::supervisor::Cause { signal, fault });
+    }
+    crate::supervisor::leave_killed()
+}
+
+/// Kills the process for a signal raised in a syscall (kill, tgkill, a
+/// broken pipe, Ctrl-C): prints `note` if there is one, records the
+/// cause, and returns the EINTR the syscall ends with; the thread leaves
+/// at the syscall's end.
+pub fn kill_from_syscall(signal: i32, note: Option<&str>) -> kcore::errno::Errno {
+    if let Some(n) = note
+        && !crate::supervisor::killed()
+    {
+        klog!(
+            "kernel",
+            "init killed by {} ({signal}): {n}",
+            sig::name(signal)
+        );
+    }
+    crate::supervisor::begin_kill(crate::supervisor::Cause {
+        signal,
+        fault: None,
+    });
+    kcore::errno::Errno::EINTR
+}
+
+/// Frees the memory of a process whose threads are all gone: its frames
+/// and page tables (once no CPU uses them) and its pins on mapped files.
+/// Returns the bytes of memory that were mapped.
+pub fn release_memory(mm: Mm) -> u64 {
+    let Mm {
+        aspace,
+        mut file_releases,
+        ..
+    } = mm;
+    for v in aspace.vmas.iter() {
+        if let Kind::File(f) = v.kind {
+            file_releases.push((f.ino, (v.end - v.start) / PAGE));
+        }
+    }
+    let bytes = aspace.resident_pages * PAGE;
+    aspace.destroy();
+    for (ino, pages) in file_releases {
+        crate::filemap::release(ino, pages);
+    }
+    bytes
 }
 
 /// Whether every byte of `[addr, addr + len)` lies in areas that allow the
@@ -451,6 +551,7 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
         FaultOutcome::BeyondEof => {
             kill(
                 sig::BUS,
+                Some(fault_at(addr, write, exec, rip)),
                 format_args!(
                     "bus error: {access} {addr:#x}, past the end of the mapped file, at RIP {rip:#x}"
                 ),
@@ -485,8 +586,22 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
     }
     kill(
         sig::SEGV,
+        Some(fault_at(addr, write, exec, rip)),
         format_args!(
             "segmentation fault: {access} {addr:#x} ({why}) at RIP {rip:#x}; areas near it:{map}"
         ),
     )
+}
+
+/// The short form of a page fault for the cause of death:
+/// `fault at 0x0 (write, RIP 0x…)`.
+fn fault_at(addr: u64, write: bool, exec: bool, rip: u64) -> String {
+    let access = match (write, exec) {
+        (_, true) => "instruction fetch",
+        (true, false) => "write",
+        (false, false) => "read",
+    };
+    let mut s = String::new();
+    let _ = write!(s, "fault at {addr:#x} ({access}, RIP {rip:#x})");
+    s
 }

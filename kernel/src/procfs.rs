@@ -4,8 +4,9 @@
 //! `/proc/1/` with `exe` (a symlink to the program) and `maps`, a
 //! `/proc/self` symlink to `1`, `/proc/cpuinfo`, `/proc/meminfo`,
 //! `/proc/interrupts` (timer ticks and reschedule IPIs per CPU),
-//! `/proc/vmstat` (page faults and 2 MiB page events) and
-//! `/proc/net/sockstat`.
+//! `/proc/vmstat` (page faults and 2 MiB page events),
+//! `/proc/net/sockstat` and `/proc/llmos/random` (which sources seeded the
+//! kernel's CSPRNG, and whether a healthy hardware one was among them).
 //! The generated files are empty, read-only inodes (size 0, as on Linux);
 //! opening one snapshots its text (`kcore::procfs`) into the description,
 //! so reads see one consistent version.
@@ -27,20 +28,25 @@ enum Gen {
     SockStat,
     Interrupts,
     VmStat,
+    Random,
 }
 
 static FILES: Mutex<Vec<(Ino, Gen)>> = Mutex::new(Vec::new());
 
-/// Creates `/proc` for the process started from `exe`.
+/// Creates `/proc` for the process started from `exe`. Called again when
+/// a restarted program starts: what exists already is kept.
 pub fn init(exe: &str) {
     let now = crate::time::realtime_nanos();
     let mut files = Vec::new();
     let r = vfs::with(|fs| {
-        let _ = fs.mkdir(ROOT, "/proc", 0o555, now);
-        let _ = fs.mkdir(ROOT, "/proc/1", 0o555, now);
-        let _ = fs.mkdir(ROOT, "/proc/net", 0o555, now);
+        for dir in ["/proc", "/proc/1", "/proc/net", "/proc/llmos"] {
+            let _ = fs.mkdir(ROOT, dir, 0o555, now);
+        }
         let _ = fs.symlink("1", ROOT, "/proc/self", now);
-        let _ = fs.symlink(exe, ROOT, "/proc/1/exe", now);
+        if fs.readlink(ROOT, "/proc/1/exe") != Ok(exe) {
+            let _ = fs.unlink(ROOT, "/proc/1/exe", now);
+            let _ = fs.symlink(exe, ROOT, "/proc/1/exe", now);
+        }
         for (path, g) in [
             ("/proc/cpuinfo", Gen::CpuInfo),
             ("/proc/meminfo", Gen::MemInfo),
@@ -48,8 +54,12 @@ pub fn init(exe: &str) {
             ("/proc/net/sockstat", Gen::SockStat),
             ("/proc/interrupts", Gen::Interrupts),
             ("/proc/vmstat", Gen::VmStat),
+            ("/proc/llmos/random", Gen::Random),
         ] {
-            let ino = fs.create(ROOT, path, 0o444, false, now)?;
+            let ino = match fs.lookup(ROOT, path, false) {
+                Ok(ino) => ino,
+                Err(_) => fs.create(ROOT, path, 0o444, false, now)?,
+            };
             files.push((ino, g));
         }
         Ok(())
@@ -82,6 +92,7 @@ pub fn generate(ino: Ino) -> Option<Vec<u8>> {
         Gen::SockStat => sockstat(),
         Gen::Interrupts => interrupts(),
         Gen::VmStat => vmstat(),
+        Gen::Random => crate::random::proc_text(),
     };
     Some(text.into_bytes())
 }

@@ -1,27 +1,27 @@
-//! Kernel randomness: a ChaCha20 CSPRNG seeded from the CPU's hardware
-//! entropy (RDSEED, else RDRAND). Without either, the seed is TSC jitter and
-//! the boot log warns that randomness is weak.
+//! Kernel randomness: a ChaCha20 CSPRNG seeded at boot from every source
+//! the CPU has.
+//!
+//! RDSEED and RDRAND are each sampled ([`kcore::entropy::SAMPLES`] words)
+//! and health-tested (`kcore::entropy::health_test`); a source that fails
+//! is dropped with a log line saying why. The healthy sources' words and
+//! TSC jitter (always) are mixed by `kcore::entropy::Pool` into the seed.
+//! The boot log names the sources; `/proc/llmos/random` tells programs
+//! whether a healthy hardware source was among them ([`proc_text`]).
 #![deny(unsafe_code)]
 
+use kcore::entropy::{self, Assessment, Pool, SAMPLES, Source};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use spin::Mutex;
+use spin::{Mutex, Once};
 
 use crate::arch::x86_64::{rand as hw, tsc};
 use crate::klog;
 
 static RNG: Mutex<Option<ChaCha20Rng>> = Mutex::new(None);
+static ASSESSMENT: Once<Assessment> = Once::new();
 
-/// Where the seed came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeedSource {
-    /// The RDSEED instruction (a true entropy source).
-    Rdseed,
-    /// The RDRAND instruction (a DRBG reseeded by hardware entropy).
-    Rdrand,
-    /// Timing jitter only: not suitable for secrets.
-    Jitter,
-}
+/// Words of TSC jitter mixed into the seed (each from 64 pairs of reads).
+const JITTER_WORDS: usize = 64;
 
 fn jitter_word() -> u64 {
     let mut acc = 0u64;
@@ -34,34 +34,62 @@ fn jitter_word() -> u64 {
     acc
 }
 
-/// Seeds the generator. Returns where the seed came from.
-pub fn init(has_rdseed: bool, has_rdrand: bool) -> SeedSource {
-    let mut seed = [0u8; 32];
-    let mut source = SeedSource::Jitter;
-    for chunk in seed.as_chunks_mut::<8>().0 {
-        let word = if has_rdseed && let Some(w) = hw::rdseed64() {
-            source = SeedSource::Rdseed;
-            w
-        } else if has_rdrand && let Some(w) = hw::rdrand64() {
-            if source == SeedSource::Jitter {
-                source = SeedSource::Rdrand;
-            }
-            w
-        } else {
-            jitter_word()
-        };
-        *chunk = word.to_le_bytes();
+/// Samples one hardware source (if the CPU has it), health-tests it and,
+/// if it passes, mixes its words into `pool`.
+fn sample(
+    pool: &mut Pool,
+    present: bool,
+    name: &'static str,
+    label: &str,
+    read: fn() -> Option<u64>,
+) -> Source {
+    if !present {
+        return Source::Absent;
     }
-    *RNG.lock() = Some(ChaCha20Rng::from_seed(seed));
-    match source {
-        SeedSource::Rdseed => klog!("random", "ChaCha20 CSPRNG seeded from RDSEED"),
-        SeedSource::Rdrand => klog!("random", "ChaCha20 CSPRNG seeded from RDRAND"),
-        SeedSource::Jitter => klog!(
+    let mut samples = [None; SAMPLES];
+    for s in &mut samples {
+        *s = read();
+    }
+    match entropy::health_test(&samples) {
+        Ok(words) => {
+            pool.absorb_words(label, &words);
+            Source::Healthy
+        }
+        Err(f) => {
+            klog!("random", "{name} failed its health test ({f}); not used");
+            Source::Failed(f)
+        }
+    }
+}
+
+/// Seeds the generator from every available source and records which
+/// ones were used.
+pub fn init(has_rdseed: bool, has_rdrand: bool) -> Assessment {
+    let mut pool = Pool::new();
+    let assessment = Assessment {
+        rdseed: sample(&mut pool, has_rdseed, "RDSEED", "rdseed", hw::rdseed64),
+        rdrand: sample(&mut pool, has_rdrand, "RDRAND", "rdrand", hw::rdrand64),
+    };
+    let mut jitter = [0u64; JITTER_WORDS];
+    for w in &mut jitter {
+        *w = jitter_word();
+    }
+    pool.absorb_words("tsc", &jitter);
+    *RNG.lock() = Some(ChaCha20Rng::from_seed(pool.finish()));
+    let sources = assessment.sources().join(" ");
+    match assessment.reason() {
+        None => klog!("random", "ChaCha20 CSPRNG seeded from {sources}"),
+        Some(why) => klog!(
             "random",
-            "WARNING: no RDSEED/RDRAND; CSPRNG seeded from timing jitter only"
+            "WARNING: no healthy hardware random source ({why}); CSPRNG seeded from timing jitter only ({sources}), not enough for secrets"
         ),
     }
-    source
+    *ASSESSMENT.call_once(|| assessment)
+}
+
+/// The text of `/proc/llmos/random` (empty before [`init`]).
+pub fn proc_text() -> alloc::string::String {
+    ASSESSMENT.get().map(|a| a.proc_text()).unwrap_or_default()
 }
 
 /// Fills `buf` with random bytes. Panics if called before [`init`], which

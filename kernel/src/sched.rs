@@ -33,6 +33,12 @@
 //! once. A thread woken while it is still switching away is queued
 //! immediately; whoever picks it waits for the switch to finish
 //! (`context::switch_to`).
+//!
+//! Killing the process (`crate::supervisor`): [`stop_all`] wakes every
+//! thread and interrupts every other CPU; while the process is killed
+//! `block` never blocks and [`spawn_user`] refuses; each thread takes
+//! itself off the table ([`leave_process`], which tells the last one) and
+//! ends ([`end_current`]). [`spawn_main`] starts the next run's thread 1.
 #![deny(unsafe_code)]
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -207,11 +213,6 @@ pub fn exists(tid: u32) -> bool {
     THREADS.lock().contains_key(&tid)
 }
 
-/// Number of live threads.
-pub fn thread_count() -> usize {
-    THREADS.lock().len()
-}
-
 /// Whether CPU `cpu` has a thread to run: one in its own queue, or one in
 /// another queue that its affinity lets it take. (Counting threads it may
 /// not take kept an idle CPU spinning through its idle loop while another
@@ -357,21 +358,88 @@ fn settle_tick(cpu: usize, next_idle: bool) {
     }
 }
 
+/// Why a thread could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No kernel stack for it.
+    Stack(stacks::StackError),
+    /// The process is being killed.
+    Killed,
+}
+
 /// Creates a user thread that will resume user mode with `frame`; it runs
 /// once [`start`] is called.
 pub fn spawn_user(
     frame: &crate::arch::x86_64::syscall::SyscallFrame,
     fs_base: u64,
-) -> Result<Arc<Thread>, stacks::StackError> {
+) -> Result<Arc<Thread>, SpawnError> {
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
-    let stack = stacks::allocate("thread", THREAD_KSTACK)?;
+    let stack = stacks::allocate("thread", THREAD_KSTACK).map_err(SpawnError::Stack)?;
     let task = Task::new_user_thread(stack, frame, fs_base);
     // Spread new threads over the CPUs.
     let cpu = (tid as usize) % crate::smp::online().max(1);
     let t = new_thread(tid, task, State::Runnable, cpu);
-    THREADS.lock().insert(tid, t.clone());
+    {
+        // Checked under the table lock that `stop_all` takes after the
+        // process is marked killed: either the new thread is in the table
+        // it walks, or the kill is seen here.
+        let mut threads = THREADS.lock();
+        if crate::supervisor::killed() {
+            return Err(SpawnError::Killed);
+        }
+        threads.insert(tid, t.clone());
+    }
     CREATED.fetch_add(1, Ordering::Relaxed);
     Ok(t)
+}
+
+/// Creates and starts thread 1 of a new process (a restarted program),
+/// whose address space is the active one: it enters user mode at `rip`
+/// with stack pointer `rsp` and every other register zero, as after
+/// execve. Thread ids start over at 2 for its later threads.
+pub fn spawn_main(rip: u64, rsp: u64) -> Result<(), stacks::StackError> {
+    let stack = stacks::allocate("syscall", crate::init::SYSCALL_STACK)?;
+    let frame = crate::arch::x86_64::syscall::SyscallFrame {
+        rip,
+        rsp,
+        // IF and the reserved bit 1.
+        rflags: 0x202,
+        ..crate::arch::x86_64::syscall::SyscallFrame::ZERO
+    };
+    let t = new_thread(
+        1,
+        Task::new_process_thread(stack, &frame),
+        State::Runnable,
+        0,
+    );
+    NEXT_TID.store(2, Ordering::Relaxed);
+    THREADS.lock().insert(1, t.clone());
+    CREATED.fetch_add(1, Ordering::Relaxed);
+    enqueue(t);
+    Ok(())
+}
+
+/// Makes every thread of the (killed) process leave: wakes each one, so
+/// none stays blocked (`block` no longer blocks), and interrupts every
+/// other CPU, so a thread running user code there leaves from the
+/// interrupt. The caller marked the process killed first.
+pub fn stop_all() {
+    let all: Vec<Arc<Thread>> = THREADS.lock().values().cloned().collect();
+    for t in &all {
+        wake(t);
+    }
+    let me = cpu_id();
+    for c in (0..crate::smp::online()).filter(|&c| c != me) {
+        kick(c);
+    }
+}
+
+/// A new user thread's first step: it leaves at once if the process was
+/// killed before it ever ran.
+pub fn on_user_thread_start() {
+    if crate::supervisor::killed() {
+        crate::supervisor::leave_killed()
+    }
 }
 
 /// Lets a thread made by [`spawn_user`] run (after the caller has set
@@ -497,7 +565,10 @@ pub fn block() {
     let Some(cur) = current() else { return };
     {
         let mut s = cur.sched.lock();
-        if s.woken {
+        // A killed process's threads never block: they are on their way
+        // out (`stop_all` wakes those that blocked before the kill; the
+        // check is under the lock its wakeup takes).
+        if s.woken || crate::supervisor::killed() {
             s.woken = false;
             return;
         }
@@ -634,11 +705,24 @@ pub fn syscall_exit() {
     }
 }
 
-/// Ends the calling thread (the process goes on). Never returns.
-pub fn exit_current() -> ! {
+/// Takes the calling thread off the process's thread table; returns
+/// whether it was the last one there. The thread keeps running (in the
+/// kernel) until [`end_current`].
+pub fn leave_process() -> bool {
+    let Some(cur) = current() else { return false };
+    let mut threads = THREADS.lock();
+    let mine = threads.get(&cur.tid).is_some_and(|t| Arc::ptr_eq(t, &cur));
+    if mine {
+        threads.remove(&cur.tid);
+    }
+    mine && threads.is_empty()
+}
+
+/// Ends the calling thread for good (after [`leave_process`]). Its kernel
+/// stack is freed once another thread runs on this CPU.
+pub fn end_current() -> ! {
     if let Some(cur) = current() {
         cur.sched.lock().state = State::Dead;
-        THREADS.lock().remove(&cur.tid);
     }
     loop {
         switch_away(false);

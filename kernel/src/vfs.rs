@@ -103,3 +103,14 @@ pub fn with<R>(f: impl FnOnce(&mut RamFs) -> Result<R, Errno>) -> Result<R, Errn
     let fs = g.as_mut().ok_or(Errno::ENOENT)?;
     f(fs)
 }
+
+/// Removes everything below directory `path` (it stays): how `/tmp` is
+/// emptied when the program is restarted. Returns the entries removed.
+pub fn empty_dir(path: &str) -> usize {
+    let now = crate::time::realtime_nanos();
+    with(|fs| {
+        let dir = fs.lookup(ROOT, path, true)?;
+        fs.remove_contents(dir, now)
+    })
+    .unwrap_or(0)
+}

@@ -40,7 +40,19 @@ pub struct Case {
     pub fs_capacity_mib: Option<u64>,
     /// A static network configuration, `ADDRESS/PREFIX,GATEWAY[,DNS…]`.
     pub net: Option<&'static str>,
+    /// The restart budget (`None`: the kernel's default).
+    pub restart: Option<bootparams::Restart>,
 }
+
+/// A budget of no restarts: a program killed by a signal powers the
+/// machine off at once (the cases whose tests look at one death).
+pub const NO_RESTARTS: Option<bootparams::Restart> = Some(bootparams::Restart {
+    max_restarts: 0,
+    ..bootparams::Restart::DEFAULT
+});
+
+/// The port the restart cases bind.
+pub const RESTART_PORT: &str = "7878";
 
 const fn case(
     name: &'static str,
@@ -57,6 +69,7 @@ const fn case(
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     }
 }
 
@@ -68,11 +81,17 @@ pub const CASES: &[Case] = &[
     case("exit-3", "exit-with", Lang::Rust, &["3"]),
     case("heap", "heap", Lang::Rust, &[]),
     case("memory", "memory", Lang::Rust, &[]),
-    case("memory-write-ro", "memory", Lang::Rust, &["write-ro"]),
+    Case {
+        restart: NO_RESTARTS,
+        ..case("memory-write-ro", "memory", Lang::Rust, &["write-ro"])
+    },
     case("clocks", "clocks", Lang::Rust, &[]),
     case("random", "random", Lang::Rust, &[]),
     case("enosys", "enosys", Lang::Rust, &[]),
-    case("echo-lines", "echo-lines", Lang::Rust, &[]),
+    Case {
+        restart: NO_RESTARTS,
+        ..case("echo-lines", "echo-lines", Lang::Rust, &[])
+    },
     case("regs", "regs", Lang::Rust, &[]),
     case("threads", "threads", Lang::Rust, &[]),
     case("join-storm", "join-storm", Lang::Rust, &[]),
@@ -80,7 +99,25 @@ pub const CASES: &[Case] = &[
     case("futex-timeout", "futex-timeout", Lang::Rust, &[]),
     case("exit-group", "exit-group", Lang::Rust, &[]),
     case("cpus", "cpus", Lang::Rust, &[]),
-    case("shootdown", "shootdown", Lang::Rust, &[]),
+    Case {
+        restart: NO_RESTARTS,
+        ..case("shootdown", "shootdown", Lang::Rust, &[])
+    },
+    case("restart", "restart", Lang::Rust, &[RESTART_PORT]),
+    Case {
+        restart: Some(bootparams::Restart {
+            max_restarts: 3,
+            window_secs: 600,
+            backoff_ms: 10,
+            max_backoff_ms: 1000,
+        }),
+        ..case(
+            "restart-always",
+            "restart",
+            Lang::Rust,
+            &[RESTART_PORT, "always"],
+        )
+    },
     case("affinity", "affinity", Lang::Rust, &[]),
     case("ticks", "ticks", Lang::Rust, &[]),
     case("spread", "spread", Lang::Rust, &[]),
@@ -94,6 +131,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "files",
@@ -104,6 +142,7 @@ pub const CASES: &[Case] = &[
         add: &[("userland/c/hello.c", "/data/hello.c")],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     case("fsio", "fsio", Lang::Rust, &[]),
     Case {
@@ -115,6 +154,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: Some(2),
         net: None,
+        restart: None,
     },
     Case {
         name: "tcp-echo",
@@ -125,6 +165,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: Some("10.0.2.15/24,10.0.2.2,10.0.2.3"),
+        restart: None,
     },
     Case {
         name: "tokio-http",
@@ -135,6 +176,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "net-stress",
@@ -145,6 +187,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "dns-check",
@@ -156,6 +199,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         // The program's own DNS server (on 127.0.0.1) is the resolver.
         net: Some("10.0.2.15/24,10.0.2.2,127.0.0.1"),
+        restart: None,
     },
     Case {
         name: "runtime-tiny",
@@ -174,6 +218,7 @@ pub const CASES: &[Case] = &[
         add: &[("$MODELS/llmos-tiny.gguf", "/models/llmos-tiny.gguf")],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "runtime-serve",
@@ -211,6 +256,7 @@ pub const CASES: &[Case] = &[
         ],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "http-get",
@@ -221,6 +267,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
     Case {
         name: "mmap",
@@ -231,6 +278,7 @@ pub const CASES: &[Case] = &[
         add: &[(MMAP_DATA, "/data/big.bin")],
         fs_capacity_mib: None,
         net: None,
+        restart: None,
     },
 ];
 
@@ -276,6 +324,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "exit-group",
     "cpus",
     "shootdown",
+    "restart",
     "affinity",
     "ticks",
     "spread",

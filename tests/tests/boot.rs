@@ -173,7 +173,7 @@ fn boots_on_a_cpu_without_avx_xsave_or_rdrand() {
     b.expect_outcome(&Outcome::Success);
     b.expect_line(r"\[\d+\.\d{6}\] cpu: extended state: XCR0 0x0 \(no xsave\).*");
     b.expect_line(
-        r"\[\d+\.\d{6}\] random: WARNING: no RDSEED/RDRAND; CSPRNG seeded from timing jitter only",
+        r"\[\d+\.\d{6}\] random: WARNING: no healthy hardware random source \(the CPU has neither RDSEED nor RDRAND\); CSPRNG seeded from timing jitter only \(tsc\), not enough for secrets",
     );
     b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }

@@ -51,6 +51,15 @@ pub struct ContentArgs {
     /// A DNS server, written to /etc/resolv.conf (with --ip; repeatable).
     #[arg(long, value_name = "IP", requires = "ip")]
     pub dns: Vec<String>,
+    /// Restarts of a first process killed by a signal (abort, a fault)
+    /// allowed in any 10 minutes; 0 powers off at the first death
+    /// (default 5).
+    #[arg(long, value_name = "N")]
+    pub restarts: Option<u32>,
+    /// Milliseconds before the first restart; each further restart in the
+    /// window waits twice as long, up to 5 s or this (default 100).
+    #[arg(long, value_name = "MS")]
+    pub restart_backoff: Option<u32>,
     /// API keys for the runtime's HTTP API, one per line (at least 16
     /// printable characters each). Without it, the runtime makes a key at
     /// boot and shows it on the console only.
@@ -208,6 +217,22 @@ impl ContentArgs {
             check_trust_key(k)?;
         }
         crate::runtime::check_cpu(self.cpu())
+    }
+
+    /// The restart budget the options ask for (`None`: the kernel's
+    /// default).
+    pub fn restart(&self) -> Option<bootparams::Restart> {
+        if self.restarts.is_none() && self.restart_backoff.is_none() {
+            return None;
+        }
+        let d = bootparams::Restart::DEFAULT;
+        let backoff_ms = self.restart_backoff.unwrap_or(d.backoff_ms);
+        Some(bootparams::Restart {
+            max_restarts: self.restarts.unwrap_or(d.max_restarts),
+            backoff_ms,
+            max_backoff_ms: d.max_backoff_ms.max(backoff_ms),
+            ..d
+        })
     }
 
     /// The runtime's CPU baseline.
@@ -579,6 +604,7 @@ pub fn build_images(content: &ContentArgs) -> Result<Built> {
         trace_syscalls: content.strace,
         fs_capacity_mib: content.fs_capacity,
         net: content.static_net()?,
+        restart: content.restart(),
         ..BootParams::default()
     };
     let (init, extra) = content.resolve()?;
@@ -608,6 +634,7 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
             trace_syscalls: case.strace,
             fs_capacity_mib: case.fs_capacity_mib,
             net: case.net.map(parse_static_net).transpose()?,
+            restart: case.restart,
             ..BootParams::default()
         };
         let init = InitProgram {

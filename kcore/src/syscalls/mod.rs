@@ -816,7 +816,7 @@ pub const TABLE: &[Info] = &[
         nr::GETRANDOM,
         3,
         Implemented,
-        "ChaCha20 CSPRNG seeded from RDSEED/RDRAND; GRND_NONBLOCK/RANDOM/INSECURE"
+        "ChaCha20 CSPRNG seeded from RDSEED, RDRAND and TSC jitter; GRND_NONBLOCK/RANDOM/INSECURE"
     ),
     row!(
         nr::PREADV2,

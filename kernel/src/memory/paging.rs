@@ -20,6 +20,8 @@ use super::frames::{self, GlobalFrames};
 
 static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
 static PHYS_OFFSET: spin::Once<u64> = spin::Once::new();
+/// The kernel's own level-4 table (the one active at boot).
+static KERNEL_L4: spin::Once<PhysFrame> = spin::Once::new();
 
 /// Errors from mapping calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,7 @@ fn map_err(page: Page, e: MapToError<Size4KiB>) -> MapError {
 pub fn init(phys_offset: u64) {
     PHYS_OFFSET.call_once(|| phys_offset);
     let (l4_frame, _) = Cr3::read();
+    KERNEL_L4.call_once(|| l4_frame);
     let l4_virt = phys_offset + l4_frame.start_address().as_u64();
     // SAFETY: the bootloader maps all physical memory at `phys_offset`, so
     // `l4_virt` is the active level-4 table; this is the only reference to
@@ -69,6 +72,12 @@ pub fn init(phys_offset: u64) {
         OffsetPageTable::new(l4, VirtAddr::new(phys_offset))
     };
     *MAPPER.lock() = Some(mapper);
+}
+
+/// The kernel's own level-4 table: no user half, the kernel half every
+/// process table shares.
+pub fn kernel_l4() -> Option<PhysFrame> {
+    KERNEL_L4.get().copied()
 }
 
 /// Where physical address 0 is mapped.

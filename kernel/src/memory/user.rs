@@ -297,6 +297,76 @@ impl AddressSpace {
         }
     }
 
+    /// Frees the whole user half of a dead process: every frame this
+    /// address space owns (2 MiB blocks included; file pages mapped in
+    /// place are not its own), every page table below its level-4 table,
+    /// and the level-4 table. First this CPU loads the kernel's own table
+    /// and every other CPU that still has this one loaded (an idle CPU
+    /// keeps the last CR3) is made to switch too, so nothing can walk the
+    /// tables while they are freed. Call only once no thread of the
+    /// process runs anywhere.
+    pub fn destroy(mut self) {
+        let Some(kernel) = paging::kernel_l4() else {
+            return;
+        };
+        let (_, flags) = Cr3::read();
+        // SAFETY: the kernel's table maps the kernel half as every process
+        // table does, so the kernel keeps running; no thread of this
+        // process runs here any more.
+        unsafe { Cr3::write(kernel, flags) };
+        crate::arch::x86_64::context::detach_from_user_tables();
+        crate::arch::x86_64::tlb::retire(self.l4, kernel);
+        for f in core::mem::take(&mut self.stale_frames) {
+            frames::free(f);
+        }
+        let offset = paging::phys_offset();
+        let table = |e: &PageTableEntry| -> Option<&'static PageTable> {
+            let f = e.flags();
+            // SAFETY: a present, non-huge entry of this address space's
+            // tables points at a page table it owns, reached through the
+            // physical-memory mapping; no CPU walks these tables any more
+            // (see above) and nothing writes them until they are freed.
+            (f.contains(PageTableFlags::PRESENT) && !f.contains(PageTableFlags::HUGE_PAGE))
+                .then(|| unsafe { &*((offset + e.addr().as_u64()) as *const PageTable) })
+        };
+        let free_addr = |a: PhysAddr| frames::free(PhysFrame::containing_address(a));
+        // SAFETY: as above, for the level-4 table itself.
+        let l4 = unsafe { &*((offset + self.l4.start_address().as_u64()) as *const PageTable) };
+        for e4 in l4.iter().take(256) {
+            let Some(l3) = table(e4) else { continue };
+            for e3 in l3.iter() {
+                let Some(l2) = table(e3) else { continue };
+                for e2 in l2.iter() {
+                    let f = e2.flags();
+                    if !f.contains(PageTableFlags::PRESENT) {
+                        continue;
+                    }
+                    if f.contains(PageTableFlags::HUGE_PAGE) {
+                        huge_counter(f).fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
+                        if !f.contains(NOT_OWNED) {
+                            for i in 0..FRAMES_PER_HUGE {
+                                free_addr(e2.addr() + i * PAGE);
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(l1) = table(e2) {
+                        for e1 in l1.iter() {
+                            let f = e1.flags();
+                            if f.contains(PageTableFlags::PRESENT) && !f.contains(NOT_OWNED) {
+                                free_addr(e1.addr());
+                            }
+                        }
+                    }
+                    free_addr(e2.addr());
+                }
+                free_addr(e3.addr());
+            }
+            free_addr(e4.addr());
+        }
+        frames::free(self.l4);
+    }
+
     /// Makes this the active address space (loads CR3).
     pub fn activate(&self) {
         let (_, flags) = Cr3::read();

@@ -106,9 +106,7 @@ fn wait_impl(epfd: u64, events: u64, max: u64, deadline: Option<u64>) -> SysResu
             UserSlice::new(out.addr(), b.len())?.write(&b)?;
             return Ok(ready.len() as u64);
         }
-        if let Some(sig) = crate::console::take_signal() {
-            super::signal::deliver_tty_signal(sig)?;
-        }
+        super::signal::pending()?;
         IO.wait(deadline, || fd::io_generation() != generation);
     }
 }
@@ -151,9 +149,7 @@ fn wait_eventfd(nonblocking: bool, ready: impl Fn() -> bool) -> Result<(), Errno
     if nonblocking {
         return Err(Errno::EAGAIN);
     }
-    if let Some(sig) = crate::console::take_signal() {
-        super::signal::deliver_tty_signal(sig)?;
-    }
+    super::signal::pending()?;
     IO.wait(None, ready);
     Ok(())
 }

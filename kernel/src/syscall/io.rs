@@ -62,7 +62,8 @@ fn read_console(status: u32, buf: u64, count: u64) -> SysResult {
         }
         Ok(Read::Eof) => Ok(0),
         Ok(Read::WouldBlock) => Err(Errno::EAGAIN),
-        Err(sig) => super::signal::deliver_tty_signal(sig),
+        Err(console::Interrupted::Signal(sig)) => super::signal::deliver_tty_signal(sig),
+        Err(console::Interrupted::Killed) => Err(Errno::EINTR),
     }
 }
 
@@ -72,9 +73,7 @@ fn wait_pipe(nonblocking: bool, ready: impl Fn() -> bool) -> Result<(), Errno> {
     if nonblocking {
         return Err(Errno::EAGAIN);
     }
-    if let Some(sig) = console::take_signal() {
-        super::signal::deliver_tty_signal(sig)?;
-    }
+    super::signal::pending()?;
     IO.wait(None, ready);
     Ok(())
 }
@@ -636,9 +635,7 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
             slice.write(&raw)?;
             return Ok(ready);
         }
-        if let Some(sig) = console::take_signal() {
-            super::signal::deliver_tty_signal(sig)?;
-        }
+        super::signal::pending()?;
         let probe = spin::Mutex::new(raw.clone());
         IO.wait(deadline, || scan(&mut probe.lock()) > 0);
     }
@@ -980,9 +977,7 @@ fn select_until(nfds: u64, rp: u64, wp: u64, ep: u64, deadline: Option<u64>) -> 
             }
             return Ok(count);
         }
-        if let Some(sig) = console::take_signal() {
-            super::signal::deliver_tty_signal(sig)?;
-        }
+        super::signal::pending()?;
         IO.wait(deadline, || fd::io_generation() != generation);
     }
 }

@@ -45,7 +45,12 @@ pub fn current_frame() -> SyscallFrame {
 }
 
 /// Handles one syscall; called by the entry code with the saved registers.
+/// A thread of a killed process leaves instead of running it, and after
+/// it (having released what the call held).
 pub fn entry(frame: &mut SyscallFrame) {
+    if crate::supervisor::killed() {
+        crate::supervisor::leave_killed()
+    }
     let n = frame.rax;
     let a = frame.args();
     *CURRENT_FRAME[cpu_id()].lock() = *frame;
@@ -61,6 +66,9 @@ pub fn entry(frame: &mut SyscallFrame) {
     frame.rax = ret;
     after_syscall();
     crate::sched::syscall_exit();
+    if crate::supervisor::killed() {
+        crate::supervisor::leave_killed()
+    }
 }
 
 /// Applies a terminal signal noticed by the timer interrupt while user code

@@ -134,9 +134,7 @@ fn blocking<T>(
         if deadline.is_some_and(|d| crate::time::now_nanos() >= d) {
             return Err(Errno::EAGAIN);
         }
-        if let Some(sig) = crate::console::take_signal() {
-            super::signal::deliver_tty_signal(sig)?;
-        }
+        super::signal::pending()?;
         // Wake at the next tick at the latest: the stack's timers run then.
         let tick = crate::time::now_nanos() + 10_000_000;
         IO.wait(Some(deadline.map_or(tick, |d| d.min(tick))), || {

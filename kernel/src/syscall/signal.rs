@@ -1,8 +1,11 @@
 //! Signals, recorded but not yet delivered to handlers: rt_sigaction,
 //! rt_sigprocmask and sigaltstack remember what the program set; kill and
-//! tgkill to itself, Ctrl-C and Ctrl-\ apply the default action
-//! (terminate) unless the signal is ignored. A signal with a handler also
-//! terminates the process, with a message saying handlers are not run yet.
+//! tgkill to itself (any of its threads), Ctrl-C and Ctrl-\ apply the
+//! default action (terminate) unless the signal is ignored. A signal with a
+//! handler also terminates the process, with a message saying handlers are
+//! not run yet. Terminating means the process is killed: the syscall
+//! returns EINTR, every thread leaves, and the supervisor restarts the
+//! program (`crate::supervisor`).
 
 use kcore::errno::Errno;
 use kcore::tty::Signal;
@@ -148,15 +151,23 @@ pub(super) fn raise(s: u64) -> SysResult {
     if s != SIGKILL && (handler == SIG_IGN || (handler == SIG_DFL && default_ignored)) {
         return Ok(0);
     }
-    if handler != SIG_DFL && s != SIGKILL {
-        process::kill(
-            s as i32,
-            format_args!(
-                "the program installed a handler for it, but llmos does not run signal handlers yet"
-            ),
-        )
+    let note = (handler != SIG_DFL && s != SIGKILL).then_some(
+        "the program installed a handler for it, but llmos does not run signal handlers yet",
+    );
+    Err(process::kill_from_syscall(s as i32, note))
+}
+
+/// What a waiting loop checks on each round: EINTR if the process is
+/// being killed (its threads must not wait) or if a terminal signal
+/// arrived (which kills it, or is ignored and interrupts the wait).
+pub(super) fn pending() -> Result<(), Errno> {
+    if crate::supervisor::killed() {
+        return Err(Errno::EINTR);
     }
-    process::kill(s as i32, format_args!("default action"))
+    if let Some(sig) = crate::console::take_signal() {
+        deliver_tty_signal(sig)?;
+    }
+    Ok(())
 }
 
 /// kill(2): only the process itself (pid 1, 0 or -1) exists.
@@ -172,9 +183,11 @@ pub fn kill(pid: u64, signum: u64) -> SysResult {
     raise(signum)
 }
 
-/// tgkill(2).
+/// tgkill(2): to any thread of the process (abort() in a thread other
+/// than the main one sends it to itself); the default action ends the
+/// whole process, as on Linux.
 pub fn tgkill(tgid: u64, tid: u64, signum: u64) -> SysResult {
-    if tgid != 1 || tid != 1 {
+    if tgid != 1 || !u32::try_from(tid).is_ok_and(crate::sched::exists) {
         return Err(Errno::ESRCH);
     }
     if signum == 0 {

@@ -97,12 +97,14 @@ pub fn clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64) 
         child.clear_child_tid.store(child_tid, Ordering::Relaxed);
     }
     // The child has not been started yet, so it sees these before its
-    // first instruction, as Linux guarantees.
+    // first instruction, as Linux guarantees. As in Linux, a bad address
+    // does not stop the thread (it is in the thread table already: it
+    // must run, if only to leave).
     if flags & CLONE_PARENT_SETTID != 0 {
-        uaccess::write_u32(parent_tid, tid as u32)?;
+        let _ = uaccess::write_u32(parent_tid, tid as u32);
     }
     if flags & CLONE_CHILD_SETTID != 0 {
-        uaccess::write_u32(child_tid, tid as u32)?;
+        let _ = uaccess::write_u32(child_tid, tid as u32);
     }
     sched::start(&child);
     Ok(tid)
@@ -110,9 +112,6 @@ pub fn clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64) 
 
 /// exit(2): ends the calling thread; the last one ends the process.
 pub fn exit(status: u64) -> SysResult {
-    if sched::thread_count() <= 1 {
-        crate::process::exit(status as i32);
-    }
     if let Some(me) = sched::current() {
         let ctid = me.clear_child_tid.load(Ordering::Relaxed);
         if ctid != 0 {
@@ -122,7 +121,7 @@ pub fn exit(status: u64) -> SysResult {
             }
         }
     }
-    sched::exit_current()
+    crate::supervisor::thread_exit(status as i32)
 }
 
 /// gettid(2).

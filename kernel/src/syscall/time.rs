@@ -108,11 +108,11 @@ pub fn time(t: u64) -> SysResult {
 }
 
 /// Sleeps until monotonic `deadline` (other threads run meanwhile); a
-/// Ctrl-C delivers SIGINT.
+/// Ctrl-C delivers SIGINT; a killed process's thread stops sleeping.
 fn sleep_to(deadline: u64) {
     while !crate::sched::sleep_until(deadline) {
-        if let Some(s) = crate::console::take_signal() {
-            let _ = super::signal::deliver_tty_signal(s);
+        if super::signal::pending().is_err() && crate::supervisor::killed() {
+            return;
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Prints 32 bytes from getrandom as hex (differs on every run).
+//! Prints 32 bytes from getrandom as hex (differs on every run), checks
+//! that unknown flags are refused, and prints `/proc/llmos/random` (which
+//! sources seeded the kernel's generator), if it exists.
 use llmos_userland::syscall6;
 
 fn main() {
@@ -12,4 +14,12 @@ fn main() {
         "getrandom with unknown flags: {}",
         if bad == -22 { "EINVAL" } else { "accepted?!" }
     );
+    match std::fs::read_to_string("/proc/llmos/random") {
+        Ok(text) => {
+            for line in text.lines() {
+                println!("/proc/llmos/random: {line}");
+            }
+        }
+        Err(e) => println!("/proc/llmos/random: {e}"),
+    }
 }

@@ -49,10 +49,11 @@ core::arch::global_asm!(
     "    ret",
     ".global llmos_thread_entry",
     // A new thread's first instruction in the kernel: rsp points at its
-    // SyscallFrame. Finish the switch, then return to user mode exactly as
-    // the syscall path does.
+    // SyscallFrame. Finish the switch (and leave at once if the process
+    // was killed meanwhile), then return to user mode exactly as the
+    // syscall path does.
     "llmos_thread_entry:",
-    "    call {finish}",
+    "    call {start}",
     "    cli",
     "    pop r15",
     "    pop r14",
@@ -72,7 +73,7 @@ core::arch::global_asm!(
     "    pop rsp",
     "    swapgs",
     "    sysretq",
-    finish = sym finish_switch_c,
+    start = sym user_thread_start_c,
 );
 
 core::arch::global_asm!(
@@ -173,9 +174,11 @@ impl Drop for XsaveArea {
 
 /// A resumable execution context.
 pub struct Task {
-    /// The address space (CR3) a user thread runs in; `None` for kernel
-    /// threads, which run in whatever is loaded.
-    cr3: Option<::x86_64::structures::paging::PhysFrame>,
+    /// Physical address of the level-4 table (CR3) a user thread runs in;
+    /// 0 for kernel threads, which run in whatever is loaded, and for the
+    /// last thread of a dead process once its tables are gone
+    /// ([`detach_from_user_tables`]).
+    cr3: AtomicU64,
     rsp: UnsafeCell<u64>,
     on_cpu: AtomicBool,
     fs_base: UnsafeCell<u64>,
@@ -195,7 +198,7 @@ impl Task {
     /// Wraps the context that is running right now on this CPU (boot, idle).
     pub fn current_context() -> Arc<Task> {
         Arc::new(Task {
-            cr3: None,
+            cr3: AtomicU64::new(0),
             rsp: UnsafeCell::new(0),
             on_cpu: AtomicBool::new(true),
             fs_base: UnsafeCell::new(0),
@@ -209,7 +212,12 @@ impl Task {
     /// interrupts from user mode) on `stack`: the first user thread.
     pub fn current_with_stack(stack: KernelStack) -> Arc<Task> {
         Arc::new(Task {
-            cr3: Some(::x86_64::registers::control::Cr3::read().0),
+            cr3: AtomicU64::new(
+                ::x86_64::registers::control::Cr3::read()
+                    .0
+                    .start_address()
+                    .as_u64(),
+            ),
             rsp: UnsafeCell::new(0),
             on_cpu: AtomicBool::new(true),
             fs_base: UnsafeCell::new(0),
@@ -235,7 +243,7 @@ impl Task {
             ((rsp + 56) as *mut u64).write(entry as *const () as u64);
         }
         Arc::new(Task {
-            cr3: None,
+            cr3: AtomicU64::new(0),
             rsp: UnsafeCell::new(rsp),
             on_cpu: AtomicBool::new(false),
             fs_base: UnsafeCell::new(0),
@@ -249,6 +257,26 @@ impl Task {
     /// registers, running on `stack`. Its FPU state is a copy of the
     /// current (calling) thread's, its FS base `fs_base`.
     pub fn new_user_thread(stack: KernelStack, frame: &SyscallFrame, fs_base: u64) -> Arc<Task> {
+        let xsave = XsaveArea::new();
+        xsave.save();
+        Self::user_task(stack, frame, fs_base, KernelGsBase::read().as_u64(), xsave)
+    }
+
+    /// The first thread of a new process, whose address space is the
+    /// active one: it will enter user mode with `frame`'s registers, the
+    /// initial x87/SSE/AVX state and no FS or GS base (nothing of the
+    /// thread that creates it, the last one of the previous run).
+    pub fn new_process_thread(stack: KernelStack, frame: &SyscallFrame) -> Arc<Task> {
+        Self::user_task(stack, frame, 0, 0, XsaveArea::new())
+    }
+
+    fn user_task(
+        stack: KernelStack,
+        frame: &SyscallFrame,
+        fs_base: u64,
+        gs_base: u64,
+        xsave: XsaveArea,
+    ) -> Arc<Task> {
         let top = stack.top;
         let frame_words = core::mem::size_of::<SyscallFrame>() / 8;
         // Layout from the top: the SyscallFrame, then the return address
@@ -265,14 +293,17 @@ impl Task {
                 ((rsp + i * 8) as *mut u64).write(0);
             }
         }
-        let xsave = XsaveArea::new();
-        xsave.save();
         Arc::new(Task {
-            cr3: Some(::x86_64::registers::control::Cr3::read().0),
+            cr3: AtomicU64::new(
+                ::x86_64::registers::control::Cr3::read()
+                    .0
+                    .start_address()
+                    .as_u64(),
+            ),
             rsp: UnsafeCell::new(rsp),
             on_cpu: AtomicBool::new(false),
             fs_base: UnsafeCell::new(fs_base),
-            gs_base: UnsafeCell::new(KernelGsBase::read().as_u64()),
+            gs_base: UnsafeCell::new(gs_base),
             xsave,
             stack: Some(stack),
         })
@@ -316,6 +347,17 @@ pub fn current() -> Option<Arc<Task>> {
     slot().current.lock().clone()
 }
 
+/// Makes the running task one that runs in whatever tables are loaded
+/// (like a kernel thread): for the last thread of a dead process, which
+/// goes on in the kernel (tearing the process down, starting the next
+/// run) after its own tables were freed. Switching back to it must not
+/// load them.
+pub fn detach_from_user_tables() {
+    if let Some(t) = current() {
+        t.cr3.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Switches from this CPU's current task to `next`. Returns `false`
 /// without switching if `next` is the current task; waits while `next` is
 /// still being switched away from on another CPU. Interrupts must be off (the caller holds no locks the
@@ -349,7 +391,11 @@ pub fn switch_to(next: Arc<Task>) -> bool {
         KernelGsBase::write(VirtAddr::new_truncate(*next.gs_base.get()));
     }
     next.xsave.restore();
-    if let Some(cr3) = next.cr3 {
+    let cr3 = next.cr3.load(Ordering::Relaxed);
+    if cr3 != 0 {
+        let cr3 = ::x86_64::structures::paging::PhysFrame::containing_address(
+            ::x86_64::PhysAddr::new(cr3),
+        );
         let (cur, flags) = ::x86_64::registers::control::Cr3::read();
         if cur != cr3 {
             // SAFETY: `cr3` is the level-4 table of the process the thread
@@ -385,4 +431,11 @@ fn finish_switch() {
 
 extern "C" fn finish_switch_c() {
     finish_switch();
+}
+
+/// A new user thread's first code: finishes the switch; a thread of a
+/// process killed before it ever ran leaves here.
+extern "C" fn user_thread_start_c() {
+    finish_switch();
+    crate::sched::on_user_thread_start();
 }

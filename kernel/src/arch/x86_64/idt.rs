@@ -140,6 +140,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
             return;
         }
         if from_user {
+            super::syscall::kernel_gs_after_user_exception();
             crate::process::kill_for_fault(cr2, rip, write, exec, outcome);
         }
         // A kernel copy touched memory the process does not have: resume
@@ -340,6 +341,7 @@ fn die(
 ) -> ! {
     if frame.code_segment.rpl() as u8 == 3 {
         // A user program's exception ends the program, never the kernel.
+        super::syscall::kernel_gs_after_user_exception();
         use crate::process::sig;
         let signal = match vector {
             0 | 16 | 19 => sig::FPE,
@@ -348,13 +350,11 @@ fn die(
             17 => sig::BUS,
             _ => sig::SEGV,
         };
+        let rip = frame.instruction_pointer.as_u64();
         crate::process::kill(
             signal,
-            format_args!(
-                "{name} at RIP {:#x}, error code {}",
-                frame.instruction_pointer.as_u64(),
-                ErrorCode(code)
-            ),
+            Some(alloc::format!("fault at RIP {rip:#x} ({name})")),
+            format_args!("{name} at RIP {rip:#x}, error code {}", ErrorCode(code)),
         )
     }
     let mode = if frame.code_segment.rpl() as u8 == 0 {

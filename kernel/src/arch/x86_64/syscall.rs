@@ -236,6 +236,20 @@ pub fn set_kernel_stack(top: u64) {
     }
 }
 
+/// Loads the kernel's GS base in an exception handler entered from user
+/// mode that will not return there (the process is being killed). Unlike
+/// the syscall and interrupt entries, the exception entries do not SWAPGS,
+/// so GS still holds the user's base; the kill path needs the per-CPU
+/// block (the scheduler, `cpu_id`). Call once, only on that path.
+pub fn kernel_gs_after_user_exception() {
+    // SAFETY: on entry from ring 3, GS_BASE holds the user's value and
+    // KERNEL_GS_BASE this CPU's block (every kernel exit to user mode
+    // swaps them that way); swapping once makes GS the kernel's, as in a
+    // syscall. The handler never returns to user mode, so nothing swaps
+    // back.
+    unsafe { core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Sets the user FS base (TLS pointer).
 pub fn set_fs_base(base: u64) {
     FsBase::write(VirtAddr::new_truncate(base));
