@@ -83,6 +83,34 @@ pub fn random_status(text: &str) -> Result<(), String> {
     }
 }
 
+/// Where llmos keeps the key it generated, so that a runtime the kernel
+/// restarted after a crash keeps answering to the key shown at boot (the
+/// RAM filesystem outlives the process, not the machine).
+pub const BOOT_KEY: &str = "/run/llmos/api-key";
+
+/// The key to use when none was given: in llmos, the one this boot already
+/// made ([`BOOT_KEY`]) or a new one kept there; elsewhere a new one.
+pub fn boot_key() -> Result<String, String> {
+    let in_llmos = Path::new(RANDOM_STATUS).exists();
+    if !in_llmos {
+        return generate();
+    }
+    if let Ok(text) = std::fs::read_to_string(BOOT_KEY)
+        && let Ok(mut keys) = parse_keys(&text, BOOT_KEY)
+        && keys.len() == 1
+    {
+        return Ok(keys.remove(0));
+    }
+    let k = generate()?;
+    let path = Path::new(BOOT_KEY);
+    // Losing it only means a restarted runtime makes a new key.
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, format!("{k}\n"));
+    Ok(k)
+}
+
 /// `n` random bytes from the operating system, in hex.
 pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
     let mut b = vec![0u8; n];

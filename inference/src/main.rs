@@ -466,7 +466,7 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     // only from healthy hardware randomness. Without that the API stays
     // off (the console works) and says why.
     let (generated, api_off) = if keys.is_empty() && !so.listen.ip().is_loopback() {
-        match auth::hardware_randomness().and_then(|()| auth::generate()) {
+        match auth::hardware_randomness().and_then(|()| auth::boot_key()) {
             Ok(k) => {
                 keys.push(k.clone());
                 (Some(k), None)

@@ -441,6 +441,43 @@ fn the_unikernel_serves_the_api_over_hostfwd_and_the_console_over_serial() {
     );
 }
 
+#[test]
+fn without_a_healthy_hardware_random_source_no_key_is_made_and_the_api_stays_off() {
+    use llmos_qemu::{Machine, Outcome};
+    use std::time::Duration;
+    let mut cfg = llmos_tests::direct("prog/runtime-serve");
+    // AVX2 for the runtime, but no RDRAND or RDSEED.
+    cfg.cpu = Some("max,-rdrand,-rdseed".into());
+    cfg.smp = 2;
+    cfg.memory_mib = 1024;
+    let mut m = Machine::spawn_with_input(
+        &cfg,
+        Some(&llmos_tests::log_path("runtime-no-rng")),
+        Some(("llmos: ready".to_owned(), b"/quit\n".to_vec())),
+    )
+    .expect("starting QEMU");
+    let outcome = m
+        .wait_exit(Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = llmos_tests::Boot {
+        outcome,
+        serial: m.serial(),
+    };
+    b.expect_outcome(&Outcome::Success);
+    let serial = &b.serial;
+    assert!(
+        serial.contains("hardware: none") || serial.contains("no healthy hardware random source"),
+        "{serial}"
+    );
+    assert!(
+        serial.contains("API: off: the CPU has no healthy hardware random source"),
+        "{serial}"
+    );
+    assert!(serial.contains("--api-key-file"), "{serial}");
+    assert!(!serial.contains("API key (generated"), "{serial}");
+    assert!(serial.contains("bye"), "{serial}");
+}
+
 /// An empty console prompt, drawn when the console waits for a new line.
 const PROMPT: &str = "\r> \x1b[K";
 
