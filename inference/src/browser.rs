@@ -28,7 +28,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, Version, header};
 
 /// Why a request was refused, and the status to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,9 @@ fn host_part(authority: &str) -> Option<String> {
     let (host, port) = if let Some(rest) = a.strip_prefix('[') {
         let (inside, after) = rest.split_once(']')?;
         inside.parse::<std::net::Ipv6Addr>().ok()?;
+        if !after.is_empty() && !after.starts_with(':') {
+            return None;
+        }
         (inside, after.strip_prefix(':'))
     } else {
         match a.rsplit_once(':') {
@@ -102,7 +105,7 @@ fn host_part(authority: &str) -> Option<String> {
         }
     };
     if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err())
     {
         return None;
     }
@@ -182,23 +185,14 @@ impl Policy {
         self.names.iter().any(|n| n == host)
     }
 
-    /// The names accepted, for error messages.
-    fn describe(&self) -> String {
-        let mut v: Vec<String> = self.names.clone();
-        v.push("127.0.0.1".into());
-        v.push("[::1]".into());
-        for a in &self.addrs {
-            v.push(match a {
-                IpAddr::V6(a) => format!("[{a}]"),
-                IpAddr::V4(a) => a.to_string(),
-            });
-        }
-        v.dedup();
-        v.join(", ")
-    }
-
-    /// Checks one request's method, target and headers.
-    pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Checks one request's method, version, target and headers.
+    pub fn check(
+        &self,
+        method: &Method,
+        version: Version,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(), Refusal> {
         let hosts: Vec<&str> = headers
             .get_all(header::HOST)
             .iter()
@@ -209,6 +203,11 @@ impl Policy {
                 "the request has more than one Host header".into(),
             ));
         }
+        if hosts.is_empty() && version >= Version::HTTP_11 {
+            return Err(Refusal::Host(
+                "an HTTP/1.1 request needs a Host header".into(),
+            ));
+        }
         let mut authorities: Vec<&str> = hosts.clone();
         if let Some(a) = uri.authority() {
             authorities.push(a.as_str());
@@ -217,13 +216,14 @@ impl Policy {
             let ok = host_part(a).is_some_and(|h| self.host_allowed(&h));
             if !ok {
                 let shown = quote(a);
+                // The names it does answer to are not listed: a rebinding
+                // page can read this answer.
                 let hint = host_part(a).map_or_else(
                     || " (it is not a well-formed host)".to_owned(),
                     |h| format!("; to allow it, start the runtime with --allow-host {h}"),
                 );
                 return Err(Refusal::Host(format!(
-                    "this server does not answer to the host {shown:?}: it answers to {}{hint}",
-                    self.describe()
+                    "this server does not answer to the host {shown:?}{hint} (docs/api.md)"
                 )));
             }
         }
@@ -267,16 +267,18 @@ impl Policy {
         }
         // A browser that sends no Origin (a GET from an <img> or a link)
         // still says where the request came from.
-        let site = headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_ascii_lowercase());
-        if let Some(s) = site
-            && (s == "cross-site" || s == "same-site")
-        {
-            return Err(Refusal::Origin(format!(
-                "requests from web pages of other sites are not allowed (Sec-Fetch-Site: {s})"
-            )));
+        // Every value of every such header counts.
+        for v in headers.get_all("sec-fetch-site") {
+            let text = v.to_str().unwrap_or("cross-site").to_ascii_lowercase();
+            if let Some(s) = text
+                .split(',')
+                .map(str::trim)
+                .find(|s| *s == "cross-site" || *s == "same-site")
+            {
+                return Err(Refusal::Origin(format!(
+                    "requests from web pages of other sites are not allowed (Sec-Fetch-Site: {s})"
+                )));
+            }
         }
         Ok(())
     }
@@ -346,7 +348,12 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        policy().check(&method, &Uri::from_static("/v1/models"), &h)
+        policy().check(
+            &method,
+            Version::HTTP_11,
+            &Uri::from_static("/v1/models"),
+            &h,
+        )
     }
 
     #[test]
@@ -364,8 +371,15 @@ mod tests {
         ] {
             assert_eq!(req(Method::GET, &[("host", h)]), Ok(()), "{h}");
         }
-        // No Host at all (HTTP/1.0 tools) is not a browser.
-        assert_eq!(req(Method::GET, &[]), Ok(()));
+        // No Host at all: fine for HTTP/1.0 tools, not in HTTP/1.1.
+        let p = policy();
+        let none = HeaderMap::new();
+        let uri = Uri::from_static("/");
+        assert_eq!(p.check(&Method::GET, Version::HTTP_10, &uri, &none), Ok(()));
+        assert!(
+            p.check(&Method::GET, Version::HTTP_11, &uri, &none)
+                .is_err()
+        );
     }
 
     #[test]
@@ -382,6 +396,9 @@ mod tests {
             "",
             "[::1",
             "localhost:80x",
+            "localhost:99999",
+            "[::1]evil.example",
+            "[::1]:8080evil",
         ] {
             let r = req(Method::GET, &[("host", h)]);
             assert!(matches!(r, Err(Refusal::Host(_))), "{h}: {r:?}");
@@ -400,7 +417,7 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("localhost"));
         let uri: Uri = "http://evil.example/v1/models".parse().unwrap();
         assert!(matches!(
-            p.check(&Method::GET, &uri, &h),
+            p.check(&Method::GET, Version::HTTP_11, &uri, &h),
             Err(Refusal::Host(_))
         ));
     }
@@ -427,7 +444,7 @@ mod tests {
             let r = req(Method::GET, &[host, ("origin", o)]);
             assert!(matches!(r, Err(Refusal::Origin(_))), "{o}: {r:?}");
         }
-        for s in ["cross-site", "same-site", "Cross-Site"] {
+        for s in ["cross-site", "same-site", "Cross-Site", "none, cross-site"] {
             let r = req(Method::GET, &[host, ("sec-fetch-site", s)]);
             assert!(matches!(r, Err(Refusal::Origin(_))), "{s}: {r:?}");
         }
@@ -494,12 +511,15 @@ mod tests {
         for ok in ["[fd00::1]:8080", "192.168.1.2:8080", "127.0.0.1"] {
             h.insert(header::HOST, HeaderValue::from_str(ok).unwrap());
             assert_eq!(
-                p.check(&Method::GET, &Uri::from_static("/"), &h),
+                p.check(&Method::GET, Version::HTTP_11, &Uri::from_static("/"), &h),
                 Ok(()),
                 "{ok}"
             );
         }
         h.insert(header::HOST, HeaderValue::from_static("10.0.2.15"));
-        assert!(p.check(&Method::GET, &Uri::from_static("/"), &h).is_err());
+        assert!(
+            p.check(&Method::GET, Version::HTTP_11, &Uri::from_static("/"), &h)
+                .is_err()
+        );
     }
 }

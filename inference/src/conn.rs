@@ -1,31 +1,43 @@
 //! The HTTP server's connections: a cap on how many are open, timeouts for
-//! the ones that send nothing useful, and the accept loop that enforces
-//! both ([`serve`]).
+//! the ones that send or read nothing useful, a bound on the replies they
+//! leave unread, and the accept loop that enforces all of it ([`serve`]).
 //!
 //! Each connection is tracked in [`Conns`] with what it is doing: waiting
 //! for a request (since it opened, or since its last response ended),
 //! receiving one's headers (since its first byte came), or serving
 //! requests (from the moment a request's headers are complete until its
-//! response body has been sent or dropped). Every quarter of a second a
-//! sweep closes the connections that have waited too long:
+//! response body has been handed on or dropped). Every quarter of a second
+//! a sweep closes the connections that have waited too long:
 //!
 //! | state | limit | counted as |
 //! |---|---|---|
-//! | opened, no complete request yet | `header_timeout` from the open | `header` |
-//! | idle after a response | `idle_timeout` | `idle` |
-//! | a request's first bytes came, headers not complete | `header_timeout` from the first byte | `header` |
+//! | opened, no complete request yet | `header` from the open | `header` |
+//! | idle after a response | `idle` | `idle` |
+//! | a request's first bytes came, headers not complete | `header` from the first byte | `header` |
 //! | serving | none here (bodies have their own timeout, generation the queue's) | — |
+//! | any state, while the client reads nothing of what was sent to it | `write` from when its socket stopped taking bytes | `write` |
 //!
-//! At the cap a new connection takes the place of the oldest one that is
-//! not serving a request (it is closed and counted as `evicted`): idle and
-//! half-sent connections can't keep a client out. When every open
-//! connection is serving, the new one gets a 503 at once and is closed
-//! (`refused`): never a hang.
+//! A connection is idle only once its reply has left for the socket: a
+//! slow reader of a large reply is not cut off by the idle timeout, only
+//! one that stops reading for `write`. Replies the clients have not read
+//! yet are counted (body bytes handed to the connection less bytes
+//! written); over `max_pending` in all, the stalled connections holding the
+//! most are closed first (`shed`).
+//!
+//! At the cap a new connection takes the place of one that is not serving
+//! a request (it is closed and counted as `evicted`): first one that has
+//! sent nothing of a next request (the oldest first), then the one still
+//! sending headers that has sent the fewest bytes, so a flood of cheap
+//! connections evicts itself before a client in the middle of its
+//! request. When every open connection is serving, the new one gets a 503
+//! at once and is closed (`refused`): never a hang. Connections being
+//! refused are few and short-lived (at most 32 at once, each at most a
+//! quarter of a second); beyond that a new connection is closed at once.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -50,6 +62,11 @@ pub struct Limits {
     pub idle: Duration,
     /// From a request's headers to the end of its body.
     pub body: Duration,
+    /// A client that reads nothing of what was sent to it.
+    pub write: Duration,
+    /// Bytes of replies handed to the connections and not yet written to
+    /// their sockets, in all.
+    pub max_pending: u64,
 }
 
 /// The default connection cap for a process that may hold `nofile`
@@ -75,15 +92,26 @@ pub enum Timeout {
     Idle,
     /// A request's body did not come in time.
     Body,
+    /// The client read nothing for too long.
+    Write,
 }
 
 impl Timeout {
+    /// Every kind, in the order of [`Counters::timed_out`].
+    pub const ALL: [Timeout; 4] = [
+        Timeout::Header,
+        Timeout::Idle,
+        Timeout::Body,
+        Timeout::Write,
+    ];
+
     /// Its label in `/metrics`.
     pub fn as_str(self) -> &'static str {
         match self {
             Timeout::Header => "header",
             Timeout::Idle => "idle",
             Timeout::Body => "body",
+            Timeout::Write => "write",
         }
     }
 }
@@ -93,7 +121,7 @@ impl Timeout {
 pub struct State {
     /// When it opened.
     pub opened: Instant,
-    /// Requests being served (their responses not yet sent).
+    /// Requests being served (their responses not yet handed on).
     pub serving: u32,
     /// Whether a request was ever served on it.
     pub served: bool,
@@ -101,6 +129,15 @@ pub struct State {
     pub idle_since: Instant,
     /// When the first byte of the next request came, if one did.
     pub first_byte: Option<Instant>,
+    /// Bytes of that request received so far.
+    pub head_bytes: u64,
+    /// Since when its socket has taken none of the bytes waiting to be
+    /// written, if it stopped.
+    pub write_blocked: Option<Instant>,
+    /// Bytes of reply bodies handed to it.
+    pub body_out: u64,
+    /// Bytes written to its socket.
+    pub written: u64,
 }
 
 impl State {
@@ -111,15 +148,29 @@ impl State {
             served: false,
             idle_since: now,
             first_byte: None,
+            head_bytes: 0,
+            write_blocked: None,
+            body_out: 0,
+            written: 0,
         }
+    }
+
+    /// Reply bytes handed over and not yet written (response heads make
+    /// this a slight underestimate).
+    pub fn pending(&self) -> u64 {
+        self.body_out.saturating_sub(self.written)
     }
 
     /// Whether, at `now`, the connection has waited too long.
     pub fn overdue(&self, now: Instant, l: &Limits) -> Option<Timeout> {
+        let since = |t: Instant| now.saturating_duration_since(t);
+        if let Some(t) = self.write_blocked {
+            // Not idle while output waits; only a reader that stopped.
+            return (since(t) >= l.write).then_some(Timeout::Write);
+        }
         if self.serving > 0 {
             return None;
         }
-        let since = |t: Instant| now.saturating_duration_since(t);
         match self.first_byte {
             Some(t) if since(t) >= l.header => Some(Timeout::Header),
             Some(_) => None,
@@ -142,11 +193,41 @@ impl Conn {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn saw_bytes(&self) {
+    fn saw_bytes(&self, n: usize) {
         let mut st = self.state();
-        if st.serving == 0 && st.first_byte.is_none() {
-            st.first_byte = Some(Instant::now());
+        if st.serving == 0 {
+            if st.first_byte.is_none() {
+                st.first_byte = Some(Instant::now());
+            }
+            st.head_bytes += n as u64;
         }
+    }
+
+    /// The socket took `n` bytes, or (`None`) none.
+    fn wrote(&self, n: Option<usize>) {
+        let mut st = self.state();
+        match n {
+            Some(n) => {
+                st.written += n as u64;
+                st.write_blocked = None;
+            }
+            None => {
+                st.write_blocked.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// Which connections make room first at the cap (smaller first), or
+    /// `None` for one that is serving.
+    fn eviction_order(&self) -> Option<(u8, u64, u64)> {
+        let st = self.state();
+        if st.serving > 0 {
+            return None;
+        }
+        Some(match st.first_byte {
+            None => (0, 0, self.id),
+            Some(_) => (1, st.head_bytes, self.id),
+        })
     }
 
     /// A request's headers are complete: it is being served until the
@@ -156,6 +237,7 @@ impl Conn {
         st.serving += 1;
         st.served = true;
         st.first_byte = None;
+        st.head_bytes = 0;
         Serving(self.clone())
     }
 }
@@ -170,6 +252,7 @@ impl Drop for Serving {
         if st.serving == 0 {
             st.idle_since = Instant::now();
             st.first_byte = None;
+            st.head_bytes = 0;
         }
     }
 }
@@ -183,8 +266,12 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// Closed to make room for a new one.
     pub evicted: AtomicU64,
-    /// Closed for taking too long, by [`Timeout`].
-    pub timed_out: [AtomicU64; 3],
+    /// Closed for taking too long, by [`Timeout`] (in [`Timeout::ALL`]'s
+    /// order).
+    pub timed_out: [AtomicU64; 4],
+    /// Stalled connections closed because unread replies held more than
+    /// `max_pending`.
+    pub shed: AtomicU64,
 }
 
 /// Every open connection.
@@ -193,6 +280,8 @@ pub struct Conns {
     pub limits: Limits,
     open: Mutex<BTreeMap<u64, Arc<Conn>>>,
     next: AtomicU64,
+    /// Connections being answered 503 now.
+    refusing: AtomicUsize,
     /// What happened so far.
     pub counters: Counters,
 }
@@ -210,6 +299,7 @@ impl Conns {
             limits,
             open: Mutex::new(BTreeMap::new()),
             next: AtomicU64::new(0),
+            refusing: AtomicUsize::new(0),
             counters: Counters::default(),
         })
     }
@@ -223,6 +313,11 @@ impl Conns {
         self.table().len()
     }
 
+    /// Reply bytes the clients have not read yet, in all.
+    pub fn pending(&self) -> u64 {
+        self.table().values().map(|c| c.state().pending()).sum()
+    }
+
     /// Counts a connection closed for taking too long.
     pub fn count_timeout(&self, t: Timeout) {
         self.counters.timed_out[t as usize].fetch_add(1, Ordering::Relaxed);
@@ -231,12 +326,12 @@ impl Conns {
     fn admit(&self) -> Admit {
         let mut open = self.table();
         if open.len() >= self.limits.max {
-            // The oldest connection that is not serving makes room (ids
-            // grow with time).
+            // One that is not serving makes room (see the module).
             let victim = open
-                .iter()
-                .find(|(_, c)| c.state().serving == 0)
-                .map(|(id, _)| *id);
+                .values()
+                .filter_map(|c| c.eviction_order())
+                .min()
+                .map(|(_, _, id)| id);
             match victim.and_then(|id| open.remove(&id)) {
                 Some(c) => {
                     c.close.notify_one();
@@ -263,7 +358,9 @@ impl Conns {
         self.table().remove(&id);
     }
 
-    /// Closes every connection that waited too long.
+    /// Closes every connection that waited too long, then, while unread
+    /// replies hold more than `max_pending`, the stalled ones holding the
+    /// most.
     fn sweep(&self) {
         let now = Instant::now();
         let mut open = self.table();
@@ -277,13 +374,42 @@ impl Conns {
                 self.count_timeout(t);
             }
         }
+        let mut held: Vec<(u64, bool, u64)> = open
+            .iter()
+            .map(|(id, c)| {
+                let st = c.state();
+                (st.pending(), st.write_blocked.is_some(), *id)
+            })
+            .collect();
+        let mut total: u64 = held.iter().map(|h| h.0).sum();
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        for (pending, stalled, id) in held {
+            if total <= self.limits.max_pending {
+                break;
+            }
+            if stalled && let Some(c) = open.remove(&id) {
+                c.close.notify_one();
+                self.counters.shed.fetch_add(1, Ordering::Relaxed);
+                total -= pending;
+            }
+        }
     }
 }
 
-/// A connection's socket, noting when bytes come.
+/// A connection's socket, noting when bytes come and go.
 struct Watched {
     tcp: TcpStream,
     conn: Arc<Conn>,
+}
+
+impl Watched {
+    fn note(&self, r: &Poll<std::io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) => self.conn.wrote(Some(*n)),
+            Poll::Pending => self.conn.wrote(None),
+            Poll::Ready(Err(_)) => {}
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -294,8 +420,9 @@ impl AsyncRead for Watched {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.conn.saw_bytes();
+        let n = buf.filled().len() - before;
+        if matches!(r, Poll::Ready(Ok(()))) && n > 0 {
+            self.conn.saw_bytes(n);
         }
         r
     }
@@ -307,34 +434,63 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.note(&r);
+        r
     }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.note(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.tcp).poll_flush(cx)
     }
+
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
-/// A response body that ends its request's service when it is dropped
-/// (sent whole, or abandoned because the client left).
-pub struct Tracked {
-    inner: Body,
-    _serving: Serving,
+/// What a [`Guarded`] body tells as it goes; its `Drop` runs when the body
+/// is done.
+pub trait OnBody: Send + Unpin + 'static {
+    /// `n` bytes of the body were handed on.
+    fn data(&self, _n: usize) {}
 }
 
-impl Tracked {
-    /// `inner`, ending `serving` when dropped.
-    pub fn new(inner: Body, serving: Serving) -> Self {
-        Self {
-            inner,
-            _serving: serving,
-        }
+impl OnBody for Serving {
+    fn data(&self, n: usize) {
+        self.0.state().body_out += n as u64;
     }
 }
 
-impl http_body::Body for Tracked {
+/// A response body with a guard that lives as long as it does (until it
+/// is handed on whole, or abandoned because the client left): the
+/// connection's [`Serving`], a key's place ([`crate::server`]).
+pub struct Guarded<G: OnBody> {
+    inner: Body,
+    guard: G,
+}
+
+impl<G: OnBody> Guarded<G> {
+    /// `inner`, holding `guard` until dropped.
+    pub fn new(inner: Body, guard: G) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl<G: OnBody> http_body::Body for Guarded<G> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -342,7 +498,13 @@ impl http_body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &r
+            && let Some(d) = f.data_ref()
+        {
+            self.guard.data(d.len());
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -354,7 +516,8 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// The largest request head (request line and headers) read, in bytes.
+/// The read buffer of a connection: a request head (request line and
+/// headers) that does not fit is refused with 431.
 pub const MAX_HEAD: usize = 64 << 10;
 
 /// The 503 a connection gets when every open one is serving.
@@ -368,9 +531,9 @@ fn full() -> Vec<u8> {
 }
 
 /// Answers a connection over the cap with [`full`] and closes it, within a
-/// second whatever the client does.
+/// quarter of a second whatever the client does.
 async fn refuse(mut tcp: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(Duration::from_millis(250), async {
         tcp.write_all(&full()).await?;
         tcp.shutdown().await?;
         // Read what the client sent, so closing does not reset the
@@ -386,6 +549,9 @@ async fn refuse(mut tcp: TcpStream) {
     })
     .await;
 }
+
+/// Connections answered 503 at once at most; beyond, closed unanswered.
+const MAX_REFUSING: usize = 32;
 
 /// Serves `router` on `listener` with the connection limits of `conns`,
 /// until the process ends.
@@ -419,8 +585,16 @@ pub async fn serve(
         // Only latency is at stake if this fails.
         let _ = tcp.set_nodelay(true);
         match conns.admit() {
+            Admit::Full if conns.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING => {
+                let c = conns.clone();
+                tokio::spawn(async move {
+                    refuse(tcp).await;
+                    c.refusing.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
             Admit::Full => {
-                tokio::spawn(refuse(tcp));
+                conns.refusing.fetch_sub(1, Ordering::Relaxed);
+                drop(tcp);
             }
             Admit::Open(conn) => {
                 tokio::spawn(connection(tcp, conn, router.clone(), conns.clone()));
@@ -462,7 +636,16 @@ mod tests {
         header: Duration::from_secs(10),
         idle: Duration::from_secs(30),
         body: Duration::from_secs(30),
+        write: Duration::from_secs(20),
+        max_pending: 1000,
     };
+
+    fn open(conns: &Conns) -> Arc<Conn> {
+        match conns.admit() {
+            Admit::Open(c) => c,
+            Admit::Full => panic!("refused"),
+        }
+    }
 
     #[test]
     fn the_timeouts_of_each_state() {
@@ -487,50 +670,84 @@ mod tests {
         assert_eq!(st.overdue(s(130), &L), Some(Timeout::Header));
         // A clock that went back is not a timeout.
         assert_eq!(State::new(s(5)).overdue(t0, &L), None);
+        // A reader that stopped is not idle, and is cut off after `write`,
+        // serving or not.
+        st.first_byte = None;
+        st.write_blocked = Some(s(200));
+        assert_eq!(st.overdue(s(219), &L), None);
+        assert_eq!(st.overdue(s(220), &L), Some(Timeout::Write));
+        st.serving = 1;
+        assert_eq!(st.overdue(s(220), &L), Some(Timeout::Write));
+        st.write_blocked = None;
+        assert_eq!(st.overdue(s(10_000), &L), None);
     }
 
     #[test]
-    fn at_the_cap_an_idle_connection_makes_room_and_a_serving_one_does_not() {
-        let conns = Conns::new(L);
-        let Admit::Open(a) = conns.admit() else {
-            panic!()
-        };
-        let Admit::Open(b) = conns.admit() else {
-            panic!()
-        };
+    fn at_the_cap_the_cheapest_connection_makes_room_and_a_serving_one_does_not() {
+        let conns = Conns::new(Limits { max: 3, ..L });
+        let a = open(&conns);
+        let b = open(&conns);
+        let c = open(&conns);
         let _serving = b.begin();
-        // a (idle, oldest) is evicted for c.
-        let Admit::Open(c) = conns.admit() else {
-            panic!()
-        };
-        assert_eq!(conns.open(), 2);
-        assert_eq!(conns.counters.evicted.load(Ordering::Relaxed), 1);
-        assert!(!conns.table().contains_key(&a.id));
-        // Both serving: refused.
-        let _also = c.begin();
+        // a has sent 500 bytes of a head, c only 10: c goes first.
+        a.saw_bytes(500);
+        c.saw_bytes(10);
+        let d = open(&conns);
+        assert!(!conns.table().contains_key(&c.id));
+        // d has sent nothing: it goes before a, mid-headers.
+        let _e = open(&conns);
+        assert!(!conns.table().contains_key(&d.id));
+        assert!(conns.table().contains_key(&a.id));
+        assert_eq!(conns.counters.evicted.load(Ordering::Relaxed), 2);
+        // All serving: refused.
+        let _x = a.begin();
+        let _y = _e.begin();
         assert!(matches!(conns.admit(), Admit::Full));
         assert_eq!(conns.counters.refused.load(Ordering::Relaxed), 1);
-        drop(_also);
-        assert!(matches!(conns.admit(), Admit::Open(_)));
+        drop(_y);
+        open(&conns);
     }
 
     #[test]
     fn a_request_in_service_ends_with_its_body() {
         let conns = Conns::new(L);
-        let Admit::Open(a) = conns.admit() else {
-            panic!()
-        };
-        a.saw_bytes();
+        let a = open(&conns);
+        a.saw_bytes(3);
         assert!(a.state().first_byte.is_some());
-        let body = Tracked::new(Body::empty(), a.begin());
+        let body = Guarded::new(Body::empty(), a.begin());
         assert_eq!(a.state().serving, 1);
         assert!(a.state().first_byte.is_none());
         // Bytes of the same request's body are not a next request.
-        a.saw_bytes();
+        a.saw_bytes(3);
         assert!(a.state().first_byte.is_none());
         drop(body);
         let st = *a.state();
         assert_eq!((st.serving, st.served), (0, true));
+    }
+
+    #[test]
+    fn unread_replies_beyond_the_budget_shed_the_stalled_connections_that_hold_most() {
+        let conns = Conns::new(Limits { max: 8, ..L });
+        let (a, b, c) = (open(&conns), open(&conns), open(&conns));
+        for (conn, out, stalled) in [(&a, 600, true), (&b, 100, true), (&c, 900, false)] {
+            let mut st = conn.state();
+            st.served = true;
+            st.body_out = out;
+            if stalled {
+                st.write_blocked = Some(Instant::now());
+            }
+        }
+        assert_eq!(conns.pending(), 1600);
+        // c holds most but is still reading; a is the largest stalled one.
+        conns.sweep();
+        assert!(!conns.table().contains_key(&a.id));
+        assert!(conns.table().contains_key(&b.id));
+        assert!(conns.table().contains_key(&c.id));
+        assert_eq!(conns.counters.shed.load(Ordering::Relaxed), 1);
+        // Written bytes count off.
+        c.wrote(Some(900));
+        conns.sweep();
+        assert!(conns.table().contains_key(&b.id));
     }
 
     #[test]

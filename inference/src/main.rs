@@ -276,6 +276,20 @@ struct ServeOpts {
     /// Seconds a client has to send a request's body after its headers.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout: u64,
+    /// Seconds a client may read nothing of a reply being sent to it;
+    /// then its connection closes.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    write_timeout: u64,
+    /// MiB of replies the clients have not read yet, in all; beyond it the
+    /// stalled connections holding the most are closed (default: a
+    /// sixteenth of the machine's memory, 16 to 256 MiB).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_pending_mib: Option<u64>,
+    /// Requests one key may have in service at once (all keyless
+    /// requests together count as one key); default: half the connection
+    /// cap. Over it: 429.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_requests_per_key: Option<u32>,
     /// Seconds a completion may wait in the queue for a slot; then it gets
     /// 503.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
@@ -455,6 +469,20 @@ fn model_id(path: &Path) -> String {
     name.strip_suffix(".gguf").unwrap_or(&name).to_owned()
 }
 
+/// Unread replies allowed in all when `--max-pending-mib` is not given: a
+/// sixteenth of the machine's memory, 16 to 256 MiB.
+fn default_pending() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    (total / 16).clamp(16 << 20, 256 << 20)
+}
+
 fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     let g = opts.generate()?;
     g.sampling.validate()?;
@@ -476,8 +504,11 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
     } else {
         (None, None)
     };
+    // Blocking work (sandbox runs, templates, tokenizing) gets a few
+    // threads of its own, not tokio's default of 512.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
         .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
     let listener = match api_off {
@@ -506,6 +537,8 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         header: secs(so.header_timeout),
         idle: secs(so.idle_timeout),
         body: secs(so.body_timeout),
+        write: secs(so.write_timeout),
+        max_pending: so.max_pending_mib.map_or_else(default_pending, |m| m << 20),
     };
     let config = Config {
         keys: keys.clone(),
@@ -526,6 +559,9 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
             burst: so.rate_burst,
         },
         queue_timeout: secs(so.queue_timeout),
+        per_key: so
+            .max_requests_per_key
+            .map_or((connections.max / 2).max(1), |n| n as usize),
     };
     let plan = exec_plan(&chat)?;
     let shared = Shared::new(config);
@@ -632,11 +668,13 @@ fn serve(opts: GenOpts, chat: ChatOpts, so: ServeOpts) -> Result<(), String> {
         ));
     }
     banner.push(format!(
-        "connections: at most {}; headers within {} s, idle {} s, bodies {} s; requests {} a minute per key{}",
+        "connections: at most {}; headers within {} s, idle {} s, bodies {} s, unread replies {} s and {} MiB in all; requests {} a minute per key{}",
         connections.max,
         so.header_timeout,
         so.idle_timeout,
         so.body_timeout,
+        so.write_timeout,
+        connections.max_pending >> 20,
         so.rate_limit,
         if so.rate_limit == 0 { " (no limit)" } else { "" }
     ));

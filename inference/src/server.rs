@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use crate::api::{self, ApiError, Format, Prompt, Settings};
 use crate::apps::AppError;
 use crate::browser::Policy;
-use crate::conn::{Conn, Conns, Timeout, Tracked};
+use crate::conn::{Conn, Conns, Guarded, OnBody, Timeout};
 use crate::engine::{Engine, Generate, Sampling, Stats, json_grammar};
 use crate::exec::{Exec, Language};
 use crate::queue::{Event, Job, Queue};
@@ -70,6 +70,8 @@ pub struct Config {
     pub connections: crate::conn::Limits,
     /// Requests per key.
     pub rate: Rate,
+    /// Requests one key may have in service at once.
+    pub per_key: usize,
     /// How long a request may wait in the queue for a slot.
     pub queue_timeout: std::time::Duration,
 }
@@ -96,6 +98,10 @@ pub struct Shared {
     /// The open connections.
     pub conns: Arc<Conns>,
     buckets: Mutex<Buckets>,
+    /// Requests in service per key (the last for requests without one).
+    in_service: Vec<std::sync::atomic::AtomicUsize>,
+    /// Requests refused because their key had `per_key` in service.
+    busy_keys: std::sync::atomic::AtomicU64,
     refusals: Mutex<LogBudget>,
     /// Requests refused with 429 for their key's rate.
     rate_limited: std::sync::atomic::AtomicU64,
@@ -114,6 +120,10 @@ impl Shared {
         Arc::new(Self {
             conns: Conns::new(config.connections),
             buckets: Mutex::new(Buckets::new(config.rate, config.keys.len())),
+            in_service: (0..=config.keys.len())
+                .map(|_| Default::default())
+                .collect(),
+            busy_keys: Default::default(),
             refusals: Mutex::new(LogBudget::new(10, std::time::Duration::from_secs(60))),
             rate_limited: Default::default(),
             queue_timeouts: Default::default(),
@@ -230,7 +240,7 @@ async fn track(req: Request, next: Next) -> Response {
     let serving = conn.begin();
     let resp = next.run(req).await;
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Body::new(Tracked::new(body, serving)))
+    Response::from_parts(parts, Body::new(Guarded::new(body, serving)))
 }
 
 /// The browser checks ([`crate::browser`]), before anything else looks at
@@ -239,7 +249,7 @@ async fn browser_checks(State(s): State<Arc<Shared>>, req: Request, next: Next) 
     match s
         .config
         .policy
-        .check(req.method(), req.uri(), req.headers())
+        .check(req.method(), req.version(), req.uri(), req.headers())
     {
         Ok(()) => next.run(req).await,
         Err(r) => {
@@ -404,10 +414,7 @@ async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
     }
     if s.config.keys.is_empty() {
         // Without keys, every request shares the last bucket.
-        return match rate_check(&s, s.config.keys.len()) {
-            Ok(()) => next.run(req).await,
-            Err(r) => r,
-        };
+        return admit_key(&s, s.config.keys.len(), req, next).await;
     }
     let given = req
         .headers()
@@ -415,10 +422,7 @@ async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(crate::auth::bearer);
     match given.map(|k| crate::auth::which(&s.config.keys, k)) {
-        Some(Some(i)) => match rate_check(&s, i) {
-            Ok(()) => next.run(req).await,
-            Err(r) => r,
-        },
+        Some(Some(i)) => admit_key(&s, i, req, next).await,
         Some(None) => ApiError::new(
             401,
             "invalid_request_error",
@@ -434,6 +438,46 @@ async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
         )
         .into_response(),
     }
+}
+
+/// A key's place among its requests in service; freed with the response.
+struct KeySlot(Arc<Shared>, usize);
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        self.0.in_service[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl OnBody for KeySlot {}
+
+/// Runs a request of key `key` within its request rate and its share of
+/// requests in service.
+async fn admit_key(s: &Arc<Shared>, key: usize, req: Request, next: Next) -> Response {
+    if let Err(r) = rate_check(s, key) {
+        return r;
+    }
+    let n = s.in_service[key].fetch_add(1, Ordering::Relaxed);
+    let slot = KeySlot(s.clone(), key);
+    if n >= s.config.per_key {
+        s.busy_keys.fetch_add(1, Ordering::Relaxed);
+        let mut resp = ApiError::new(
+            429,
+            "rate_limit_error",
+            "too_many_requests_in_service",
+            format!(
+                "this key already has {} requests in service, the most one key may have; retry when one ends",
+                s.config.per_key
+            ),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    let resp = next.run(req).await;
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Body::new(Guarded::new(body, slot)))
 }
 
 /// Takes one request from key `key`'s bucket, or answers 429 with the
@@ -650,6 +694,24 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             get(&cc.evicted),
         ),
         (
+            "llmos_http_connections_shed_total",
+            "counter",
+            "Stalled connections closed because unread replies held more than the server's budget.",
+            get(&cc.shed),
+        ),
+        (
+            "llmos_http_pending_reply_bytes",
+            "gauge",
+            "Reply bytes handed to connections and not yet written to their sockets.",
+            s.conns.pending(),
+        ),
+        (
+            "llmos_requests_key_busy_total",
+            "counter",
+            "Requests refused with 429 because their key had as many requests in service as one key may.",
+            get(&s.busy_keys),
+        ),
+        (
             "llmos_requests_rate_limited_total",
             "counter",
             "Requests refused with 429 because their key went over its request rate.",
@@ -673,8 +735,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     metric(
         "llmos_http_connections_timed_out_total",
         "counter",
-        "Connections closed because headers, the next request or a body did not come in time.",
-        [Timeout::Header, Timeout::Idle, Timeout::Body]
+        "Connections closed because headers, the next request or a body did not come in time, or the client read nothing of the reply.",
+        Timeout::ALL
             .iter()
             .map(|t| {
                 (
@@ -843,26 +905,52 @@ fn yes() -> bool {
     true
 }
 
+/// The most tokens `/tokenize` shows with their pieces.
+const MAX_PIECES: usize = 65_536;
+
 async fn tokenize(
     State(s): State<Arc<Shared>>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b, s.config.body_limit)?;
     let (e, _) = s.ready()?;
-    let r: TokenizeRequest = api::parse_plain(&b)?;
-    let tokens = e.tokenize(&r.content, r.add_special, r.parse_special);
-    let list: Vec<Value> = if r.with_pieces {
-        tokens
+    blocking(move || {
+        let r: TokenizeRequest = api::parse_plain(&b)?;
+        let tokens = e.tokenize(&r.content, r.add_special, r.parse_special);
+        // Serialized straight from these, not through a JSON tree: a
+        // megabyte of text is half a million tokens.
+        #[derive(serde::Serialize)]
+        struct Piece {
+            id: i32,
+            piece: String,
+        }
+        #[derive(serde::Serialize)]
+        struct Out<T> {
+            tokens: Vec<T>,
+        }
+        if !r.with_pieces {
+            let tokens = tokens.iter().map(|t| t.0).collect();
+            return Ok(Json(Out::<i32> { tokens }).into_response());
+        }
+        if tokens.len() > MAX_PIECES {
+            return Err(ApiError::bad(
+                "with_pieces",
+                format!(
+                    "with_pieces answers for at most {MAX_PIECES} tokens, and the content has {}; tokenize it in parts",
+                    tokens.len()
+                ),
+            ));
+        }
+        let tokens = tokens
             .iter()
-            .map(|t| {
-                let piece = e.detokenize(&[t.0]).unwrap_or_default();
-                json!({"id": t.0, "piece": piece})
+            .map(|t| Piece {
+                id: t.0,
+                piece: e.detokenize(&[t.0]).unwrap_or_default(),
             })
-            .collect()
-    } else {
-        tokens.iter().map(|t| json!(t.0)).collect()
-    };
-    Ok(Json(json!({ "tokens": list })).into_response())
+            .collect();
+        Ok(Json(Out::<Piece> { tokens }).into_response())
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -876,15 +964,18 @@ async fn detokenize(
 ) -> Result<Response, ApiError> {
     let b = body(b, s.config.body_limit)?;
     let (e, _) = s.ready()?;
-    let r: DetokenizeRequest = api::parse_plain(&b)?;
-    let ids = r
-        .tokens
-        .iter()
-        .map(|&t| i32::try_from(t).map_err(|_| format!("token {t} is not in the vocabulary")))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|ids| e.detokenize(&ids))
-        .map_err(|m| ApiError::bad("tokens", format!("tokens: {m}")))?;
-    Ok(Json(json!({ "content": ids })).into_response())
+    blocking(move || {
+        let r: DetokenizeRequest = api::parse_plain(&b)?;
+        let ids = r
+            .tokens
+            .iter()
+            .map(|&t| i32::try_from(t).map_err(|_| format!("token {t} is not in the vocabulary")))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ids| e.detokenize(&ids))
+            .map_err(|m| ApiError::bad("tokens", format!("tokens: {m}")))?;
+        Ok(Json(json!({ "content": ids })).into_response())
+    })
+    .await
 }
 
 /// What one completion request turned into.
@@ -1006,14 +1097,18 @@ async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let b = body(b, s.config.body_limit)?;
     let (e, q) = s.ready()?;
-    let r: api::ChatRequest = api::parse(&b, true)?;
-    let messages = r.conversation()?;
-    let format = r.format()?;
-    let settings = r.common.settings(&s.config.sampling)?;
-    let tokens = e
-        .chat_tokens(&messages, s.config.chat_template.as_deref())
-        .map_err(|m| ApiError::bad("messages", m))?;
-    let p = plan(&s, e, tokens, settings, &format)?;
+    let s2 = s.clone();
+    let p = blocking(move || {
+        let r: api::ChatRequest = api::parse(&b, true)?;
+        let messages = r.conversation()?;
+        let format = r.format()?;
+        let settings = r.common.settings(&s2.config.sampling)?;
+        let tokens = e
+            .chat_tokens(&messages, s2.config.chat_template.as_deref())
+            .map_err(|m| ApiError::bad("messages", m))?;
+        plan(&s2, e, tokens, settings, &format)
+    })
+    .await?;
     run(&s, q, p, true).await
 }
 
@@ -1023,17 +1118,32 @@ async fn completions(
 ) -> Result<Response, ApiError> {
     let b = body(b, s.config.body_limit)?;
     let (e, q) = s.ready()?;
-    let r: api::CompletionRequest = api::parse(&b, false)?;
-    let settings = r.common.settings(&s.config.sampling)?;
-    let tokens = match r.prompt()? {
-        Prompt::Text(t) => e.tokenize(&t, true, false),
-        Prompt::Tokens(ids) => ids
-            .into_iter()
-            .map(llama_cpp_2::token::LlamaToken)
-            .collect(),
-    };
-    let p = plan(&s, e, tokens, settings, &Format::Text)?;
+    let s2 = s.clone();
+    let p = blocking(move || {
+        let r: api::CompletionRequest = api::parse(&b, false)?;
+        let settings = r.common.settings(&s2.config.sampling)?;
+        let tokens = match r.prompt()? {
+            Prompt::Text(t) => e.tokenize(&t, true, false),
+            Prompt::Tokens(ids) => ids
+                .into_iter()
+                .map(llama_cpp_2::token::LlamaToken)
+                .collect(),
+        };
+        plan(&s2, e, tokens, settings, &Format::Text)
+    })
+    .await?;
     run(&s, q, p, false).await
+}
+
+/// Runs `f` on a blocking thread: templates, tokenizing and grammar
+/// building can take seconds for a large request, and the HTTP thread
+/// serves everyone.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(500, "server_error", "internal_error", e.to_string()))?
 }
 
 /// Queues the generation and answers, streaming or not.
@@ -1516,7 +1626,10 @@ mod tests {
                 header: std::time::Duration::from_secs(1),
                 idle: std::time::Duration::from_secs(1),
                 body: std::time::Duration::from_secs(1),
+                write: std::time::Duration::from_secs(1),
+                max_pending: 1 << 20,
             },
+            per_key: 4,
             rate: Rate {
                 per_minute: 0,
                 burst: 1,

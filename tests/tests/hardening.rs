@@ -148,6 +148,8 @@ fn idle_and_slow_connections_cannot_shut_clients_out() {
             "1",
             "--body-timeout",
             "1",
+            "--max-requests-per-key",
+            "4",
         ],
     );
     let metric = |name: &str| s.metric(name, &[]);
@@ -461,4 +463,173 @@ fn health_and_metrics_report_the_kernels_restarts() {
         "{}",
         s.banner
     );
+}
+
+/// A connection that asks for `request` and then reads nothing, with a
+/// small receive buffer.
+fn stalled(addr: &str, request: &[u8]) -> socket2::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    let a: std::net::SocketAddr = addr.parse().unwrap();
+    s.connect(&a.into()).unwrap();
+    let mut t: TcpStream = s.try_clone().unwrap().into();
+    t.write_all(request).unwrap();
+    s
+}
+
+#[test]
+fn clients_that_read_nothing_are_cut_off_and_their_replies_do_not_pile_up() {
+    let _serial = serial();
+    let s = Server::start(
+        &llmos_tests::tiny_model(),
+        &[
+            "--body-limit",
+            "8388608",
+            "--write-timeout",
+            "2",
+            "--idle-timeout",
+            "1",
+            "--max-pending-mib",
+            "8",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    // About 14 MB of token ids per reply, far more than socket buffers.
+    let content = "a b ".repeat(1 << 20);
+    let body = serde_json::json!({ "content": content }).to_string();
+    let req = format!(
+        "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let held: Vec<_> = (0..3).map(|_| stalled(&s.addr, req.as_bytes())).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Three unread replies are more than the 8 MiB allowed: the stalled
+    // ones holding most are closed at once, the rest after the write
+    // timeout, and nothing stays pinned.
+    let t = Instant::now();
+    while s.metric(
+        "llmos_http_connections_timed_out_total{reason=\"write\"}",
+        &[],
+    ) + s.metric("llmos_http_connections_shed_total", &[])
+        < 3.0
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{}",
+            s.curl("GET", "/metrics", &[], None).body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(s.metric("llmos_http_connections_shed_total", &[]) >= 1.0);
+    assert!(s.metric("llmos_http_pending_reply_bytes", &[]) < (8 << 20) as f64);
+    drop(held);
+    let (status, v) = s.post("/tokenize", &[], &serde_json::json!({"content": "hi"}));
+    assert_eq!(status, 200, "{v}");
+    // A slow reader that keeps reading gets the whole reply, however long
+    // it takes past the idle timeout.
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    slow.write_all(req.as_bytes()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("after {} bytes: {e}", got.len()),
+        }
+        if got.ends_with(b"]}") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        start.elapsed() > Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    let text = String::from_utf8_lossy(&got);
+    let reply = parse_reply(&text).unwrap();
+    assert_eq!(reply.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert!(v["tokens"].as_array().unwrap().len() > 1 << 20);
+}
+
+#[test]
+fn one_key_cannot_take_every_connection_and_cheap_connections_go_first() {
+    let _serial = serial();
+    let s = Server::start(
+        &llmos_tests::tiny_model(),
+        &[
+            "--max-connections",
+            "6",
+            "--max-requests-per-key",
+            "2",
+            "--body-timeout",
+            "5",
+        ],
+    );
+    // Two requests of the (keyless) key whose bodies trickle in.
+    let slow_body = b"POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"con";
+    let mut pinned: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(slow_body).unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = s.curl("GET", "/v1/models", &[], None);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.body.contains("too_many_requests_in_service"),
+        "{}",
+        r.body
+    );
+    pinned.clear();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.metric("llmos_requests_key_busy_total", &[]) >= 1.0);
+    // A client halfway through its headers outlasts a flood of
+    // connections that send nothing.
+    let mut half = TcpStream::connect(&s.addr).unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let flood: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&s.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    half.write_all(b"yes\r\nConnection: close\r\n\r\n").unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = String::new();
+    let _ = half.read_to_string(&mut got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(s.metric("llmos_http_connections_evicted_total", &[]) >= 14.0);
+    drop(flood);
+}
+
+#[test]
+fn tokenize_with_pieces_is_bounded() {
+    let _serial = serial();
+    let s = Server::start(&llmos_tests::tiny_model(), &[]);
+    let big = serde_json::json!({"content": "a b ".repeat(40_000), "with_pieces": true});
+    let (status, v) = s.post("/tokenize", &[], &big);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 65536 tokens"),
+        "{v}"
+    );
+    let (status, v) = s.post(
+        "/tokenize",
+        &[],
+        &serde_json::json!({"content": "hi there", "with_pieces": true}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v["tokens"][0]["piece"].is_string(), "{v}");
 }
