@@ -73,7 +73,8 @@ pub fn sandbox_memory() -> Option<u64> {
         .filter(|st| st.f_type == TMPFS_MAGIC)
         .map_or(0, |st| st.f_bavail.saturating_mul(st.f_bsize as u64));
     let reserve = (total / 8).max(64 << 20);
-    Some(available.saturating_sub(fs_free).saturating_sub(reserve))
+    let left = available.saturating_sub(fs_free).saturating_sub(reserve);
+    Some(left >> 20 << 20)
 }
 
 /// `statfs`'s type of a RAM filesystem (tmpfs; llmos's root).
