@@ -60,6 +60,52 @@ impl ApiError {
     }
 }
 
+impl From<crate::error::EngineError> for ApiError {
+    /// The one place an engine error gets its HTTP status and OpenAI type:
+    /// what the request asked for wrongly is a 400 naming the field; what
+    /// the server (its model, template or llama.cpp) could not do is a 500.
+    fn from(e: crate::error::EngineError) -> Self {
+        use crate::error::EngineError as E;
+        let message = e.to_string();
+        match e {
+            E::EmptyPrompt => ApiError::bad("prompt", message),
+            E::DoesNotFit { .. } => ApiError {
+                code: Some("context_length_exceeded"),
+                ..ApiError::bad("max_tokens", message)
+            },
+            E::NoRoom { .. } => ApiError {
+                code: Some("context_length_exceeded"),
+                ..ApiError::bad("messages", message)
+            },
+            E::NotInVocabulary { field, .. } => ApiError::bad(field, message),
+            E::Sampling(m) => {
+                let param = m.split_whitespace().next().unwrap_or("").to_owned();
+                ApiError::bad(&param, m)
+            }
+            E::Grammar(_) => ApiError::bad("response_format", message),
+            E::Conflict { field, .. } => ApiError::bad(field, message),
+            E::BadMessage(_) => ApiError::bad("messages", message),
+            E::Template(_) => ApiError::new(500, "server_error", "template_failed", message),
+            E::NothingAllowed | E::Decode(_) | E::Internal(_) => {
+                ApiError::new(500, "server_error", "generation_failed", message)
+            }
+        }
+    }
+}
+
+impl From<crate::error::QueueError> for ApiError {
+    fn from(e: crate::error::QueueError) -> Self {
+        use crate::error::QueueError as Q;
+        let message = e.to_string();
+        match e {
+            Q::Full { .. } => ApiError::new(429, "rate_limit_error", "queue_full", message),
+            Q::NoSlot | Q::Stopped => {
+                ApiError::new(503, "server_error", "model_unavailable", message)
+            }
+        }
+    }
+}
+
 /// The largest `stop` list.
 pub const MAX_STOPS: usize = 16;
 /// The longest stop string, in bytes.

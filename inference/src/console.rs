@@ -1,15 +1,21 @@
 //! The chat console: a conversation on stdin/stdout (the serial line in
 //! the unikernel, the terminal in hosted mode), with commands.
 //!
-//! Each turn reuses the KV cache of the previous ones ([`Session`]), so
-//! only the new message is evaluated. When the conversation no longer fits
-//! the context, the oldest exchanges are dropped and the console says so.
+//! Each turn is a job on the console's own slot of the scheduler
+//! ([`crate::queue`]), the same path as the API's requests; the slot keeps
+//! the conversation's KV cache, so a turn only evaluates the new message,
+//! and API load never makes a turn wait. When the conversation no longer
+//! fits the context, the oldest exchanges are dropped and the console
+//! says so. Ctrl-C cancels the turn's job within a token.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::engine::{Engine, Finish, Generate, Session, Stats};
+use crate::engine::{Engine, Finish, Stats};
 use crate::exec::{Exec, Language, last_code_block};
+use crate::job::{Class, Collect, Defaults, Job, Piece};
+use crate::queue::Queue;
 use crate::sanitize::{Clean, visible, visible_bytes};
 use crate::terminal::LineSource;
 
@@ -95,7 +101,7 @@ Type a message and press Enter; end a line with \\ to continue on the next.
 ";
 
 /// Applies `key=value` to `g`; the new settings are checked as a whole.
-pub fn set_param(g: &mut Generate, key: &str, value: &str) -> Result<(), String> {
+pub fn set_param(g: &mut Defaults, key: &str, value: &str) -> Result<(), String> {
     let mut next = g.clone();
     let f = || {
         value
@@ -129,7 +135,7 @@ pub fn set_param(g: &mut Generate, key: &str, value: &str) -> Result<(), String>
     Ok(())
 }
 
-fn show_params(g: &Generate) -> String {
+fn show_params(g: &Defaults) -> String {
     let s = &g.sampling;
     format!(
         "temperature={} top_k={} top_p={} min_p={} repeat_penalty={} frequency_penalty={} presence_penalty={} seed={} max_tokens={}",
@@ -161,28 +167,6 @@ pub fn describe(st: &Stats) -> String {
         rate(st.generated, st.generate_ms),
         st.finish.as_str()
     )
-}
-
-/// Writes to `out` and keeps a copy; once `stop` is set (Ctrl-C), writes
-/// fail with `Interrupted`, which ends the reply.
-struct Tee<'a> {
-    out: &'a mut dyn Write,
-    copy: Vec<u8>,
-    stop: &'a AtomicBool,
-}
-
-impl Write for Tee<'_> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if self.stop.load(Ordering::Relaxed) {
-            return Err(std::io::ErrorKind::Interrupted.into());
-        }
-        self.copy.extend_from_slice(b);
-        self.out.write_all(b)?;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
 }
 
 /// Reads one input; a line ending in `\\` continues. `None` at the end.
@@ -395,22 +379,32 @@ pub enum Ended {
     Eof,
 }
 
+/// What the console runs on: the engine (templates, tokens), the
+/// scheduler with a console slot, and the code interpreter and apps.
+pub struct Parts<'a> {
+    /// The model.
+    pub engine: &'static Engine,
+    /// The scheduler; it must have a console slot.
+    pub queue: &'a Queue,
+    /// A chat template instead of the model's.
+    pub template: Option<String>,
+    /// The code interpreter and apps, if any.
+    pub exec: Option<&'a Exec>,
+}
+
 /// The console until `/quit` or the end of input. `banner` is printed
 /// before the `llmos: ready` line.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
-    engine: &Engine,
-    mut g: Generate,
-    template: Option<String>,
+    parts: &Parts<'_>,
+    mut g: Defaults,
     mut system: Option<String>,
-    exec: Option<&Exec>,
     banner: &[String],
     input: &mut dyn LineSource,
     out: &mut dyn Write,
 ) -> Result<Ended, String> {
-    let mut session: Session<'_> = engine.session(g.context, g.threads)?;
+    let (engine, exec) = (parts.engine, parts.exec);
     // Check the template once, before the first message.
-    engine.format_chat(&[("user".into(), "hi".into())], template.as_deref())?;
+    engine.format_chat(&[("user".into(), "hi".into())], parts.template.as_deref())?;
     let w = say;
     for line in banner {
         w(out, line);
@@ -431,7 +425,6 @@ pub fn run(
             }
             Input::Reset => {
                 history.clear();
-                session.reset();
                 last = None;
                 w(out, "(conversation cleared)");
             }
@@ -470,71 +463,8 @@ pub fn run(
             Input::App(words) => run_app(exec, &words, input, out),
             Input::Message(m) => {
                 history.push(("user".into(), m));
-                let messages = |h: &[(String, String)]| {
-                    let mut v: Vec<(String, String)> = Vec::new();
-                    if let Some(s) = &system {
-                        v.push(("system".into(), s.clone()));
-                    }
-                    v.extend_from_slice(h);
-                    v
-                };
-                // Make room: drop the oldest exchanges, visibly.
-                let mut dropped = 0;
-                let fits = loop {
-                    let n = session.chat_prompt_tokens(&messages(&history), template.as_deref())?;
-                    if n as u64 + u64::from(g.max_tokens) <= u64::from(session.context()) {
-                        break true;
-                    }
-                    if history.len() < 3 {
-                        break false;
-                    }
-                    history.drain(..2);
-                    dropped += 1;
-                };
-                if dropped > 0 {
-                    w(
-                        out,
-                        &format!(
-                            "(dropped the {dropped} oldest exchange(s) to fit the context of {} tokens)",
-                            session.context()
-                        ),
-                    );
-                }
-                if !fits {
-                    history.pop();
-                    w(
-                        out,
-                        &format!(
-                            "error: this message plus max_tokens ({}) does not fit the context of {} tokens; shorten it or lower max_tokens with /params",
-                            g.max_tokens,
-                            session.context()
-                        ),
-                    );
-                    continue;
-                }
-                let stop = input.interrupt();
-                input.generating(true);
-                let mut clean = Clean::new(&mut *out);
-                let mut tee = Tee {
-                    out: &mut clean,
-                    copy: Vec::new(),
-                    stop: &stop,
-                };
-                let r = session.chat(&messages(&history), template.as_deref(), &g, &mut tee);
-                let copy = std::mem::take(&mut tee.copy);
-                drop(clean);
-                input.generating(false);
-                let reply = String::from_utf8_lossy(&copy).into_owned();
-                w(out, "");
-                match r {
-                    Ok(st) => {
-                        if st.finish == Finish::Cancelled {
-                            // The partial reply stays in the conversation.
-                            w(out, "(stopped)");
-                        }
-                        history.push(("assistant".into(), reply));
-                        last = Some(st);
-                    }
+                match turn(parts, &g, system.as_deref(), &mut history, input, out) {
+                    Ok(st) => last = Some(st),
                     Err(e) => {
                         history.pop();
                         w(out, &format!("error: {e}"));
@@ -547,6 +477,96 @@ pub fn run(
         w(out, "bye");
     }
     Ok(ended)
+}
+
+/// One turn: the reply to the conversation in `history` (whose last
+/// entry is the new message), streamed to `out`; the reply joins
+/// `history`.
+fn turn(
+    parts: &Parts<'_>,
+    g: &Defaults,
+    system: Option<&str>,
+    history: &mut Vec<(String, String)>,
+    input: &mut dyn LineSource,
+    out: &mut dyn Write,
+) -> Result<Stats, String> {
+    let context = parts.queue.context;
+    let messages = |h: &[(String, String)]| {
+        let mut v: Vec<(String, String)> = Vec::new();
+        if let Some(s) = system {
+            v.push(("system".into(), s.to_owned()));
+        }
+        v.extend_from_slice(h);
+        v
+    };
+    // Make room: drop the oldest exchanges, visibly.
+    let mut dropped = 0;
+    let tokens = loop {
+        let tokens = parts
+            .engine
+            .chat_tokens(&messages(history), parts.template.as_deref())?;
+        if tokens.len() as u64 + u64::from(g.max_tokens) <= u64::from(context) {
+            break tokens;
+        }
+        if history.len() < 3 {
+            return Err(format!(
+                "this message plus max_tokens ({}) does not fit the context of {context} tokens; shorten it or lower max_tokens with /params",
+                g.max_tokens
+            ));
+        }
+        history.drain(..2);
+        dropped += 1;
+    };
+    if dropped > 0 {
+        say(
+            out,
+            &format!(
+                "(dropped the {dropped} oldest exchange(s) to fit the context of {context} tokens)"
+            ),
+        );
+    }
+    let (sink, rx) = Collect::new();
+    let job = Job::new(
+        parts.engine,
+        g.request(tokens),
+        context,
+        Box::new(sink),
+        Class::Console,
+    )?;
+    let cancel = job.cancel.clone();
+    parts.queue.submit(job)?;
+    let stop = input.interrupt();
+    input.generating(true);
+    let mut reply = String::new();
+    let result = {
+        let mut shown = Clean::new(&mut *out);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Piece::Text(t)) => {
+                    reply.push_str(&t);
+                    let _ = shown.write_all(t.as_bytes());
+                    let _ = shown.flush();
+                }
+                Ok(Piece::Done(r)) => break r.map_err(String::from),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("the generation ended without a result".to_owned());
+                }
+            }
+        }
+    };
+    input.generating(false);
+    say(out, "");
+    let st = result?;
+    if st.finish == Finish::Cancelled {
+        // The partial reply stays in the conversation.
+        say(out, "(stopped)");
+    }
+    history.push(("assistant".into(), reply));
+    Ok(st)
 }
 
 /// The console when no model could be loaded: it says why and takes
@@ -604,10 +624,8 @@ mod tests {
 
     #[test]
     fn params_are_checked_and_bad_ones_change_nothing() {
-        let mut g = Generate {
+        let mut g = Defaults {
             max_tokens: 10,
-            context: 100,
-            threads: 1,
             sampling: Sampling::default(),
             stops: Vec::new(),
             grammar: None,

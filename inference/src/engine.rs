@@ -1,6 +1,5 @@
 //! The model and generation on top of llama.cpp (through `llama-cpp-2`).
 
-use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Instant;
@@ -8,7 +7,6 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
@@ -17,8 +15,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 
-use crate::stop::StopFilter;
-use crate::utf8::Utf8Stream;
+use crate::error::EngineError;
 
 /// What the runtime says about a loaded model.
 #[derive(Debug, Clone)]
@@ -189,7 +186,7 @@ impl Sampling {
         model: &LlamaModel,
         grammar: Option<&str>,
         ignore_eos: bool,
-    ) -> Result<Picker, String> {
+    ) -> Result<Picker, EngineError> {
         if self.temperature == 0.0
             && self.logit_bias.is_empty()
             && grammar.is_none()
@@ -220,15 +217,17 @@ impl Sampling {
         model: &LlamaModel,
         grammar: Option<&str>,
         ignore_eos: bool,
-    ) -> Result<Picker, String> {
+    ) -> Result<Picker, EngineError> {
         let mut chain = Vec::new();
         let n_vocab = model.n_vocab();
         let mut biases = Vec::new();
         for &(t, b) in &self.logit_bias {
             if t >= n_vocab {
-                return Err(format!(
-                    "logit_bias: token {t} is not in the vocabulary (0..{n_vocab})"
-                ));
+                return Err(EngineError::NotInVocabulary {
+                    field: "logit_bias",
+                    token: i64::from(t),
+                    n_vocab,
+                });
             }
             biases.push(LlamaLogitBias::new(LlamaToken(t), b));
         }
@@ -245,10 +244,10 @@ impl Sampling {
         }
         let mut mask = None;
         if let Some(g) = grammar {
-            crate::schema::check_gbnf(g)?;
+            crate::schema::check_gbnf(g).map_err(EngineError::Grammar)?;
             chain.push(
                 LlamaSampler::grammar(model, g, "root")
-                    .map_err(|e| format!("the grammar was rejected: {e}"))?,
+                    .map_err(|e| EngineError::Grammar(format!("the grammar was rejected: {e}")))?,
             );
             mask = Some(LlamaSampler::chain_simple(std::mem::take(&mut chain)));
         }
@@ -321,7 +320,7 @@ impl Picker {
         &mut self,
         ctx: &LlamaContext<'_>,
         idx: i32,
-    ) -> Result<LlamaToken, String> {
+    ) -> Result<LlamaToken, EngineError> {
         match self {
             Self::Chain(s) => Ok(s.sample(ctx, idx)),
             Self::Greedy { banned } => Ok(LlamaToken(greedy(ctx.get_logits_ith(idx), banned))),
@@ -342,24 +341,25 @@ impl Picker {
                 c.sorted = false;
                 c.apply_sampler(mask);
                 if !c.data.iter().any(|d| d.logit() > f32::NEG_INFINITY) {
-                    return Err(NOTHING_ALLOWED.into());
+                    return Err(EngineError::NothingAllowed);
                 }
                 c.apply_sampler(pick);
                 let t = c
                     .selected_token()
                     .filter(|t| allowed(c, *t))
-                    .ok_or_else(|| NOTHING_ALLOWED.to_owned())?;
+                    .ok_or(EngineError::NothingAllowed)?;
                 mask.try_accept(t)
                     .and_then(|()| pick.try_accept(t))
-                    .map_err(|e| format!("the grammar did not take the sampled token: {e}"))?;
+                    .map_err(|e| {
+                        EngineError::Internal(format!(
+                            "the grammar did not take the sampled token: {e}"
+                        ))
+                    })?;
                 Ok(t)
             }
         }
     }
 }
-
-/// Why a grammar-constrained generation can't go on.
-const NOTHING_ALLOWED: &str = "the output format (response_format) allows no token here: its schema admits no JSON text that can be completed";
 
 /// Whether `t` survived the mask in `c` (a finite logit).
 fn allowed(c: &LlamaTokenDataArray, t: LlamaToken) -> bool {
@@ -396,35 +396,18 @@ fn greedy(logits: &[f32], banned: &[i32]) -> i32 {
     best as i32
 }
 
-/// Generation settings.
-#[derive(Debug, Clone)]
-pub struct Generate {
-    /// Tokens to generate at most.
-    pub max_tokens: u32,
-    /// Context size.
-    pub context: u32,
-    /// Threads for generation and prompt processing.
-    pub threads: i32,
-    /// How the next token is chosen.
-    pub sampling: Sampling,
-    /// Generation ends before the first of these (not included).
-    pub stops: Vec<String>,
-    /// A GBNF grammar (root rule `root`) the output must follow.
-    pub grammar: Option<String>,
-    /// Never end with an end-of-generation token: always `max_tokens`.
-    pub ignore_eos: bool,
-}
-
 /// A grammar for output matching a JSON schema (`{"type":"object"}` for
 /// any object), made by llama.cpp's converter.
-pub fn json_grammar(schema: &str) -> Result<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(schema).map_err(|e| format!("the JSON schema is not JSON: {e}"))?;
-    crate::schema::check(&v)?;
+pub fn json_grammar(schema: &str) -> Result<String, EngineError> {
+    let v: serde_json::Value = serde_json::from_str(schema)
+        .map_err(|e| EngineError::Grammar(format!("the JSON schema is not JSON: {e}")))?;
+    crate::schema::check(&v).map_err(EngineError::Grammar)?;
     let g = llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
-        format!("the JSON schema could not be turned into a grammar ({e}); check that it is valid")
+        EngineError::Grammar(format!(
+            "the JSON schema could not be turned into a grammar ({e}); check that it is valid"
+        ))
     })?;
-    crate::schema::check_gbnf(&g)?;
+    crate::schema::check_gbnf(&g).map_err(EngineError::Grammar)?;
     Ok(g)
 }
 
@@ -436,7 +419,7 @@ pub enum Finish {
     Stop,
     /// `max_tokens` were generated.
     Length,
-    /// The output refused more text (an `Interrupted` write: Ctrl-C on
+    /// The sink refused more text, or the job was cancelled (Ctrl-C on
     /// the console, a client that left).
     Cancelled,
 }
@@ -515,26 +498,6 @@ impl Engine {
         })
     }
 
-    /// A generation context of `context` tokens using `threads` threads;
-    /// it keeps its KV cache between calls (see [`Session`]).
-    pub fn session(&self, context: u32, threads: i32) -> Result<Session<'_>, String> {
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(context))
-            .with_n_batch(context)
-            .with_n_threads(threads)
-            .with_n_threads_batch(threads);
-        let ctx = self
-            .model
-            .new_context(&self.backend, params)
-            .map_err(|e| format!("llama.cpp could not make a context: {e}"))?;
-        Ok(Session {
-            engine: self,
-            ctx,
-            cached: Vec::new(),
-            context,
-        })
-    }
-
     /// One context shared by `slots` sequences (ids `0..slots`), each with
     /// its own `context` tokens of KV cache (llama.cpp's per-sequence
     /// streams, as llama-server's `--parallel` uses), decoding batches of
@@ -545,10 +508,10 @@ impl Engine {
         slots: u32,
         batch: u32,
         threads: i32,
-    ) -> Result<LlamaContext<'_>, String> {
-        let total = context
-            .checked_mul(slots)
-            .ok_or("the context times the slots is too large")?;
+    ) -> Result<LlamaContext<'_>, EngineError> {
+        let total = context.checked_mul(slots).ok_or_else(|| {
+            EngineError::Internal("the context times the slots is too large".into())
+        })?;
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(total))
             .with_n_seq_max(slots)
@@ -558,7 +521,7 @@ impl Engine {
             .with_n_threads_batch(threads);
         self.model
             .new_context(&self.backend, params)
-            .map_err(|e| format!("llama.cpp could not make a context: {e}"))
+            .map_err(|e| EngineError::Internal(format!("llama.cpp could not make a context: {e}")))
     }
 
     /// The model.
@@ -566,54 +529,31 @@ impl Engine {
         &self.model
     }
 
-    /// Generation from a raw `prompt` (no chat template), streaming text
-    /// to `out`.
-    pub fn generate(
-        &self,
-        prompt: &str,
-        g: &Generate,
-        out: &mut dyn Write,
-    ) -> Result<Stats, String> {
-        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, false);
-        self.session(g.context, g.threads)?.complete(tokens, g, out)
-    }
-
-    /// One assistant reply to `messages` (role, content), formatted with
-    /// the model's chat template or `template` (a llama.cpp template name
-    /// such as `chatml`, or a template text).
-    pub fn chat(
-        &self,
-        messages: &[(String, String)],
-        template: Option<&str>,
-        g: &Generate,
-        out: &mut dyn Write,
-    ) -> Result<Stats, String> {
-        self.session(g.context, g.threads)?
-            .chat(messages, template, g, out)
-    }
-
     /// The prompt text for `messages`.
     pub fn format_chat(
         &self,
         messages: &[(String, String)],
         template: Option<&str>,
-    ) -> Result<String, String> {
+    ) -> Result<String, EngineError> {
         let tmpl = match template {
-            Some(t) => LlamaChatTemplate::new(t).map_err(|e| format!("--chat-template: {e}"))?,
+            Some(t) => LlamaChatTemplate::new(t)
+                .map_err(|e| EngineError::Template(format!("--chat-template: {e}")))?,
             None => self.model.chat_template(None).map_err(|_| {
-                "the model has no chat template; give one with --chat-template \
-                 (a name such as chatml, llama3, gemma, or a template)"
-                    .to_owned()
+                EngineError::Template(
+                    "the model has no chat template; give one with --chat-template \
+                     (a name such as chatml, llama3, gemma, or a template)"
+                        .to_owned(),
+                )
             })?,
         };
         let msgs = messages
             .iter()
             .map(|(role, content)| LlamaChatMessage::new(role.clone(), content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("a message: {e}"))?;
+            .map_err(|e| EngineError::BadMessage(format!("a message: {e}")))?;
         self.model
             .apply_chat_template(&tmpl, &msgs, true)
-            .map_err(|e| format!("applying the chat template: {e}"))
+            .map_err(|e| EngineError::Template(format!("applying the chat template: {e}")))
     }
 
     /// The tokens of `text`, with the beginning-of-sequence token if
@@ -628,12 +568,16 @@ impl Engine {
     }
 
     /// The text of `tokens`; ids outside the vocabulary are an error.
-    pub fn detokenize(&self, tokens: &[i32]) -> Result<String, String> {
+    pub fn detokenize(&self, tokens: &[i32]) -> Result<String, EngineError> {
         let n = self.n_vocab();
         let mut bytes = Vec::new();
         for &t in tokens {
             if !(0..n).contains(&t) {
-                return Err(format!("token {t} is not in the vocabulary (0..{n})"));
+                return Err(EngineError::NotInVocabulary {
+                    field: "tokens",
+                    token: i64::from(t),
+                    n_vocab: n,
+                });
             }
             bytes.extend(
                 self.model
@@ -656,7 +600,7 @@ impl Engine {
         &self,
         messages: &[(String, String)],
         template: Option<&str>,
-    ) -> Result<Vec<LlamaToken>, String> {
+    ) -> Result<Vec<LlamaToken>, EngineError> {
         // Private-use characters that no message is expected to hold.
         let marker = |i: usize| format!("\u{E000}llmos-{i}\u{E001}");
         let placeholders: Vec<(String, String)> = messages
@@ -671,11 +615,11 @@ impl Engine {
         for (i, (_, content)) in messages.iter().enumerate() {
             let m = marker(i);
             let Some(at) = rest.find(&m) else {
-                return Err(
+                return Err(EngineError::Template(
                     "the chat template does not insert message text as given, so special tokens \
                      in messages cannot be kept out of it; use another template (--chat-template)"
                         .into(),
-                );
+                ));
             };
             tokens.extend(vocab.tokenize(&rest.as_bytes()[..at], tokens.is_empty(), true));
             tokens.extend(vocab.tokenize(content.as_bytes(), false, false));
@@ -683,221 +627,6 @@ impl Engine {
         }
         tokens.extend(vocab.tokenize(rest.as_bytes(), tokens.is_empty(), true));
         Ok(tokens)
-    }
-}
-
-/// A context that keeps its KV cache between replies: a conversation's
-/// next turn only evaluates what follows the part of the prompt it has
-/// already seen (prompt caching).
-pub struct Session<'e> {
-    engine: &'e Engine,
-    ctx: LlamaContext<'e>,
-    /// The tokens whose keys and values are in the cache, in order.
-    cached: Vec<LlamaToken>,
-    context: u32,
-}
-
-impl Session<'_> {
-    /// Forgets the cache.
-    pub fn reset(&mut self) {
-        self.ctx.clear_kv_cache();
-        self.cached.clear();
-    }
-
-    /// The context size.
-    pub fn context(&self) -> u32 {
-        self.context
-    }
-
-    /// The prompt tokens `messages` need, for checking the fit.
-    pub fn chat_prompt_tokens(
-        &self,
-        messages: &[(String, String)],
-        template: Option<&str>,
-    ) -> Result<usize, String> {
-        Ok(self.engine.chat_tokens(messages, template)?.len())
-    }
-
-    /// One assistant reply to `messages`; see [`Engine::chat`].
-    pub fn chat(
-        &mut self,
-        messages: &[(String, String)],
-        template: Option<&str>,
-        g: &Generate,
-        out: &mut dyn Write,
-    ) -> Result<Stats, String> {
-        let tokens = self.engine.chat_tokens(messages, template)?;
-        self.complete(tokens, g, out)
-    }
-
-    /// Generates after `tokens`, reusing the cached prefix they share with
-    /// what this session evaluated before.
-    pub fn complete(
-        &mut self,
-        tokens: Vec<LlamaToken>,
-        g: &Generate,
-        out: &mut dyn Write,
-    ) -> Result<Stats, String> {
-        g.sampling.validate()?;
-        let vocab = self.engine.model.vocab();
-        if tokens.is_empty() {
-            return Err("the prompt is empty".into());
-        }
-        check_fit(tokens.len(), g.max_tokens, self.context)?;
-        // Reuse the common prefix; at least the last prompt token is
-        // evaluated again, for its logits.
-        let mut prefix = self
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len() - 1);
-        if prefix < self.cached.len() {
-            let ok = self
-                .ctx
-                .clear_kv_cache_seq(Some(0), Some(prefix as u32), None)
-                .unwrap_or(false);
-            if !ok {
-                self.ctx.clear_kv_cache();
-                prefix = 0;
-            }
-            self.cached.truncate(prefix);
-        }
-        let mut batch = LlamaBatch::new(self.context as usize, 1);
-        let last = tokens.len() - 1;
-        for (i, t) in tokens.iter().enumerate().skip(prefix) {
-            batch
-                .add(*t, i as i32, &[0], i == last)
-                .map_err(|e| e.to_string())?;
-        }
-        let start = Instant::now();
-        if let Err(e) = self.ctx.decode(&mut batch) {
-            self.reset();
-            return Err(format!("decode: {e}"));
-        }
-        self.cached.extend_from_slice(&tokens[prefix..]);
-        let mut stats = Stats {
-            prompt_tokens: tokens.len(),
-            reused_tokens: prefix,
-            prompt_ms: start.elapsed().as_secs_f64() * 1e3,
-            finish: Finish::Length,
-            ..Stats::default()
-        };
-        let mut sampler =
-            g.sampling
-                .sampler(&self.engine.model, g.grammar.as_deref(), g.ignore_eos)?;
-        let mut output = Output::new(&g.stops);
-        let first = tokens.len() as i32;
-        let start = Instant::now();
-        let mut hit_stop = false;
-        for pos in first..first + g.max_tokens as i32 {
-            let t = sampler.sample(&self.ctx, batch.n_tokens() - 1)?;
-            if vocab.is_eog(t) {
-                stats.finish = Finish::Stop;
-                break;
-            }
-            stats.tokens.push(t.0);
-            let piece = vocab.token_to_piece(t, false, None);
-            if let Some(finish) = output.piece(out, &piece)? {
-                stats.finish = finish;
-                hit_stop = true;
-                break;
-            }
-            batch.clear();
-            batch.add(t, pos, &[0], true).map_err(|e| e.to_string())?;
-            if let Err(e) = self.ctx.decode(&mut batch) {
-                self.reset();
-                return Err(format!("decode: {e}"));
-            }
-            self.cached.push(t);
-        }
-        if !hit_stop && let Some(finish) = output.end(out)? {
-            stats.finish = finish;
-        }
-        stats.generated = stats.tokens.len();
-        stats.generate_ms = start.elapsed().as_secs_f64() * 1e3;
-        Ok(stats)
-    }
-}
-
-/// Refuses a prompt of `prompt` tokens that cannot generate `max_tokens`
-/// more within `context`.
-pub(crate) fn check_fit(prompt: usize, max_tokens: u32, context: u32) -> Result<(), String> {
-    let needed = prompt as u64 + u64::from(max_tokens);
-    if needed > u64::from(context) {
-        return Err(format!(
-            "the prompt ({prompt} tokens) plus max_tokens ({max_tokens}) needs {needed} tokens, \
-             more than the context size ({context})"
-        ));
-    }
-    Ok(())
-}
-
-/// A generation's text on its way out: whole characters only, and text
-/// that might begin a stop string held back until it is clear.
-pub(crate) struct Output {
-    text: Utf8Stream,
-    stop: StopFilter,
-}
-
-impl Output {
-    pub(crate) fn new(stops: &[String]) -> Self {
-        Self {
-            text: Utf8Stream::default(),
-            stop: StopFilter::new(stops),
-        }
-    }
-
-    /// Writes what `piece` (a token's bytes) lets through; `Some` when
-    /// generation must end: a stop string came, or the output asked to
-    /// stop (an `Interrupted` error, which `write_all` would retry).
-    pub(crate) fn piece(
-        &mut self,
-        out: &mut dyn Write,
-        piece: &[u8],
-    ) -> Result<Option<Finish>, String> {
-        let (shown, stopped) = self.stop.push(&self.text.push(piece));
-        if !emit(out, &shown)? {
-            return Ok(Some(Finish::Cancelled));
-        }
-        Ok(stopped.then_some(Finish::Stop))
-    }
-
-    /// At the end of a generation that did not stop on its own output:
-    /// writes whatever was held back (an incomplete character, text that
-    /// might have begun a stop string); `Some` overrides the reason.
-    pub(crate) fn end(&mut self, out: &mut dyn Write) -> Result<Option<Finish>, String> {
-        let (rest, stopped) = self.stop.push(&self.text.finish());
-        if !emit(out, &rest)? {
-            return Ok(Some(Finish::Cancelled));
-        }
-        if stopped {
-            return Ok(Some(Finish::Stop));
-        }
-        if !emit(out, &self.stop.finish())? {
-            return Ok(Some(Finish::Cancelled));
-        }
-        Ok(None)
-    }
-}
-
-/// Writes `s`; `Ok(false)` when the output asks to stop.
-fn emit(out: &mut dyn Write, s: &str) -> Result<bool, String> {
-    let interrupted = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted;
-    let mut rest = s.as_bytes();
-    while !rest.is_empty() {
-        match out.write(rest) {
-            Ok(0) => return Err("the output is closed".into()),
-            Ok(n) => rest = &rest[n..],
-            Err(e) if interrupted(&e) => return Ok(false),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    match out.flush() {
-        Ok(()) => Ok(true),
-        Err(e) if interrupted(&e) => Ok(false),
-        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -1,74 +1,45 @@
-//! The request queue and continuous batching: a bounded line of waiting
-//! generations in front of a fixed number of sequence slots that share one
-//! llama.cpp context.
+//! The scheduler: every generation of the runtime (API requests, console
+//! turns, the command-line's replies, the bench) runs here, on sequence
+//! slots of one llama.cpp context, with continuous batching.
 //!
-//! One scheduler thread owns the context. Every step it builds one batch
-//! with the next token of every generating slot and then as much of the
-//! newly admitted prompts as fits, decodes it once, and samples each slot's
-//! next token from its own logits with its own sampler. A request joins
-//! between two steps, without waiting for the others to finish; one that
-//! ends (end of turn, stop string, max_tokens, cancellation, an error of
-//! its own) leaves its slot at once and nothing else changes for the rest.
+//! A [`Job`] (checked once, [`crate::job`]) is submitted to the [`Queue`]:
+//! the API's jobs wait in a bounded line for one of the API slots, the
+//! console's take its own slot (so a console turn never waits behind API
+//! load, and its conversation stays cached there). One scheduler thread
+//! owns the context. Every step it builds one batch with the next token of
+//! every generating slot and then as much of the newly admitted prompts as
+//! fits, decodes it once, and takes each slot's next token from its own
+//! logits ([`Scheduler::next_token`], the one per-token step), whose text
+//! goes to the job's [`Sink`](crate::job::Sink). A job joins between two
+//! steps; one that ends (end of turn, stop string, `max_tokens`,
+//! cancellation, an error of its own) leaves its slot at once and nothing
+//! else changes for the rest.
 //!
-//! Each slot is a sequence with its own KV cache that outlives the request,
-//! so a next request sharing a prefix (a system prompt, an earlier turn)
-//! does not evaluate it again: a new request goes to the free slot whose
-//! cache shares the longest prefix with its prompt, and when another slot
-//! (busy or not) shares a clearly longer one, that slot's cache is copied
-//! first. Hits are counted for `/metrics`.
+//! Each slot is a sequence with its own KV cache that outlives the job,
+//! so a next job sharing a prefix (a system prompt, an earlier turn) does
+//! not evaluate it again: a new job goes to the free slot of its class
+//! whose cache shares the longest prefix with its prompt, and when another
+//! slot (busy or not) shares a clearly longer one, that slot's cache is
+//! copied first ([`Scheduler::reuse`], the one prefix-reuse function).
+//! Hits are counted for `/metrics`.
 //!
-//! A full queue refuses new work at once ([`Full`], which the API answers
-//! with 429). A request whose client went away is skipped if it is still
-//! waiting and stopped within one step if it is running.
+//! A full queue refuses new work at once ([`QueueError::Full`], which the
+//! API answers with 429). A job whose client went away is skipped if it is
+//! still waiting and stopped within one step if it is running.
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::{Engine, Finish, Generate, Output, Stats, check_fit};
-
-/// What a running generation reports.
-#[derive(Debug)]
-pub enum Event {
-    /// The next piece of text.
-    Text(String),
-    /// It ended.
-    Done(Stats),
-    /// It failed.
-    Error(String),
-}
-
-/// One generation to run.
-pub struct Job {
-    /// The prompt.
-    pub tokens: Vec<LlamaToken>,
-    /// How.
-    pub generate: Generate,
-    /// Where the text and the end go; dropping the receiver cancels.
-    pub events: UnboundedSender<Event>,
-    /// Set to stop the generation (within one token).
-    pub cancel: Arc<AtomicBool>,
-    /// Told when the job leaves the queue for a slot (dropped unsent if it
-    /// never does).
-    pub admitted: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Job {
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed) || self.events.is_closed()
-    }
-}
-
-/// The queue was full.
-#[derive(Debug, Clone, Copy)]
-pub struct Full;
+use crate::engine::{Engine, Finish, Picker, Stats};
+use crate::error::{EngineError, QueueError};
+use crate::job::{Class, Job, Output};
 
 /// Counters of the queue (read by `/metrics`).
 #[derive(Debug, Default)]
@@ -101,8 +72,26 @@ pub struct Counters {
     pub generate_us: AtomicU64,
 }
 
+/// How the scheduler is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Slots for the API's jobs.
+    pub slots: usize,
+    /// Whether there is a console slot.
+    pub console: bool,
+    /// API jobs that may wait for a slot.
+    pub capacity: usize,
+    /// Tokens of context per slot.
+    pub context: u32,
+    /// Threads for decoding.
+    pub threads: i32,
+}
+
 struct State {
     waiting: VecDeque<Job>,
+    /// The console's next turn.
+    console: Option<Job>,
+    /// API slots generating.
     busy: usize,
 }
 
@@ -110,10 +99,14 @@ struct State {
 pub struct Queue {
     state: Mutex<State>,
     ready: Condvar,
-    /// Waiting requests allowed at most.
+    /// API jobs allowed to wait at most.
     pub capacity: usize,
-    /// Sequence slots.
+    /// API slots.
     pub slots: usize,
+    /// Whether the console has a slot.
+    pub console: bool,
+    /// Tokens of context per slot.
+    pub context: u32,
     /// What happened so far.
     pub counters: Counters,
 }
@@ -124,29 +117,28 @@ pub struct Queue {
 const COPY_GAIN: usize = 32;
 
 impl Queue {
-    /// Starts the scheduler on `engine` with `slots` sequence slots, each
-    /// with a context of `context` tokens, decoding with `threads` threads,
-    /// taking at most `capacity` waiting requests.
-    pub fn start(
-        engine: &'static Engine,
-        slots: usize,
-        capacity: usize,
-        context: u32,
-        threads: i32,
-    ) -> Result<Arc<Self>, String> {
+    /// Starts the scheduler on `engine` (see [`Config`]).
+    pub fn start(engine: &'static Engine, cfg: Config) -> Result<Arc<Self>, EngineError> {
         let q = Arc::new(Self {
             state: Mutex::new(State {
                 waiting: VecDeque::new(),
+                console: None,
                 busy: 0,
             }),
             ready: Condvar::new(),
-            capacity,
-            slots,
+            capacity: cfg.capacity,
+            slots: cfg.slots,
+            console: cfg.console,
+            context: cfg.context,
             counters: Counters::default(),
         });
-        let n = u32::try_from(slots).map_err(|_| "too many slots")?;
+        let total = cfg.slots + usize::from(cfg.console);
+        if total == 0 {
+            return Err(EngineError::Internal("a queue needs a slot".into()));
+        }
+        let n = u32::try_from(total).map_err(|_| EngineError::Internal("too many slots".into()))?;
         // A batch holds one slot's whole prompt, or at least 512 tokens.
-        let batch = context.max(512);
+        let batch = cfg.context.max(512);
         // The context stays on the thread that made it; a failure to make
         // it is reported here.
         let (made, result) = std::sync::mpsc::channel();
@@ -154,47 +146,70 @@ impl Queue {
         std::thread::Builder::new()
             .name("scheduler".into())
             .spawn(
-                move || match engine.batched_context(context, n, batch, threads) {
+                move || match engine.batched_context(cfg.context, n, batch, cfg.threads) {
                     Ok(ctx) => {
                         let _ = made.send(Ok(()));
-                        Scheduler::new(&q2, engine, ctx, context, batch).serve();
+                        Scheduler::new(&q2, engine, ctx, batch).serve();
                     }
                     Err(e) => {
                         let _ = made.send(Err(e));
                     }
                 },
             )
-            .map_err(|e| format!("starting the scheduler: {e}"))?;
+            .map_err(|e| EngineError::Internal(format!("starting the scheduler: {e}")))?;
         result
             .recv()
-            .map_err(|_| "the scheduler ended at start".to_owned())??;
+            .map_err(|_| EngineError::Internal("the scheduler ended at start".into()))??;
         Ok(q)
     }
 
-    /// Queues `job`, or refuses it when the queue is full.
-    pub fn submit(&self, job: Job) -> Result<(), Full> {
+    /// Queues `job`, or refuses it: a full queue (API jobs), no slot of
+    /// its class, a console turn while another waits.
+    pub fn submit(&self, job: Job) -> Result<(), QueueError> {
         let mut st = self.lock();
-        // Requests whose clients left no longer count.
-        let before = st.waiting.len();
-        st.waiting.retain(|j| !j.cancelled());
-        let gone = before - st.waiting.len();
-        self.counters
-            .cancelled
-            .fetch_add(gone as u64, Ordering::Relaxed);
-        // A free slot takes the job at once; otherwise it waits, if there
-        // is room.
-        let free = self.slots.saturating_sub(st.busy);
-        if st.waiting.len() >= self.capacity + free {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Full);
+        match job.class {
+            Class::Console => {
+                if !self.console {
+                    return Err(QueueError::NoSlot);
+                }
+                if st.console.is_some() {
+                    return Err(QueueError::Full {
+                        slots: 1,
+                        capacity: 0,
+                    });
+                }
+                st.console = Some(job);
+            }
+            Class::Api => {
+                if self.slots == 0 {
+                    return Err(QueueError::NoSlot);
+                }
+                // Requests whose clients left no longer count.
+                let before = st.waiting.len();
+                st.waiting.retain(|j| !j.cancelled());
+                let gone = before - st.waiting.len();
+                self.counters
+                    .cancelled
+                    .fetch_add(gone as u64, Ordering::Relaxed);
+                // A free slot takes the job at once; otherwise it waits,
+                // if there is room.
+                let free = self.slots.saturating_sub(st.busy);
+                if st.waiting.len() >= self.capacity + free {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(QueueError::Full {
+                        slots: self.slots,
+                        capacity: self.capacity,
+                    });
+                }
+                st.waiting.push_back(job);
+            }
         }
-        st.waiting.push_back(job);
         drop(st);
         self.ready.notify_one();
         Ok(())
     }
 
-    /// Requests waiting and slots busy.
+    /// API jobs waiting and API slots busy.
     pub fn load(&self) -> (usize, usize) {
         let st = self.lock();
         (st.waiting.len(), st.busy)
@@ -206,17 +221,19 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts the end of a generation and tells its client.
-    fn finished(&self, job: &Job, result: Result<Stats, String>, started: Instant) {
+    /// Counts the end of a generation; the sink hears it.
+    fn finished(&self, job: &mut Job, result: Result<Stats, EngineError>, started: Instant) {
         let c = &self.counters;
-        match result {
+        match &result {
             Ok(stats) if stats.finish == Finish::Cancelled => {
                 c.cancelled.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "llmos-runtime: a request was cancelled after {} ms and {} tokens (client gone); its slot is free",
-                    started.elapsed().as_millis(),
-                    stats.generated
-                );
+                if job.class == Class::Api {
+                    eprintln!(
+                        "llmos-runtime: a request was cancelled after {} ms and {} tokens (client gone); its slot is free",
+                        started.elapsed().as_millis(),
+                        stats.generated
+                    );
+                }
             }
             Ok(stats) => {
                 c.completed.fetch_add(1, Ordering::Relaxed);
@@ -230,31 +247,36 @@ impl Queue {
                     .fetch_add((stats.prompt_ms * 1e3) as u64, Ordering::Relaxed);
                 c.generate_us
                     .fetch_add((stats.generate_ms * 1e3) as u64, Ordering::Relaxed);
-                let _ = job.events.send(Event::Done(stats));
             }
-            Err(_) if job.cancelled() => {
-                c.cancelled.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "llmos-runtime: a request was cancelled after {} ms (client gone); its slot is free",
-                    started.elapsed().as_millis()
-                );
-            }
-            Err(e) => {
+            Err(_) => {
                 c.failed.fetch_add(1, Ordering::Relaxed);
-                let _ = job.events.send(Event::Error(e));
             }
         }
+        job.sink.done(result);
     }
+}
+
+/// How much of `tokens` a cache holding `cached` already has, leaving at
+/// least the last token to be evaluated again (for its logits).
+fn shared_prefix(cached: &[LlamaToken], tokens: &[LlamaToken]) -> usize {
+    let common = cached
+        .iter()
+        .zip(tokens)
+        .take_while(|(a, b)| a == b)
+        .count();
+    common.min(tokens.len().saturating_sub(1))
 }
 
 /// One sequence of the shared context.
 struct Slot {
     /// Its sequence id.
     seq: i32,
+    /// Whose jobs it runs.
+    class: Class,
     /// The tokens whose keys and values are in its cache, in order (the
     /// next token fed goes at position `cached.len()`).
     cached: Vec<LlamaToken>,
-    /// When it last took a request (the least recently used free slot is
+    /// When it last took a job (the least recently used free slot is
     /// given away first among equals).
     used: u64,
     /// The generation it runs.
@@ -266,7 +288,7 @@ struct Running {
     job: Job,
     /// Prompt tokens fed so far (the rest go in with the next steps).
     fed: usize,
-    sampler: crate::engine::Picker,
+    picker: Picker,
     output: Output,
     stats: Stats,
     /// The last sampled token, fed with the next step.
@@ -290,8 +312,6 @@ struct Scheduler<'a> {
     batch: LlamaBatch<'static>,
     /// Tokens a batch may hold.
     batch_size: usize,
-    /// Tokens per sequence.
-    context: u32,
     clock: u64,
 }
 
@@ -300,17 +320,26 @@ impl<'a> Scheduler<'a> {
         queue: &'a Queue,
         engine: &'static Engine,
         ctx: LlamaContext<'static>,
-        context: u32,
         batch: u32,
     ) -> Self {
-        let slots = (0..queue.slots)
+        let mut slots: Vec<Slot> = (0..queue.slots)
             .map(|i| Slot {
                 seq: i as i32,
+                class: Class::Api,
                 cached: Vec::new(),
                 used: 0,
                 run: None,
             })
             .collect();
+        if queue.console {
+            slots.push(Slot {
+                seq: queue.slots as i32,
+                class: Class::Console,
+                cached: Vec::new(),
+                used: 0,
+                run: None,
+            });
+        }
         Self {
             queue,
             engine,
@@ -318,7 +347,6 @@ impl<'a> Scheduler<'a> {
             slots,
             batch: LlamaBatch::new(batch as usize, 1),
             batch_size: batch as usize,
-            context,
             clock: 0,
         }
     }
@@ -328,7 +356,7 @@ impl<'a> Scheduler<'a> {
             self.admit();
             if self.slots.iter().all(|s| s.run.is_none()) {
                 let st = self.queue.lock();
-                if st.waiting.is_empty() {
+                if st.waiting.is_empty() && st.console.is_none() {
                     drop(self.queue.ready.wait(st));
                 }
                 continue;
@@ -344,95 +372,64 @@ impl<'a> Scheduler<'a> {
                 self.ctx.clear_kv_cache();
                 for i in 0..self.slots.len() {
                     self.slots[i].cached.clear();
-                    self.end(i, Err("internal error in the generation step".into()));
+                    self.end(
+                        i,
+                        Err(EngineError::Internal(
+                            "internal error in the generation step".into(),
+                        )),
+                    );
                 }
             }
         }
     }
 
-    /// Gives free slots to waiting requests.
-    fn admit(&mut self) {
+    /// The next waiting job a free slot of its class can take.
+    fn next_job(&self) -> Option<Job> {
+        let free = |c: Class| self.slots.iter().any(|s| s.class == c && s.run.is_none());
+        let mut st = self.queue.lock();
+        if free(Class::Console)
+            && let Some(j) = st.console.take()
+        {
+            return Some(j);
+        }
+        if !free(Class::Api) {
+            return None;
+        }
         loop {
-            if self.slots.iter().all(|s| s.run.is_some()) {
-                return;
-            }
-            let job = {
-                let mut st = self.queue.lock();
-                loop {
-                    match st.waiting.pop_front() {
-                        Some(j) if j.cancelled() => {
-                            self.queue
-                                .counters
-                                .cancelled
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                        Some(j) => {
-                            st.busy += 1;
-                            break j;
-                        }
-                        None => return,
-                    }
+            match st.waiting.pop_front() {
+                Some(j) if j.cancelled() => {
+                    self.queue
+                        .counters
+                        .cancelled
+                        .fetch_add(1, Ordering::Relaxed);
                 }
-            };
+                Some(j) => {
+                    st.busy += 1;
+                    return Some(j);
+                }
+                None => return None,
+            }
+        }
+    }
+
+    /// Gives free slots to waiting jobs.
+    fn admit(&mut self) {
+        while let Some(job) = self.next_job() {
             self.start(job);
         }
     }
 
-    /// Puts `job` in the free slot that serves it best, or fails it.
-    fn start(&mut self, mut job: Job) {
-        let started = Instant::now();
-        if let Some(told) = job.admitted.take() {
-            let _ = told.send(());
+    /// Slot `i`'s cache made to hold the longest prefix of `tokens` it can
+    /// get (its own, or a clearly longer one copied from another slot);
+    /// returns (tokens reused, whether copied).
+    fn reuse(&mut self, i: usize, tokens: &[LlamaToken], allowed: bool) -> (usize, bool) {
+        if !allowed {
+            let seq = self.slots[i].seq as u32;
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
+            self.slots[i].cached.clear();
+            return (0, false);
         }
-        let g = &job.generate;
-        let checked = g
-            .sampling
-            .validate()
-            .and_then(|()| {
-                if job.tokens.is_empty() {
-                    Err("the prompt is empty".into())
-                } else {
-                    check_fit(job.tokens.len(), g.max_tokens, self.context)
-                }
-            })
-            .and_then(|()| {
-                g.sampling
-                    .sampler(self.engine.model(), g.grammar.as_deref(), g.ignore_eos)
-            });
-        let sampler = match checked {
-            Ok(s) => s,
-            Err(e) => {
-                self.queue.finished(&job, Err(e), started);
-                self.queue.lock().busy -= 1;
-                return;
-            }
-        };
-        let tokens = &job.tokens;
-        // At least the last prompt token is evaluated again, for its logits.
-        let limit = tokens.len() - 1;
-        let shared = |s: &Slot| {
-            s.cached
-                .iter()
-                .zip(tokens)
-                .take_while(|(a, b)| a == b)
-                .count()
-                .min(limit)
-        };
-        let Some(i) = (0..self.slots.len())
-            .filter(|&i| self.slots[i].run.is_none())
-            .max_by_key(|&i| {
-                (
-                    shared(&self.slots[i]),
-                    std::cmp::Reverse(self.slots[i].used),
-                )
-            })
-        else {
-            // `admit` only calls this with a slot free; never a lost job.
-            let e = "internal error: no free slot".to_owned();
-            self.queue.finished(&job, Err(e), started);
-            self.queue.lock().busy -= 1;
-            return;
-        };
+        let shared = |s: &Slot| shared_prefix(&s.cached, tokens);
         let mut prefix = shared(&self.slots[i]);
         let (best, from) = (0..self.slots.len())
             .map(|j| (shared(&self.slots[j]), j))
@@ -465,6 +462,39 @@ impl<'a> Scheduler<'a> {
             }
             slot.cached.truncate(prefix);
         }
+        (prefix, copied)
+    }
+
+    /// Puts `job` in the free slot of its class that serves it best, or
+    /// fails it.
+    fn start(&mut self, mut job: Job) {
+        let started = Instant::now();
+        if let Some(told) = job.admitted.take() {
+            let _ = told.send(());
+        }
+        let picker =
+            match job
+                .sampling
+                .sampler(self.engine.model(), job.grammar.as_deref(), job.ignore_eos)
+            {
+                Ok(p) => p,
+                Err(e) => return self.fail_unplaced(job, e, started),
+            };
+        let shared = |s: &Slot| shared_prefix(&s.cached, &job.tokens);
+        let Some(i) = (0..self.slots.len())
+            .filter(|&i| self.slots[i].run.is_none() && self.slots[i].class == job.class)
+            .max_by_key(|&i| {
+                (
+                    shared(&self.slots[i]),
+                    std::cmp::Reverse(self.slots[i].used),
+                )
+            })
+        else {
+            // `admit` only takes a job with a slot free; never a lost job.
+            let e = EngineError::Internal("internal error: no free slot".into());
+            return self.fail_unplaced(job, e, started);
+        };
+        let (prefix, copied) = self.reuse(i, &job.tokens, job.reuse);
         let c = &self.queue.counters;
         if prefix > 0 {
             c.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -473,11 +503,12 @@ impl<'a> Scheduler<'a> {
             c.cache_copies.fetch_add(1, Ordering::Relaxed);
         }
         self.clock += 1;
+        let slot = &mut self.slots[i];
         slot.used = self.clock;
         slot.run = Some(Running {
             fed: prefix,
-            sampler,
-            output: Output::new(&job.generate.stops),
+            picker,
+            output: Output::new(&job.stops),
             stats: Stats {
                 prompt_tokens: job.tokens.len(),
                 reused_tokens: prefix,
@@ -492,6 +523,15 @@ impl<'a> Scheduler<'a> {
             generating: None,
             job,
         });
+    }
+
+    /// Fails a job that never got a slot.
+    fn fail_unplaced(&mut self, mut job: Job, e: EngineError, started: Instant) {
+        let class = job.class;
+        self.queue.finished(&mut job, Err(e), started);
+        if class == Class::Api {
+            self.queue.lock().busy -= 1;
+        }
     }
 
     /// One batch: every generating slot's next token, then prompt chunks.
@@ -556,15 +596,15 @@ impl<'a> Scheduler<'a> {
         c.step_tokens
             .fetch_add(self.batch.n_tokens() as u64, Ordering::Relaxed);
         if let Err(e) = self.ctx.decode(&mut self.batch) {
-            // Not a request's fault (each was checked to fit): the
-            // generations in this batch fail and their caches go.
+            // Not a job's fault (each was checked to fit): the generations
+            // in this batch fail and their caches go.
             for i in 0..self.slots.len() {
                 let in_batch = self.slots[i].run.as_ref().is_some_and(|r| r.in_batch > 0);
                 if in_batch {
                     let seq = self.slots[i].seq as u32;
                     let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
                     self.slots[i].cached.clear();
-                    self.end(i, Err(format!("decode: {e}")));
+                    self.end(i, Err(EngineError::Decode(e.to_string())));
                 }
             }
             return;
@@ -583,13 +623,14 @@ impl<'a> Scheduler<'a> {
                     .extend_from_slice(&run.job.tokens[from..run.fed]);
             }
             if let Some(idx) = run.logits {
-                self.sample(i, idx);
+                self.next_token(i, idx);
             }
         }
     }
 
-    /// Takes slot `i`'s next token from the logits at `idx`.
-    fn sample(&mut self, i: usize, idx: i32) {
+    /// The one per-token step: slot `i`'s next token from the logits at
+    /// `idx`, its text to the sink, and whether the generation goes on.
+    fn next_token(&mut self, i: usize, idx: i32) {
         let vocab = self.engine.model().vocab();
         let Some(run) = self.slots[i].run.as_mut() else {
             return;
@@ -599,11 +640,11 @@ impl<'a> Scheduler<'a> {
             run.stats.prompt_ms = (now - run.admitted).as_secs_f64() * 1e3;
             run.generating = Some(now);
         }
-        if run.stats.tokens.len() >= run.job.generate.max_tokens as usize {
+        if run.stats.tokens.len() >= run.job.max_tokens as usize {
             // max_tokens 0: the prompt alone.
             return self.finish(i, Finish::Length);
         }
-        let t = match run.sampler.sample(&self.ctx, idx) {
+        let t = match run.picker.sample(&self.ctx, idx) {
             Ok(t) => t,
             Err(e) => return self.end(i, Err(e)),
         };
@@ -612,40 +653,29 @@ impl<'a> Scheduler<'a> {
         }
         run.stats.tokens.push(t.0);
         let piece = vocab.token_to_piece(t, false, None);
-        let mut out = Sink {
-            events: &run.job.events,
-            cancel: &run.job.cancel,
-        };
-        match run.output.piece(&mut out, &piece) {
-            Err(e) => self.end(i, Err(e)),
-            Ok(Some(finish)) => {
+        match run.output.piece(&mut *run.job.sink, &piece) {
+            ControlFlow::Break(finish) => {
                 run.stats.finish = finish;
                 self.end_ok(i);
             }
-            Ok(None) if run.stats.tokens.len() >= run.job.generate.max_tokens as usize => {
+            ControlFlow::Continue(()) if run.stats.tokens.len() >= run.job.max_tokens as usize => {
                 self.finish(i, Finish::Length);
             }
-            Ok(None) => run.pending = Some(t),
+            ControlFlow::Continue(()) => run.pending = Some(t),
         }
     }
 
-    /// Ends slot `i`'s generation for `why`, writing out what its output
+    /// Ends slot `i`'s generation for `why`, passing on what its output
     /// held back.
     fn finish(&mut self, i: usize, why: Finish) {
         let Some(run) = self.slots[i].run.as_mut() else {
             return;
         };
         run.stats.finish = why;
-        if why != Finish::Cancelled {
-            let mut out = Sink {
-                events: &run.job.events,
-                cancel: &run.job.cancel,
-            };
-            match run.output.end(&mut out) {
-                Ok(Some(f)) => run.stats.finish = f,
-                Ok(None) => {}
-                Err(e) => return self.end(i, Err(e)),
-            }
+        if why != Finish::Cancelled
+            && let ControlFlow::Break(f) = run.output.end(&mut *run.job.sink)
+        {
+            run.stats.finish = f;
         }
         self.end_ok(i);
     }
@@ -667,40 +697,13 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Frees slot `i` and reports `result`.
-    fn end(&mut self, i: usize, result: Result<Stats, String>) {
-        if let Some(run) = self.slots[i].run.take() {
-            self.queue.finished(&run.job, result, run.admitted);
-            self.queue.lock().busy -= 1;
+    fn end(&mut self, i: usize, result: Result<Stats, EngineError>) {
+        if let Some(mut run) = self.slots[i].run.take() {
+            let class = run.job.class;
+            self.queue.finished(&mut run.job, result, run.admitted);
+            if class == Class::Api {
+                self.queue.lock().busy -= 1;
+            }
         }
-    }
-}
-
-/// The generation's output: text goes to the client; a cancelled job
-/// fails the next write, which ends generation within one token.
-struct Sink<'a> {
-    events: &'a UnboundedSender<Event>,
-    cancel: &'a AtomicBool,
-}
-
-impl Write for Sink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::ErrorKind::Interrupted.into());
-        }
-        if !buf.is_empty() {
-            // The engine writes whole characters.
-            let text = String::from_utf8_lossy(buf).into_owned();
-            self.events
-                .send(Event::Text(text))
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.events.is_closed() {
-            return Err(std::io::ErrorKind::Interrupted.into());
-        }
-        Ok(())
     }
 }

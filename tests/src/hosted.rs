@@ -267,15 +267,15 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
 }
 
 /// Every route of the API as (method, pattern, a path that matches it),
-/// read from the runtime's own table (`ROUTES` in inference/src/server.rs),
+/// read from the runtime's own table (`ROUTES` in inference/src/server/mod.rs),
 /// so a new route is covered by the tests that go through them all.
 pub fn routes() -> Vec<(String, String, String)> {
-    let src = include_str!("../../inference/src/server.rs");
+    let src = include_str!("../../inference/src/server/mod.rs");
     let table = src
         .split_once("pub const ROUTES")
         .and_then(|(_, rest)| rest.split_once("];"))
         .map(|(t, _)| t)
-        .expect("ROUTES in inference/src/server.rs");
+        .expect("ROUTES in inference/src/server/mod.rs");
     let re = regex::Regex::new(r#"\("([A-Z]+)", "([^"]+)", "([^"]+)"\)"#).unwrap();
     let v: Vec<_> = re
         .captures_iter(table)
