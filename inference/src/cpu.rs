@@ -157,6 +157,11 @@ extern "C" fn check_before_init() {
 }
 
 /// Run by the C library before static constructors and `main`.
+// SAFETY: `.preinit_array` holds pointers to `extern "C" fn()` that the C
+// library calls once, in order, before anything else runs; this is one
+// such pointer, to a function that takes no arguments, touches no state
+// that needs initialising and either returns or exits.
+#[allow(unsafe_code)]
 #[used]
 #[unsafe(link_section = ".preinit_array")]
 static CHECK_BEFORE_INIT: extern "C" fn() = check_before_init;

@@ -3,17 +3,42 @@
 //! as the unikernel's first process and as an ordinary program on a Linux
 //! host ("hosted mode").
 //!
+//! A generation's path, one way for every client:
+//!
+//! ```text
+//! HTTP (server: middleware, generate)   console turn   command (generate, chat, bench)
+//!          │ Request (tokens, sampling, stops, grammar)
+//!          ▼
+//!       job::Job::new ── checked once: prompt, fit, vocabulary, sampling, grammar
+//!          │ Job (with a Sink and a cancel flag)
+//!          ▼
+//!       queue::Queue ── API slots in turn, the console's own slot
+//!          │ one batch per step over all slots (continuous batching)
+//!          ▼
+//!       engine (llama.cpp): decode; Picker::sample, the per-token step
+//!          │ token → job::Output (whole characters, stop strings)
+//!          ▼
+//!       Sink::piece → ControlFlow ── back to the client (SSE, JSON, terminal)
+//! ```
+//!
 //! The parts: the engine ([`engine`]: loading with clear errors for a
-//! missing, truncated or foreign file ([`gguf`]), completion and chat
-//! through the model's template with special tokens only from the template,
-//! a sampling chain checked in Rust, grammars for JSON output, stop strings
-//! ([`stop`]), whole characters across tokens ([`utf8`]), KV-cache reuse
-//! between requests); the request queue and continuous batching over sequence slots ([`queue`]);
-//! the OpenAI-compatible HTTP API ([`server`], [`api`], [`auth`]); the chat
-//! console ([`console`]) with its line editor ([`terminal`]); and the
-//! start-up check that the CPU has the features the build assumes
-//! ([`cpu`]). `llmos-runtime serve` runs the API and the console; it is
-//! llmos's first process.
+//! missing, truncated or foreign file ([`gguf`]), chat templates with
+//! special tokens only from the template, sampling checked in Rust,
+//! grammars for JSON output checked before llama.cpp sees them
+//! ([`schema`])); jobs and their sinks ([`job`], with stop strings
+//! ([`stop`]) and whole characters across tokens ([`utf8`])); the scheduler
+//! with continuous batching and prefix caching over sequence slots
+//! ([`queue`]); typed errors ([`error`]); the OpenAI-compatible HTTP API
+//! ([`server`], [`api`], [`auth`]) with its connection limits ([`conn`]),
+//! browser checks ([`browser`]) and rates ([`ratelimit`]); the chat console
+//! ([`console`]) with its line editor ([`terminal`]) and control
+//! characters made visible ([`sanitize`]); the code interpreter and apps
+//! ([`exec`], [`apps`], [`appdata`], [`signature`]); and the start-up check
+//! that the CPU has the features the build assumes ([`cpu`], the one
+//! place with `unsafe`). `llmos-runtime serve` runs the API and the
+//! console; it is llmos's first process.
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod appdata;

@@ -1,4 +1,7 @@
-//! `llmos-runtime`: see the crate documentation.
+//! `llmos-runtime`: see the crate documentation. This file parses the
+//! command line and calls the command ([`cmd`]).
+
+#![forbid(unsafe_code)]
 
 mod cmd;
 

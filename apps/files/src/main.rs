@@ -2,6 +2,8 @@
 //! which llmos keeps between runs and shows to no other app. Paths are
 //! relative to `/data`.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};

@@ -3,6 +3,8 @@
 //! is given (in the run's scratch directory `/tmp`, where a request's input
 //! files are put) or standard input, and writes to standard output.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
