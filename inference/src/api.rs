@@ -615,6 +615,37 @@ pub fn parse<T: for<'de> Deserialize<'de> + WithCommon>(
     Ok(r)
 }
 
+/// A request body: how it is parsed, with its fields' checks.
+pub trait Body: Sized {
+    /// Parses `body` (JSON), refusing unknown or unsupported fields by
+    /// name.
+    fn from_json(body: &[u8]) -> Result<Self, ApiError>;
+}
+
+impl Body for ChatRequest {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        parse(body, true)
+    }
+}
+
+impl Body for CompletionRequest {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        parse(body, false)
+    }
+}
+
+/// `Body` for types that [`parse_plain`] takes.
+#[macro_export]
+macro_rules! plain_body {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::api::Body for $t {
+            fn from_json(body: &[u8]) -> Result<Self, $crate::api::ApiError> {
+                $crate::api::parse_plain(body)
+            }
+        })*
+    };
+}
+
 /// `usage`.
 pub fn usage(prompt: usize, completion: usize) -> Value {
     json!({

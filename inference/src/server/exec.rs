@@ -28,6 +28,8 @@ pub(super) struct ExecRequest {
     limits: ExecLimits,
 }
 
+crate::plain_body!(ExecRequest);
+
 /// Limits a request may ask for; each only tightens the server's cap.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{Shared, Tokens, blocking, unix_now};
+use super::{ApiJson, Shared, Tokens, blocking, unix_now};
 use crate::api::{self, ApiError, Format, Prompt, Settings};
 use crate::engine::{Engine, Stats, json_grammar};
 use crate::error::EngineError;
@@ -99,12 +98,11 @@ fn job(
 
 pub(super) async fn chat_completions(
     State(s): State<Arc<Shared>>,
-    b: Bytes,
+    ApiJson(r): ApiJson<api::ChatRequest>,
 ) -> Result<Response, ApiError> {
     let (e, q) = s.ready()?;
     let s2 = s.clone();
     let (j, rx, settings) = blocking(move || {
-        let r: api::ChatRequest = api::parse(&b, true)?;
         let messages = r.conversation()?;
         let format = r.format()?;
         let settings = r.common.settings(&s2.config.sampling)?;
@@ -118,12 +116,11 @@ pub(super) async fn chat_completions(
 
 pub(super) async fn completions(
     State(s): State<Arc<Shared>>,
-    b: Bytes,
+    ApiJson(r): ApiJson<api::CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let (e, q) = s.ready()?;
     let s2 = s.clone();
     let (j, rx, settings) = blocking(move || {
-        let r: api::CompletionRequest = api::parse(&b, false)?;
         let settings = r.common.settings(&s2.config.sampling)?;
         let tokens = match r.prompt()? {
             Prompt::Text(t) => e.tokenize(&t, true, false),

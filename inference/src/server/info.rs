@@ -391,6 +391,8 @@ fn yes() -> bool {
     true
 }
 
+crate::plain_body!(TokenizeRequest, DetokenizeRequest);
+
 /// The most tokens `/tokenize` shows with their pieces.
 const MAX_PIECES: usize = 65_536;
 

@@ -361,12 +361,12 @@ impl IntoResponse for ApiError {
 #[derive(Clone, Copy)]
 struct Tokens(usize, usize);
 
-/// A JSON body, parsed with the field checks of [`api::parse_plain`]
-/// (unknown fields and wrong types are refused with the field's name).
+/// A JSON body, parsed with its type's field checks ([`api::Body`]:
+/// unknown fields and wrong types are refused with the field's name).
 /// The body's size and time limits were enforced before ([`read_body`]).
 struct ApiJson<T>(T);
 
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: api::Body> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -382,7 +382,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
                 ApiError::bad("", format!("the request body could not be read: {e}"))
             }
         })?;
-        api::parse_plain(&b).map(ApiJson)
+        T::from_json(&b).map(ApiJson)
     }
 }
 
