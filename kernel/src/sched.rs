@@ -217,11 +217,11 @@ pub fn thread_count() -> usize {
 /// not take kept an idle CPU spinning through its idle loop while another
 /// CPU's queue held a thread pinned elsewhere.)
 fn has_work(cpu: usize) -> bool {
-    if !CPUS[cpu].queue.lock().is_empty() {
-        return true;
-    }
-    (0..crate::smp::online())
-        .any(|c| c != cpu && CPUS[c].queue.lock().iter().any(|t| allowed(t, cpu)))
+    // Only threads this CPU may run count, in its own queue too: one that
+    // sat there after its affinity changed made the idle loop spin with
+    // interrupts off for good, and a TLB shootdown waiting for this CPU
+    // then hung the machine (found by the syscall fuzzer).
+    (0..crate::smp::online()).any(|c| CPUS[c].queue.lock().iter().any(|t| allowed(t, cpu)))
 }
 
 /// Bit mask of the online CPUs.
@@ -254,12 +254,36 @@ pub fn set_affinity(tid: u32, mask: u64) -> bool {
         THREADS.lock().get(&tid).cloned()
     };
     let Some(t) = t else { return false };
+    let was_on = t.last_cpu.load(Ordering::Relaxed);
     t.affinity.store(mask, Ordering::Relaxed);
-    if !allowed(&t, t.last_cpu.load(Ordering::Relaxed)) {
+    if !allowed(&t, was_on) {
         t.last_cpu
             .store(mask.trailing_zeros() as usize, Ordering::Relaxed);
     }
     let is_me = current().is_some_and(|c| Arc::ptr_eq(&c, &t));
+    if !is_me {
+        // Waiting in the queue of a CPU it may no longer use: move it to
+        // one it may (else it waits there until an allowed CPU has nothing
+        // else to do and steals it).
+        for c in (0..crate::smp::online()).filter(|&c| !allowed(&t, c)) {
+            let moved = {
+                let mut q = CPUS[c].queue.lock();
+                q.iter()
+                    .position(|x| Arc::ptr_eq(x, &t))
+                    .and_then(|i| q.remove(i))
+            };
+            if let Some(m) = moved {
+                enqueue(m);
+                break;
+            }
+        }
+        // Running on a CPU it may no longer use: that CPU's next tick
+        // preempts it (the kick turns a stopped tick back on), and the
+        // requeue sends it to an allowed one.
+        if !allowed(&t, was_on) && t.sched.lock().state == State::Running {
+            kick(was_on);
+        }
+    }
     if is_me && !allowed(&t, cpu_id()) {
         // Queue ourselves on an allowed CPU (kicking it if idle) and step
         // off this one.
@@ -429,7 +453,14 @@ fn switch_away(requeue: bool) {
         let mut s = cur.sched.lock();
         if s.state == State::Running {
             s.state = State::Runnable;
-            here.queue.lock().push_back(cur.clone());
+            if allowed(&cur, cpu) {
+                here.queue.lock().push_back(cur.clone());
+            } else {
+                // Its affinity changed while it ran here: to a CPU it may
+                // use.
+                drop(s);
+                enqueue(cur.clone());
+            }
         }
     }
     // Every caller but the idle loop has given `cur` up by now (requeued

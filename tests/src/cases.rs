@@ -85,6 +85,7 @@ pub const CASES: &[Case] = &[
     case("ticks", "ticks", Lang::Rust, &[]),
     case("spread", "spread", Lang::Rust, &[]),
     case("hugepages", "hugepages", Lang::Rust, &[]),
+    case("affinity-move", "affinity-move", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
         program: "hello",
@@ -289,6 +290,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "net-stress",
     "dns-check",
     "http-get",
+    "affinity-move",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];
