@@ -447,7 +447,17 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
             let _ = write!(s, "the area is {p}");
             s
         }
-        FaultOutcome::OutOfMemory => String::from("out of memory"),
+        FaultOutcome::OutOfMemory => {
+            // As Linux's OOM killer: SIGKILL, and the process is the only
+            // one to choose.
+            kill(
+                sig::KILL,
+                format_args!(
+                    "out of memory: {access} {addr:#x} at RIP {rip:#x} needed a page, and the {} KiB still free are the kernel's reserve",
+                    crate::memory::frames::free_frames() * 4
+                ),
+            );
+        }
         FaultOutcome::BeyondEof => {
             kill(
                 sig::BUS,

@@ -294,6 +294,13 @@ pub fn host_run(name: &str) -> (String, i32) {
     )
 }
 
+/// The unsigned numbers in `line`, in order (a timestamp counts as two).
+pub fn numbers_in(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
 /// FNV-1a, as the test programs print it.
 pub fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {

@@ -589,6 +589,7 @@ pub const TEST_SCENARIOS: &[&str] = &[
     "page-fault",
     "stack-overflow",
     "heap-growth",
+    "heap-growth-failure",
     "panic-with-locks-held",
     "recursive-panic",
     "net-link",
