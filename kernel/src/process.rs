@@ -403,22 +403,28 @@ pub fn kill(signal: i32, why: core::fmt::Arguments<'_>) -> ! {
 /// so a `PROT_NONE` or unmapped range is EFAULT as on Linux, even where a
 /// page is still present for the kernel.
 pub fn range_allows(addr: u64, len: u64, write: bool) -> bool {
-    if len == 0 {
-        return true;
-    }
+    allowed_prefix(addr, len, write) == len
+}
+
+/// How many bytes from `addr` on (at most `len`) lie in areas that allow
+/// the access: where a partial copy must stop.
+pub fn allowed_prefix(addr: u64, len: u64, write: bool) -> u64 {
     let Some(end) = addr.checked_add(len) else {
-        return false;
+        return 0;
     };
+    if len == 0 {
+        return 0;
+    }
     let g = MM.lock();
-    let Some(mm) = g.as_ref() else { return false };
+    let Some(mm) = g.as_ref() else { return 0 };
     let mut at = addr;
     while at < end {
         match mm.aspace.vmas.find(at) {
             Some(v) if v.prot.allows(write, false) => at = v.end,
-            _ => return false,
+            _ => break,
         }
     }
-    true
+    at.min(end) - addr
 }
 
 /// Resolves a page fault on a user address (from user mode, or from a

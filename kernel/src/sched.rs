@@ -389,7 +389,9 @@ pub fn spawn_user(
 ) -> Result<Arc<Thread>, stacks::StackError> {
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
     let stack = stacks::allocate("thread", THREAD_KSTACK)?;
-    let task = Task::new_user_thread(stack, frame, fs_base);
+    let task = Task::new_user_thread(stack, frame, fs_base).ok_or(stacks::StackError::Map(
+        crate::memory::paging::MapError::OutOfFrames,
+    ))?;
     // Spread new threads over the CPUs.
     let cpu = (tid as usize) % crate::smp::online().max(1);
     let t = new_thread(tid, task, State::Runnable, cpu);

@@ -85,6 +85,8 @@ pub const CASES: &[Case] = &[
     case("ticks", "ticks", Lang::Rust, &[]),
     case("spread", "spread", Lang::Rust, &[]),
     case("hugepages", "hugepages", Lang::Rust, &[]),
+    case("big-copies", "big-copies", Lang::Rust, &[]),
+    case("oom", "oom", Lang::Rust, &[]),
     case("affinity-move", "affinity-move", Lang::Rust, &[]),
     Case {
         name: "hello-strace",
@@ -290,6 +292,8 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "net-stress",
     "dns-check",
     "http-get",
+    "big-copies",
+    "oom",
     "affinity-move",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).

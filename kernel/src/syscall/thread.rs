@@ -91,7 +91,13 @@ pub fn clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64) 
     } else {
         crate::arch::x86_64::syscall::fs_base()
     };
-    let child = sched::spawn_user(&frame, fs_base).map_err(|_| Errno::EAGAIN)?;
+    // A kernel stack, an extended-state area and the bookkeeping: ENOMEM
+    // if the kernel cannot spare them (Linux: the same for a failed stack).
+    crate::memory::kalloc::headroom(sched::THREAD_KSTACK as usize + 16 * 1024)?;
+    let child = sched::spawn_user(&frame, fs_base).map_err(|e| match e {
+        crate::memory::stacks::StackError::Map(_) => Errno::ENOMEM,
+        _ => Errno::EAGAIN,
+    })?;
     let tid = u64::from(child.tid);
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(child_tid, Ordering::Relaxed);

@@ -117,13 +117,28 @@ struct XsaveArea {
 }
 
 impl XsaveArea {
+    /// An area for a CPU's boot or idle context (boot time: failing is a
+    /// kernel bug).
     fn new() -> Self {
+        match Self::try_new() {
+            Some(a) => a,
+            None => alloc::alloc::handle_alloc_error(Self::layout()),
+        }
+    }
+
+    fn layout() -> core::alloc::Layout {
         let size = XSAVE_SIZE.load(Ordering::Relaxed) as usize + 64;
-        let layout = core::alloc::Layout::from_size_align(size, 64).expect("valid xsave layout");
+        core::alloc::Layout::from_size_align(size, 64).expect("valid xsave layout")
+    }
+
+    /// An area, or `None` if the heap cannot provide it (a new thread then
+    /// fails with ENOMEM instead of panicking).
+    fn try_new() -> Option<Self> {
+        let layout = Self::layout();
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
         if ptr.is_null() {
-            alloc::alloc::handle_alloc_error(layout);
+            return None;
         }
         // Default x87 control word and MXCSR, as after FNINIT/reset: XRSTOR
         // loads MXCSR from the area even for components in their init state.
@@ -132,7 +147,7 @@ impl XsaveArea {
             ptr.cast::<u16>().write(0x037f);
             ptr.add(24).cast::<u32>().write(0x1f80);
         }
-        Self { ptr, layout }
+        Some(Self { ptr, layout })
     }
 
     fn save(&self) {
@@ -247,8 +262,14 @@ impl Task {
 
     /// A new user thread that will return to user mode with `frame`'s
     /// registers, running on `stack`. Its FPU state is a copy of the
-    /// current (calling) thread's, its FS base `fs_base`.
-    pub fn new_user_thread(stack: KernelStack, frame: &SyscallFrame, fs_base: u64) -> Arc<Task> {
+    /// current (calling) thread's, its FS base `fs_base`. `None` if the
+    /// heap cannot hold its extended-state area.
+    pub fn new_user_thread(
+        stack: KernelStack,
+        frame: &SyscallFrame,
+        fs_base: u64,
+    ) -> Option<Arc<Task>> {
+        let xsave = XsaveArea::try_new()?;
         let top = stack.top;
         let frame_words = core::mem::size_of::<SyscallFrame>() / 8;
         // Layout from the top: the SyscallFrame, then the return address
@@ -265,9 +286,8 @@ impl Task {
                 ((rsp + i * 8) as *mut u64).write(0);
             }
         }
-        let xsave = XsaveArea::new();
         xsave.save();
-        Arc::new(Task {
+        Some(Arc::new(Task {
             cr3: Some(::x86_64::registers::control::Cr3::read().0),
             rsp: UnsafeCell::new(rsp),
             on_cpu: AtomicBool::new(false),
@@ -275,7 +295,7 @@ impl Task {
             gs_base: UnsafeCell::new(KernelGsBase::read().as_u64()),
             xsave,
             stack: Some(stack),
-        })
+        }))
     }
 
     /// Whether the task is running (or being switched away from).

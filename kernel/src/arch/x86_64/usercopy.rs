@@ -49,9 +49,13 @@ pub fn fixup_ip() -> u64 {
     core::ptr::addr_of!(llmos_copy_user_fixup) as u64
 }
 
-/// A copy touched an address the process has not mapped.
+/// A copy touched an address the process has not mapped (or could not get
+/// memory for); the bytes before it were copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault;
+pub struct Fault {
+    /// Bytes copied before the fault.
+    pub copied: usize,
+}
 
 fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
     if len == 0 {
@@ -73,7 +77,13 @@ fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
         }
         left
     };
-    if left == 0 { Ok(()) } else { Err(Fault) }
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Fault {
+            copied: len.saturating_sub(left),
+        })
+    }
 }
 
 /// Copies `dst.len()` bytes from user address `src`.
