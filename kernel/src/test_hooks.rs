@@ -39,8 +39,25 @@ pub fn run(name: &str) {
         }),
         "recursive-panic" => panic!("outer panic: {}", PanicsWhenFormatted),
         "net-link" => net_link(),
+        "ac-leak" => {
+            AC_LEAK.store(true, core::sync::atomic::Ordering::Relaxed);
+            klog!(
+                "test",
+                "the first thread's sched_yield switches away with RFLAGS.AC set"
+            );
+        }
         other => klog!("test", "unknown scenario `{other}`, ignoring"),
     }
+}
+
+static AC_LEAK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the `ac-leak` scenario is armed: the first thread's
+/// sched_yield then switches away with RFLAGS.AC set, and every syscall
+/// return checks AC is clear (the checks at kernel entries are always on
+/// in test-hooks builds). A program case (`ac-flag`) runs under it.
+pub fn ac_leak() -> bool {
+    AC_LEAK.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// A value whose `Display` panics, to make the panic path recurse.

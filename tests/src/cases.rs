@@ -40,6 +40,9 @@ pub struct Case {
     pub fs_capacity_mib: Option<u64>,
     /// A static network configuration, `ADDRESS/PREFIX,GATEWAY[,DNS…]`.
     pub net: Option<&'static str>,
+    /// Boot the test-hooks kernel (`kernel-test-hooks.elf`) with this
+    /// scenario named in the boot parameters, instead of the normal kernel.
+    pub test_hook: Option<&'static str>,
 }
 
 const fn case(
@@ -57,6 +60,7 @@ const fn case(
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     }
 }
 
@@ -89,6 +93,17 @@ pub const CASES: &[Case] = &[
     case("oom", "oom", Lang::Rust, &[]),
     case("affinity-move", "affinity-move", Lang::Rust, &[]),
     Case {
+        name: "ac-flag",
+        program: "ac-flag",
+        lang: Lang::Rust,
+        args: &[],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: None,
+        test_hook: Some("ac-leak"),
+    },
+    Case {
         name: "hello-strace",
         program: "hello",
         lang: Lang::Rust,
@@ -97,6 +112,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "files",
@@ -107,6 +123,7 @@ pub const CASES: &[Case] = &[
         add: &[("userland/c/hello.c", "/data/hello.c")],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     case("fsio", "fsio", Lang::Rust, &[]),
     Case {
@@ -118,6 +135,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: Some(2),
         net: None,
+        test_hook: None,
     },
     Case {
         name: "tcp-echo",
@@ -128,6 +146,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: Some("10.0.2.15/24,10.0.2.2,10.0.2.3"),
+        test_hook: None,
     },
     Case {
         name: "tokio-http",
@@ -138,6 +157,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "net-stress",
@@ -148,6 +168,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "dns-check",
@@ -159,6 +180,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         // The program's own DNS server (on 127.0.0.1) is the resolver.
         net: Some("10.0.2.15/24,10.0.2.2,127.0.0.1"),
+        test_hook: None,
     },
     Case {
         name: "runtime-tiny",
@@ -177,6 +199,7 @@ pub const CASES: &[Case] = &[
         add: &[("$MODELS/llmos-tiny.gguf", "/models/llmos-tiny.gguf")],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "runtime-serve",
@@ -214,6 +237,7 @@ pub const CASES: &[Case] = &[
         ],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "http-get",
@@ -224,6 +248,7 @@ pub const CASES: &[Case] = &[
         add: &[],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
     Case {
         name: "mmap",
@@ -234,6 +259,7 @@ pub const CASES: &[Case] = &[
         add: &[(MMAP_DATA, "/data/big.bin")],
         fs_capacity_mib: None,
         net: None,
+        test_hook: None,
     },
 ];
 
@@ -294,6 +320,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "http-get",
     "big-copies",
     "oom",
+    "ac-flag",
     "affinity-move",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).

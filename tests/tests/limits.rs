@@ -1,5 +1,7 @@
 //! What a program cannot do to the kernel's own resources: run memory out
-//! from under it (`oom`). Cases are in `tests/src/cases.rs`.
+//! from under it (`oom`), or bring RFLAGS.AC set in ring 3 into the kernel
+//! or another thread (`ac-flag`, on the test-hooks kernel). Cases are in
+//! `tests/src/cases.rs`.
 
 use llmos_qemu::Outcome;
 use llmos_tests::boot_case_smp;
@@ -76,4 +78,22 @@ fn a_program_that_exhausts_memory_cannot_take_the_kernels_reserve() {
     b.expect_line(r"\[\d+\.\d{6}\] kernel: init killed by SIGKILL \(9\): out of memory: write to 0x[0-9a-f]+ at RIP 0x[0-9a-f]+ needed a page, and the \d+ KiB still free are the kernel's reserve");
     b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 137");
     b.expect_outcome(&Outcome::KernelFailure);
+}
+
+#[test]
+fn rflags_ac_from_ring_3_never_reaches_the_kernel_or_another_thread() {
+    // On the test-hooks kernel, whose every interrupt and exception entry
+    // and syscall return panics if AC is set (SMAP off): an early kernel
+    // ran its timer and page-fault handlers with the user's AC, and
+    // switched threads without saving RFLAGS.
+    let b = boot_case_smp("ac-flag", 2, None);
+    assert!(!b.serial.contains("kernel panic"), "{}", b.serial);
+    b.expect_line(
+        r"\[\d+\.\d{6}\] test: the first thread's sched_yield switches away with RFLAGS.AC set",
+    );
+    b.expect_line("AC stayed set across 200000 of 200000 syscalls and 64 page faults: true");
+    b.expect_line("AC clear again: true");
+    b.expect_line("200 yields done");
+    b.expect_line("another thread saw AC set: 0 times");
+    b.expect_outcome(&Outcome::Success);
 }

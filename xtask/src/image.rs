@@ -518,7 +518,9 @@ pub fn build_images(content: &ContentArgs) -> Result<Built> {
 
 /// Builds the test programs, the normal kernel and one initrd per case of
 /// `llmos_tests::cases::CASES` in `target/images/prog/<case>.cpio`; the
-/// tests have QEMU load the kernel and initrd directly.
+/// tests have QEMU load the kernel (the test-hooks kernel, which
+/// [`build_test_images`] builds, for cases with a `test_hook`) and initrd
+/// directly.
 pub fn build_program_images(runtime: &Path) -> Result<()> {
     let bin = crate::userland::build()?;
     // The cases boot target/images/kernel.elf.
@@ -533,6 +535,7 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
             trace_syscalls: case.strace,
             fs_capacity_mib: case.fs_capacity_mib,
             net: case.net.map(parse_static_net).transpose()?,
+            test_hook: case.test_hook.map(String::from),
             ..BootParams::default()
         };
         let init = InitProgram {

@@ -61,6 +61,8 @@ pub fn entry(frame: &mut SyscallFrame) {
     frame.rax = ret;
     after_syscall();
     crate::sched::syscall_exit();
+    #[cfg(feature = "test-hooks")]
+    crate::arch::x86_64::usercopy::assert_ac_clear("the syscall return path");
 }
 
 /// Applies a terminal signal noticed by the timer interrupt while user code

@@ -157,6 +157,15 @@ pub fn set_robust_list(head: u64, len: u64) -> SysResult {
 
 /// sched_yield(2).
 pub fn sched_yield() -> SysResult {
+    #[cfg(feature = "test-hooks")]
+    if crate::test_hooks::ac_leak() && sched::current_tid() == 1 {
+        // A kernel path that switches away with AC set (a forgotten CLAC):
+        // the thread that runs next must not inherit it.
+        crate::arch::x86_64::usercopy::set_ac_for_test();
+        sched::yield_now();
+        crate::arch::x86_64::usercopy::clac_on_entry();
+        return Ok(0);
+    }
     sched::yield_now();
     Ok(0)
 }
