@@ -1,10 +1,33 @@
-//! What a program cannot do to the kernel's own resources: run memory out
-//! from under it (`oom`), or bring RFLAGS.AC set in ring 3 into the kernel
-//! or another thread (`ac-flag`, on the test-hooks kernel). Cases are in
-//! `tests/src/cases.rs`.
+//! What a program cannot do to the kernel's own resources: thousands of
+//! random syscalls at -smp 2 (`syscall-fuzz`), memory exhaustion (`oom`),
+//! and RFLAGS.AC set in ring 3 (`ac-flag`, on the test-hooks kernel).
+//! Cases are in `tests/src/cases.rs`.
 
 use llmos_qemu::Outcome;
 use llmos_tests::boot_case_smp;
+
+/// Calls the fuzzer makes by default (`userland/src/bin/syscall-fuzz`).
+const FUZZ_CALLS: u64 = 50_000;
+
+#[test]
+fn the_syscall_fuzzer_cannot_break_the_kernel() {
+    let b = boot_case_smp("syscall-fuzz", 2, None);
+    assert!(!b.serial.contains("kernel panic"), "{}", b.serial);
+    b.expect_outcome(&Outcome::Success);
+    b.expect_line(r"\[\d+\.\d{6}\] smp: 2 of 2 CPU\(s\) online");
+    let line = b.expect_line(
+        r"fuzz: summary: seed 1, \d+ calls, \d+ of \d+ numbers called, \d+ succeeded, \d+ failed, helper \d+ rounds",
+    );
+    let numbers = llmos_tests::numbers_in(&line);
+    // seed, calls, called, numbers, succeeded, failed, rounds
+    assert_eq!(numbers[1], FUZZ_CALLS, "{line}");
+    assert_eq!(numbers[2], numbers[3], "every number was called: {line}");
+    assert_eq!(numbers[4] + numbers[5], FUZZ_CALLS, "{line}");
+    assert!(numbers[6] > 0, "the helper thread ran: {line}");
+    b.expect_line("fuzz: errors: .*EFAULT=.*");
+    b.expect_line("fuzz: the kernel still works; done");
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: init exited with status 0");
+}
 
 /// The number in `line` right after `after`.
 fn number_after(line: &str, after: &str) -> u64 {
