@@ -1119,6 +1119,18 @@ impl RamFs {
     /// entries that existed when the listing started are not skipped.
     /// A removed directory cannot be listed (ENOENT), as in Linux.
     pub fn readdir(&self, ino: Ino, after: Option<&str>) -> Result<Vec<DirEntry>, Errno> {
+        self.readdir_some(ino, after, usize::MAX)
+    }
+
+    /// [`RamFs::readdir`], but at most `max` entries (getdents64 asks for
+    /// what fits the caller's buffer, so a huge directory is not copied
+    /// whole for every call).
+    pub fn readdir_some(
+        &self,
+        ino: Ino,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, Errno> {
         let d = self.dir(ino)?;
         if self.is_removed_dir(ino) {
             return Err(Errno::ENOENT);
@@ -1142,7 +1154,8 @@ impl RamFs {
                 d.range::<str, _>((core::ops::Bound::Excluded(a), core::ops::Bound::Unbounded)),
             ),
         };
-        for (name, &child) in range {
+        out.truncate(max);
+        for (name, &child) in range.take(max.saturating_sub(out.len())) {
             let kind = self
                 .stat(child)
                 .map(|s| s.mode & 0o170000)
@@ -1561,6 +1574,16 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(all, [".", "..", "a", "b", "c"]);
+        let some: Vec<String> = f
+            .readdir_some(ROOT, None, 3)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(some, [".", "..", "a"]);
+        let next = f.readdir_some(ROOT, Some("a"), 1).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].name, "b");
         f.create(ROOT, "aa", 0o644, true, 0).unwrap();
         let rest: Vec<String> = f
             .readdir(ROOT, Some("b"))

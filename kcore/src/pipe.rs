@@ -11,9 +11,14 @@
 //!
 //! Blocking itself belongs to the kernel; these calls report
 //! [`Io::WouldBlock`] instead.
+//!
+//! Memory: reads copy into the caller's buffer (nothing is allocated), the
+//! buffer is reserved in one fallible step on the first write after the
+//! pipe was empty (ENOMEM when the allocator refuses; the kernel checks
+//! its headroom first, see [`Pipe::needs_buffer`]) and released when a
+//! read empties the pipe, so an idle pipe holds no memory.
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 
 use crate::errno::Errno;
 
@@ -78,19 +83,33 @@ impl Pipe {
         self.readers == 0 || CAPACITY - self.buf.len() >= PIPE_BUF
     }
 
-    /// Takes up to `max` bytes.
-    pub fn read(&mut self, max: usize) -> Io<Vec<u8>> {
+    /// Moves up to `out.len()` bytes into `out`; `Ready(n)` with the count
+    /// (0 at end of file or for an empty `out`).
+    pub fn read(&mut self, out: &mut [u8]) -> Io<usize> {
         if self.buf.is_empty() {
-            if self.writers == 0 || max == 0 {
-                return Io::Ready(Vec::new());
+            if self.writers == 0 || out.is_empty() {
+                return Io::Ready(0);
             }
             return Io::WouldBlock;
         }
-        let n = max.min(self.buf.len());
-        Io::Ready(self.buf.drain(..n).collect())
+        let n = out.len().min(self.buf.len());
+        for (o, b) in out.iter_mut().zip(self.buf.drain(..n)) {
+            *o = b;
+        }
+        if self.buf.is_empty() {
+            self.buf = VecDeque::new();
+        }
+        Io::Ready(n)
+    }
+
+    /// Whether the next write must first reserve the pipe's buffer
+    /// ([`CAPACITY`] bytes).
+    pub fn needs_buffer(&self) -> bool {
+        self.buf.capacity() < CAPACITY
     }
 
     /// Appends what fits of `data`; `Ok(Ready(n))` with `n` bytes taken.
+    /// ENOMEM if the buffer cannot be reserved.
     pub fn write(&mut self, data: &[u8]) -> Result<Io<usize>, Errno> {
         if self.readers == 0 {
             return Err(Errno::EPIPE);
@@ -102,6 +121,11 @@ impl Pipe {
         if (data.len() <= PIPE_BUF && room < data.len()) || room == 0 {
             return Ok(Io::WouldBlock);
         }
+        if self.needs_buffer() {
+            self.buf
+                .try_reserve_exact(CAPACITY - self.buf.len())
+                .map_err(|_| Errno::ENOMEM)?;
+        }
         let n = room.min(data.len());
         self.buf.extend(&data[..n]);
         Ok(Io::Ready(n))
@@ -112,16 +136,32 @@ impl Pipe {
 mod tests {
     use super::*;
 
+    /// Reads up to `max` bytes into a new vector (test helper).
+    fn take(p: &mut Pipe, max: usize) -> Io<alloc::vec::Vec<u8>> {
+        let mut out = alloc::vec![0; max];
+        match p.read(&mut out) {
+            Io::Ready(n) => {
+                out.truncate(n);
+                Io::Ready(out)
+            }
+            Io::WouldBlock => Io::WouldBlock,
+        }
+    }
+
     #[test]
     fn read_write_eof() {
         let mut p = Pipe::new();
-        assert_eq!(p.read(10), Io::WouldBlock);
+        assert_eq!(take(&mut p, 10), Io::WouldBlock);
+        assert!(p.needs_buffer());
         assert_eq!(p.write(b"hello"), Ok(Io::Ready(5)));
+        assert!(!p.needs_buffer());
         assert!(p.readable());
-        assert_eq!(p.read(3), Io::Ready(b"hel".to_vec()));
-        assert_eq!(p.read(10), Io::Ready(b"lo".to_vec()));
+        assert_eq!(take(&mut p, 3), Io::Ready(b"hel".to_vec()));
+        assert_eq!(take(&mut p, 10), Io::Ready(b"lo".to_vec()));
+        // Emptied: the buffer is given back.
+        assert!(p.needs_buffer());
         p.writers = 0;
-        assert_eq!(p.read(10), Io::Ready(Vec::new()));
+        assert_eq!(take(&mut p, 10), Io::Ready(alloc::vec::Vec::new()));
     }
 
     #[test]
@@ -144,7 +184,7 @@ mod tests {
         assert_eq!(p.write(&[1; 10_000]), Ok(Io::Ready(100)));
         assert_eq!(p.write(&[1; 10_000]), Ok(Io::WouldBlock));
         assert_eq!(p.len(), CAPACITY);
-        let Io::Ready(d) = p.read(usize::MAX) else {
+        let Io::Ready(d) = take(&mut p, CAPACITY + 1) else {
             panic!("readable")
         };
         assert_eq!(d.len(), CAPACITY);

@@ -184,7 +184,14 @@ pub enum VmaError {
     Overlap,
     /// Part of the range is not mapped (mprotect's ENOMEM).
     Hole,
+    /// The change would make more than [`MAX_AREAS`] areas (ENOMEM).
+    TooMany,
 }
+
+/// Most areas one address space may have: Linux's default
+/// `vm.max_map_count`. Each costs the kernel memory a program cannot
+/// otherwise bound (alternating protections split one area per page).
+pub const MAX_AREAS: usize = 65_530;
 
 /// The areas of one address space.
 #[derive(Debug, Clone, Default)]
@@ -237,14 +244,41 @@ impl VmaMap {
         self.overlapping(start, end).next().is_none()
     }
 
-    /// Adds an area; fails if it overlaps one.
+    /// Number of areas.
+    pub fn len(&self) -> usize {
+        self.areas.len()
+    }
+
+    /// Whether there are no areas.
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
+    }
+
+    /// Fails with [`VmaError::TooMany`] unless `more` areas can be added.
+    fn room_for(&self, more: usize) -> Result<(), VmaError> {
+        if self.areas.len() + more > MAX_AREAS {
+            return Err(VmaError::TooMany);
+        }
+        Ok(())
+    }
+
+    /// Adds an area; fails if it overlaps one or the map is full.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaError> {
         check(vma.start, vma.end)?;
         if !self.is_free(vma.start, vma.end) {
             return Err(VmaError::Overlap);
         }
+        self.room_for(1)?;
         self.areas.insert(vma.start, vma);
         Ok(())
+    }
+
+    /// How many areas splitting at `start` and `end` would add.
+    fn splits(&self, start: u64, end: u64) -> usize {
+        [start, end]
+            .iter()
+            .filter(|&&at| self.find(at).is_some_and(|v| v.start != at))
+            .count()
     }
 
     /// Splits areas so that `at` is a boundary.
@@ -263,6 +297,7 @@ impl VmaMap {
     /// pieces that were mapped, so their pages and files can be released.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<Vma>, VmaError> {
         check(start, end)?;
+        self.room_for(self.splits(start, end))?;
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.areas.range(start..end).map(|(k, _)| *k).collect();
@@ -294,6 +329,7 @@ impl VmaMap {
         if cursor < end {
             return Err(VmaError::Hole);
         }
+        self.room_for(self.splits(start, end))?;
         self.split_at(start);
         self.split_at(end);
         let mut changed = Vec::new();
@@ -391,6 +427,30 @@ mod tests {
         assert_eq!(access_name(false, true), "instruction fetch from");
         assert_eq!(access_name(true, false), "write to");
         assert_eq!(access_name(false, false), "read from");
+    }
+
+    #[test]
+    fn the_number_of_areas_is_bounded() {
+        let mut m = VmaMap::new();
+        // Areas of one page with a page of gap: they never merge.
+        for i in 0..MAX_AREAS as u64 {
+            m.insert(anon((2 * i + 16) * P, (2 * i + 17) * P)).unwrap();
+        }
+        assert_eq!(m.len(), MAX_AREAS);
+        let past = (2 * MAX_AREAS as u64 + 16) * P;
+        assert_eq!(m.insert(anon(past, past + P)), Err(VmaError::TooMany));
+        // Unmapping whole areas is always possible; then there is room.
+        assert_eq!(m.unmap(16 * P, 17 * P).map(|v| v.len()), Ok(1));
+        m.insert(anon(past, past + 4 * P)).unwrap();
+        // Splitting the big one in the middle would need two more areas.
+        assert_eq!(
+            m.protect(past + P, past + 2 * P, Prot::R),
+            Err(VmaError::TooMany)
+        );
+        assert_eq!(m.unmap(past + P, past + 2 * P), Err(VmaError::TooMany));
+        // Changing it whole needs none.
+        assert!(m.protect(past, past + 4 * P, Prot::R).is_ok());
+        assert_eq!(m.len(), MAX_AREAS);
     }
 
     #[test]

@@ -165,8 +165,11 @@ pub fn get(fd: u64) -> Result<Desc, Errno> {
     with_table(|t| t.desc(fd as i32))
 }
 
-/// Installs a description at the lowest free descriptor.
+/// Installs a description at the lowest free descriptor (ENOMEM when the
+/// kernel cannot spare the memory a descriptor costs, see
+/// `memory::kalloc::headroom`).
 pub fn install(desc: Desc, cloexec: bool) -> Result<u64, Errno> {
+    crate::memory::kalloc::headroom(1024)?;
     let r = with_table(|t| t.insert(desc.clone(), cloexec));
     // On EMFILE `desc` is dropped here, with no lock held.
     drop(desc);

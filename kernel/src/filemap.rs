@@ -147,7 +147,13 @@ fn phys(virt: usize) -> Result<u64, FaultOutcome> {
 pub struct FilePager;
 
 impl Pager for FilePager {
-    fn page(&mut self, map: FileMap, offset: u64, _write: bool) -> Result<FilePage, FaultOutcome> {
+    fn page(
+        &mut self,
+        map: FileMap,
+        offset: u64,
+        _write: bool,
+        buf: &mut [u8; PAGE as usize],
+    ) -> Result<FilePage, FaultOutcome> {
         let r = vfs::with(|fs| {
             let size = fs.stat(map.ino)?.size;
             if offset >= size.div_ceil(PAGE) * PAGE {
@@ -165,9 +171,16 @@ impl Pager for FilePager {
                     return Ok(phys(addr).map(|p| FilePage::Frame { phys: p, cow: true }));
                 }
                 let end = b.len().min(start + PAGE as usize);
-                return Ok(Ok(FilePage::Copy(b[start..end].to_vec())));
+                buf[..end - start].copy_from_slice(&b[start..end]);
+                return Ok(Ok(FilePage::Copy(end - start)));
             }
             if map.shared {
+                // The first writable shared page of an initrd file copies
+                // the whole file into the filesystem's own pages.
+                let copy = borrowed.map_or(0, <[u8]>::len);
+                if crate::memory::kalloc::headroom(copy + PAGE as usize).is_err() {
+                    return Ok(Err(FaultOutcome::OutOfMemory));
+                }
                 let page = fs.shared_page(map.ino, offset / PAGE)?;
                 let addr = core::ptr::from_ref(page) as usize;
                 return Ok(phys(addr).map(|p| FilePage::Frame {
@@ -175,10 +188,8 @@ impl Pager for FilePager {
                     cow: false,
                 }));
             }
-            let mut data = alloc::vec![0u8; PAGE as usize];
-            let n = fs.read(map.ino, offset, &mut data, crate::time::realtime_nanos())?;
-            data.truncate(n);
-            Ok(Ok(FilePage::Copy(data)))
+            let n = fs.read(map.ino, offset, buf, crate::time::realtime_nanos())?;
+            Ok(Ok(FilePage::Copy(n)))
         });
         match r {
             Ok(r) => r,

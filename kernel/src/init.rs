@@ -197,10 +197,11 @@ pub fn start<E: core::fmt::Display>(boot: Result<Boot<'_>, E>) -> ! {
     );
     klog!(
         "mem",
-        "frame bitmap {} KiB at {:#x}; {} MiB free",
+        "frame bitmap {} KiB at {:#x}; {} MiB free, the last {} MiB of it for the kernel alone",
         report.bitmap.1 / 1024,
         report.bitmap.0,
-        report.free_frames * 4096 / (1024 * 1024)
+        report.free_frames * 4096 / (1024 * 1024),
+        crate::memory::frames::reserve() * 4096 / (1024 * 1024)
     );
     if let Err(e) = heap::init() {
         fail("heap", &e);

@@ -503,22 +503,28 @@ pub fn release_memory(mm: Mm) -> u64 {
 /// so a `PROT_NONE` or unmapped range is EFAULT as on Linux, even where a
 /// page is still present for the kernel.
 pub fn range_allows(addr: u64, len: u64, write: bool) -> bool {
-    if len == 0 {
-        return true;
-    }
+    allowed_prefix(addr, len, write) == len
+}
+
+/// How many bytes from `addr` on (at most `len`) lie in areas that allow
+/// the access: where a partial copy must stop.
+pub fn allowed_prefix(addr: u64, len: u64, write: bool) -> u64 {
     let Some(end) = addr.checked_add(len) else {
-        return false;
+        return 0;
     };
+    if len == 0 {
+        return 0;
+    }
     let g = MM.lock();
-    let Some(mm) = g.as_ref() else { return false };
+    let Some(mm) = g.as_ref() else { return 0 };
     let mut at = addr;
     while at < end {
         match mm.aspace.vmas.find(at) {
             Some(v) if v.prot.allows(write, false) => at = v.end,
-            _ => return false,
+            _ => break,
         }
     }
-    true
+    at.min(end) - addr
 }
 
 /// Resolves a page fault on a user address (from user mode, or from a
@@ -547,7 +553,18 @@ pub fn kill_for_fault(addr: u64, rip: u64, write: bool, exec: bool, outcome: Fau
             let _ = write!(s, "the area is {p}");
             s
         }
-        FaultOutcome::OutOfMemory => String::from("out of memory"),
+        FaultOutcome::OutOfMemory => {
+            // As Linux's OOM killer: SIGKILL, and the process is the only
+            // one to choose.
+            kill(
+                sig::KILL,
+                Some(fault_at(addr, write, exec, rip)),
+                format_args!(
+                    "out of memory: {access} {addr:#x} at RIP {rip:#x} needed a page, and the {} KiB still free are the kernel's reserve",
+                    crate::memory::frames::free_frames() * 4
+                ),
+            );
+        }
         FaultOutcome::BeyondEof => {
             kill(
                 sig::BUS,

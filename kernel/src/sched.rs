@@ -218,11 +218,11 @@ pub fn exists(tid: u32) -> bool {
 /// not take kept an idle CPU spinning through its idle loop while another
 /// CPU's queue held a thread pinned elsewhere.)
 fn has_work(cpu: usize) -> bool {
-    if !CPUS[cpu].queue.lock().is_empty() {
-        return true;
-    }
-    (0..crate::smp::online())
-        .any(|c| c != cpu && CPUS[c].queue.lock().iter().any(|t| allowed(t, cpu)))
+    // Only threads this CPU may run count, in its own queue too: one that
+    // sat there after its affinity changed made the idle loop spin with
+    // interrupts off for good, and a TLB shootdown waiting for this CPU
+    // then hung the machine (found by the syscall fuzzer).
+    (0..crate::smp::online()).any(|c| CPUS[c].queue.lock().iter().any(|t| allowed(t, cpu)))
 }
 
 /// Bit mask of the online CPUs.
@@ -255,12 +255,36 @@ pub fn set_affinity(tid: u32, mask: u64) -> bool {
         THREADS.lock().get(&tid).cloned()
     };
     let Some(t) = t else { return false };
+    let was_on = t.last_cpu.load(Ordering::Relaxed);
     t.affinity.store(mask, Ordering::Relaxed);
-    if !allowed(&t, t.last_cpu.load(Ordering::Relaxed)) {
+    if !allowed(&t, was_on) {
         t.last_cpu
             .store(mask.trailing_zeros() as usize, Ordering::Relaxed);
     }
     let is_me = current().is_some_and(|c| Arc::ptr_eq(&c, &t));
+    if !is_me {
+        // Waiting in the queue of a CPU it may no longer use: move it to
+        // one it may (else it waits there until an allowed CPU has nothing
+        // else to do and steals it).
+        for c in (0..crate::smp::online()).filter(|&c| !allowed(&t, c)) {
+            let moved = {
+                let mut q = CPUS[c].queue.lock();
+                q.iter()
+                    .position(|x| Arc::ptr_eq(x, &t))
+                    .and_then(|i| q.remove(i))
+            };
+            if let Some(m) = moved {
+                enqueue(m);
+                break;
+            }
+        }
+        // Running on a CPU it may no longer use: that CPU's next tick
+        // preempts it (the kick turns a stopped tick back on), and the
+        // requeue sends it to an allowed one.
+        if !allowed(&t, was_on) && t.sched.lock().state == State::Running {
+            kick(was_on);
+        }
+    }
     if is_me && !allowed(&t, cpu_id()) {
         // Queue ourselves on an allowed CPU (kicking it if idle) and step
         // off this one.
@@ -375,7 +399,9 @@ pub fn spawn_user(
 ) -> Result<Arc<Thread>, SpawnError> {
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
     let stack = stacks::allocate("thread", THREAD_KSTACK).map_err(SpawnError::Stack)?;
-    let task = Task::new_user_thread(stack, frame, fs_base);
+    let task = Task::new_user_thread(stack, frame, fs_base).ok_or(SpawnError::Stack(
+        stacks::StackError::Map(crate::memory::paging::MapError::OutOfFrames),
+    ))?;
     // Spread new threads over the CPUs.
     let cpu = (tid as usize) % crate::smp::online().max(1);
     let t = new_thread(tid, task, State::Runnable, cpu);
@@ -406,12 +432,10 @@ pub fn spawn_main(rip: u64, rsp: u64) -> Result<(), stacks::StackError> {
         rflags: 0x202,
         ..crate::arch::x86_64::syscall::SyscallFrame::ZERO
     };
-    let t = new_thread(
-        1,
-        Task::new_process_thread(stack, &frame),
-        State::Runnable,
-        0,
-    );
+    let task = Task::new_process_thread(stack, &frame).ok_or(stacks::StackError::Map(
+        crate::memory::paging::MapError::OutOfFrames,
+    ))?;
+    let t = new_thread(1, task, State::Runnable, 0);
     NEXT_TID.store(2, Ordering::Relaxed);
     THREADS.lock().insert(1, t.clone());
     CREATED.fetch_add(1, Ordering::Relaxed);
@@ -497,7 +521,14 @@ fn switch_away(requeue: bool) {
         let mut s = cur.sched.lock();
         if s.state == State::Running {
             s.state = State::Runnable;
-            here.queue.lock().push_back(cur.clone());
+            if allowed(&cur, cpu) {
+                here.queue.lock().push_back(cur.clone());
+            } else {
+                // Its affinity changed while it ran here: to a CPU it may
+                // use.
+                drop(s);
+                enqueue(cur.clone());
+            }
         }
     }
     // Every caller but the idle loop has given `cur` up by now (requeued

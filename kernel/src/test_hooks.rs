@@ -31,6 +31,7 @@ pub fn run(name: &str) {
             klog!("test", "recursion returned {v}?!");
         }
         "heap-growth" => heap_growth(),
+        "heap-growth-failure" => heap_growth_failure(),
         "panic-with-locks-held" => crate::drivers::serial::with_console(|_| {
             crate::memory::heap::with_lock_held(|| {
                 panic!("deliberate panic with the console and heap locks held")
@@ -38,8 +39,25 @@ pub fn run(name: &str) {
         }),
         "recursive-panic" => panic!("outer panic: {}", PanicsWhenFormatted),
         "net-link" => net_link(),
+        "ac-leak" => {
+            AC_LEAK.store(true, core::sync::atomic::Ordering::Relaxed);
+            klog!(
+                "test",
+                "the first thread's sched_yield switches away with RFLAGS.AC set"
+            );
+        }
         other => klog!("test", "unknown scenario `{other}`, ignoring"),
     }
+}
+
+static AC_LEAK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the `ac-leak` scenario is armed: the first thread's
+/// sched_yield then switches away with RFLAGS.AC set, and every syscall
+/// return checks AC is clear (the checks at kernel entries are always on
+/// in test-hooks builds). A program case (`ac-flag`) runs under it.
+pub fn ac_leak() -> bool {
+    AC_LEAK.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// A value whose `Display` panics, to make the panic path recurse.
@@ -84,6 +102,35 @@ fn heap_growth() {
         after.mapped / (1024 * 1024),
         after.grows,
         after.used
+    );
+}
+
+/// Takes all but 64 free frames, asks the heap for 16 MiB (a growth that
+/// cannot be mapped whole), reports the free frames before and after the
+/// failed attempt, and gives the frames back. A failed growth must leave
+/// nothing mapped (the page tables it made may stay for the next one).
+fn heap_growth_failure() {
+    use crate::memory::frames;
+    let mut hoard = Vec::with_capacity(frames::free_frames() as usize);
+    while frames::free_frames() > 64 {
+        match frames::alloc() {
+            Some(f) => hoard.push(f),
+            None => break,
+        }
+    }
+    let before = frames::free_frames();
+    let mut big: Vec<u8> = Vec::new();
+    let r = big.try_reserve_exact(16 << 20);
+    let after = frames::free_frames();
+    drop(big);
+    let hoarded = hoard.len();
+    for f in hoard {
+        frames::free(f);
+    }
+    klog!(
+        "test",
+        "heap-growth-failure: a 16 MiB allocation with {before} frames free {}; {after} frames free after it ({hoarded} frames were held meanwhile)",
+        if r.is_ok() { "succeeded" } else { "failed" }
     );
 }
 

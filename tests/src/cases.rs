@@ -42,6 +42,9 @@ pub struct Case {
     pub net: Option<&'static str>,
     /// The restart budget (`None`: the kernel's default).
     pub restart: Option<bootparams::Restart>,
+    /// Boot the test-hooks kernel (`kernel-test-hooks.elf`) with this
+    /// scenario named in the boot parameters, instead of the normal kernel.
+    pub test_hook: Option<&'static str>,
 }
 
 /// A budget of no restarts: a program killed by a signal powers the
@@ -70,6 +73,7 @@ const fn case(
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     }
 }
 
@@ -122,6 +126,27 @@ pub const CASES: &[Case] = &[
     case("ticks", "ticks", Lang::Rust, &[]),
     case("spread", "spread", Lang::Rust, &[]),
     case("hugepages", "hugepages", Lang::Rust, &[]),
+    case("syscall-fuzz", "syscall-fuzz", Lang::Rust, &[]),
+    case("big-copies", "big-copies", Lang::Rust, &[]),
+    // Its last step dies of a page fault with no memory left: no
+    // restarts, so the test sees that one death.
+    Case {
+        restart: NO_RESTARTS,
+        ..case("oom", "oom", Lang::Rust, &[])
+    },
+    case("affinity-move", "affinity-move", Lang::Rust, &[]),
+    Case {
+        name: "ac-flag",
+        program: "ac-flag",
+        lang: Lang::Rust,
+        args: &[],
+        strace: false,
+        add: &[],
+        fs_capacity_mib: None,
+        net: None,
+        restart: None,
+        test_hook: Some("ac-leak"),
+    },
     Case {
         name: "hello-strace",
         program: "hello",
@@ -132,6 +157,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "files",
@@ -143,6 +169,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     case("fsio", "fsio", Lang::Rust, &[]),
     Case {
@@ -155,6 +182,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: Some(2),
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "tcp-echo",
@@ -166,6 +194,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: Some("10.0.2.15/24,10.0.2.2,10.0.2.3"),
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "tokio-http",
@@ -177,6 +206,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "net-stress",
@@ -188,6 +218,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "dns-check",
@@ -200,6 +231,7 @@ pub const CASES: &[Case] = &[
         // The program's own DNS server (on 127.0.0.1) is the resolver.
         net: Some("10.0.2.15/24,10.0.2.2,127.0.0.1"),
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "runtime-tiny",
@@ -219,6 +251,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "runtime-serve",
@@ -257,6 +290,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "http-get",
@@ -268,6 +302,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
     Case {
         name: "mmap",
@@ -279,6 +314,7 @@ pub const CASES: &[Case] = &[
         fs_capacity_mib: None,
         net: None,
         restart: None,
+        test_hook: None,
     },
 ];
 
@@ -338,6 +374,11 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "net-stress",
     "dns-check",
     "http-get",
+    "syscall-fuzz",
+    "big-copies",
+    "oom",
+    "ac-flag",
+    "affinity-move",
 ];
 /// C test programs (`userland/c/<name minus -c>.c`).
 pub const C_PROGRAMS: &[&str] = &["hello-c"];

@@ -188,8 +188,9 @@ pub fn boot_with(name: &str, cfg: &Config, timeout: Duration) -> Boot {
     boot_with_input(name, cfg, timeout, None)
 }
 
-/// Boots test-program case `name` (see [`cases`]) directly ([`direct`]),
-/// typing `input` once the program has started. The serial log goes to
+/// Boots test-program case `name` (see [`cases`]) directly ([`direct`];
+/// with the test-hooks kernel if the case names a scenario), typing
+/// `input` once the program has started. The serial log goes to
 /// `logs/prog-<name>.log` (with a hash of the input when there is one).
 pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
     boot_case_smp(name, 1, input)
@@ -197,8 +198,14 @@ pub fn boot_case(name: &str, input: Option<&[u8]>) -> Boot {
 
 /// Like [`boot_case`] with `smp` virtual CPUs.
 pub fn boot_case_smp(name: &str, smp: u32, input: Option<&[u8]>) -> Boot {
-    cases::find(name);
+    let case = cases::find(name);
     let mut cfg = direct(&format!("prog/{name}"));
+    if case.test_hook.is_some() {
+        cfg = Config::direct(
+            image("kernel-test-hooks.elf"),
+            image(&format!("prog/{name}.cpio")),
+        );
+    }
     cfg.memory_mib = 512;
     cfg.smp = smp;
     let log = match input {
@@ -293,6 +300,13 @@ pub fn host_run(name: &str) -> (String, i32) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         out.status.code().unwrap_or(-1),
     )
+}
+
+/// The unsigned numbers in `line`, in order (a timestamp counts as two).
+pub fn numbers_in(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
 }
 
 /// FNV-1a, as the test programs print it.

@@ -1,7 +1,8 @@
 //! Failure diagnostics: a panic, a kernel page fault and a kernel stack
 //! overflow each print the right line and end with QEMU exit 35 (not a hang
 //! or a triple fault, which would be exit 0 with -no-reboot). Also: the
-//! heap grows far past its initial size. These use the test-hooks kernel,
+//! heap grows far past its initial size, and a growth that cannot be
+//! mapped leaves nothing behind. These use the test-hooks kernel,
 //! whose ramdisk names the scenario.
 
 use std::time::Duration;
@@ -64,6 +65,26 @@ fn stack_overflow_is_named_not_a_triple_fault() {
     b.expect_line(
         r"kernel panic: (double|page) fault \(#(DF|PF)\) in kernel mode at RIP 0x[0-9a-f]+: kernel stack overflow, guard page of the `main` stack hit at 0x[0-9a-f]+",
     );
+}
+
+#[test]
+fn a_heap_growth_that_cannot_be_mapped_gives_its_frames_back() {
+    // An early kernel left the pages of a failed growth mapped: with 64
+    // frames free, none were free after the attempt.
+    let b = scenario("heap-growth-failure", FirmwareKind::Bios);
+    b.expect_outcome(&Outcome::Success);
+    let line = b.expect_line(
+        r"\[\d+\.\d{6}\] test: heap-growth-failure: a 16 MiB allocation with \d+ frames free failed; \d+ frames free after it \(\d+ frames were held meanwhile\)",
+    );
+    let numbers = llmos_tests::numbers_in(&line);
+    // timestamp (2), 16, before, after, held
+    let (before, after) = (numbers[3], numbers[4]);
+    assert!(
+        before >= 60 && after + 2 >= before,
+        "the failed growth kept {} frames ({before} before, {after} after): {line}",
+        before.saturating_sub(after)
+    );
+    b.expect_line(r"\[\d+\.\d{6}\] kernel: ready");
 }
 
 #[test]

@@ -49,6 +49,20 @@ fn memory_syscall_edge_cases_match_linux() {
 }
 
 #[test]
+fn copies_of_huge_lengths_stop_at_the_buffer_like_linux() {
+    // An early kernel copied the whole pipe write into one allocation and
+    // panicked: "memory allocation of 2147479552 bytes failed".
+    let b = matches_host("big-copies");
+    let out = b.program_output();
+    assert!(
+        out.contains("pipe write of 1 GiB from 8 KiB: 8192"),
+        "{out}"
+    );
+    assert!(out.contains("still buffered: 57344"), "{out}");
+    assert!(!b.serial.contains("kernel panic"), "{}", b.serial);
+}
+
+#[test]
 fn unknown_syscalls_return_enosys_and_are_logged_once() {
     let b = matches_host("enosys");
     for nr in [900, 1000, 4095, 65535] {

@@ -187,3 +187,21 @@ fn sched_setaffinity_pins_threads_to_cpus() {
         b.expect_line("affinity works");
     }
 }
+
+#[test]
+fn a_thread_restricted_away_from_its_cpu_moves_and_shootdowns_still_return() {
+    // An early kernel hung here: CPU 1's idle loop spun with interrupts off
+    // over a thread it could not run, and the munmap's TLB shootdown waited
+    // for it.
+    let b = boot_case_smp("affinity-move", 2, None);
+    b.expect_outcome(&Outcome::Success);
+    let (host, code) = host_run("affinity-move");
+    assert_eq!(code, 0, "{host}");
+    assert_eq!(
+        b.program_output(),
+        host,
+        "differs from the host\n{}",
+        b.serial
+    );
+    b.expect_line("T ends on CPU 0");
+}

@@ -619,7 +619,9 @@ pub fn build_images(content: &ContentArgs) -> Result<Built> {
 
 /// Builds the test programs, the normal kernel and one initrd per case of
 /// `llmos_tests::cases::CASES` in `target/images/prog/<case>.cpio`; the
-/// tests have QEMU load the kernel and initrd directly.
+/// tests have QEMU load the kernel (the test-hooks kernel, which
+/// [`build_test_images`] builds, for cases with a `test_hook`) and initrd
+/// directly.
 pub fn build_program_images(runtime: &Path) -> Result<()> {
     let bin = crate::userland::build()?;
     // The cases boot target/images/kernel.elf.
@@ -635,6 +637,7 @@ pub fn build_program_images(runtime: &Path) -> Result<()> {
             fs_capacity_mib: case.fs_capacity_mib,
             net: case.net.map(parse_static_net).transpose()?,
             restart: case.restart,
+            test_hook: case.test_hook.map(String::from),
             ..BootParams::default()
         };
         let init = InitProgram {
@@ -691,6 +694,7 @@ pub const TEST_SCENARIOS: &[&str] = &[
     "page-fault",
     "stack-overflow",
     "heap-growth",
+    "heap-growth-failure",
     "panic-with-locks-held",
     "recursive-panic",
     "net-link",

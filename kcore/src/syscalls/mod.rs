@@ -230,13 +230,13 @@ pub const TABLE: &[Info] = &[
         nr::READ,
         3,
         Implemented,
-        "any descriptor: console (tty line discipline), RAM-filesystem files, /dev/null, /dev/zero, /dev/urandom, /dev/console, pipes (blocking, O_NONBLOCK → EAGAIN), generated /proc files"
+        "any descriptor: console (tty line discipline), RAM-filesystem files, /dev/null, /dev/zero, /dev/urandom, /dev/console, pipes (blocking, O_NONBLOCK → EAGAIN), generated /proc files; moved in steps of at most 64 KiB, a buffer that becomes inaccessible part-way gives a short count (as on Linux)"
     ),
     row!(
         nr::WRITE,
         3,
         Implemented,
-        "any descriptor: console (ONLCR output processing), files (O_APPEND honoured, ENOSPC at the capacity limit), pipes (atomic up to PIPE_BUF, EPIPE + SIGPIPE without readers)"
+        "any descriptor: console (ONLCR output processing), files (O_APPEND honoured, ENOSPC at the capacity limit, ENOMEM when the kernel cannot spare the memory), pipes (atomic up to PIPE_BUF, EPIPE + SIGPIPE without readers); moved in steps of at most 64 KiB, a buffer that becomes inaccessible part-way gives a short count (as on Linux)"
     ),
     row!(nr::OPEN, 3, Implemented, "as openat(AT_FDCWD, …)"),
     row!(
@@ -274,7 +274,7 @@ pub const TABLE: &[Info] = &[
         nr::MMAP,
         6,
         Implemented,
-        "anonymous and file mappings, private and shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE; anonymous areas get 2 MiB pages where they cover whole 2 MiB ranges (not MAP_STACK/MAP_GROWSDOWN ones), read-only initrd files where their data is physically aligned; initrd files are mapped in place without copying (private: copy on write), RAM files MAP_SHARED map the file's pages; SIGBUS past the end of the file; /dev/zero maps anonymous memory"
+        "anonymous and file mappings, private and shared, MAP_FIXED(_NOREPLACE), hints, PROT_NONE, MAP_NORESERVE/STACK/POPULATE (a populate that runs out of memory fails with ENOMEM and maps nothing; Linux returns the mapping unpopulated); at most 65,530 areas (vm.max_map_count; ENOMEM); anonymous areas get 2 MiB pages where they cover whole 2 MiB ranges (not MAP_STACK/MAP_GROWSDOWN ones), read-only initrd files where their data is physically aligned; initrd files are mapped in place without copying (private: copy on write), RAM files MAP_SHARED map the file's pages; SIGBUS past the end of the file; /dev/zero maps anonymous memory"
     ),
     row!(
         nr::MPROTECT,
@@ -389,7 +389,7 @@ pub const TABLE: &[Info] = &[
         nr::SENDTO,
         6,
         Implemented,
-        "TCP (address ignored) and UDP (to the address or the connected peer); blocks for room unless non-blocking or MSG_DONTWAIT; EPIPE + SIGPIPE after shutdown (no signal with MSG_NOSIGNAL)"
+        "TCP (address ignored; sent in steps of at most 64 KiB) and UDP (to the address or the connected peer; EMSGSIZE beyond 65,507 bytes); blocks for room unless non-blocking or MSG_DONTWAIT; EPIPE + SIGPIPE after shutdown (no signal with MSG_NOSIGNAL)"
     ),
     row!(
         nr::RECVFROM,
@@ -401,7 +401,7 @@ pub const TABLE: &[Info] = &[
         nr::SENDMSG,
         3,
         Partial,
-        "iovecs gathered into one send, msg_name for UDP (or the connected peer); ancillary data ignored"
+        "iovecs sent in order as one stream write (TCP) or one datagram (UDP, msg_name or the connected peer); ancillary data ignored"
     ),
     row!(
         nr::RECVMSG,

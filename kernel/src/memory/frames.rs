@@ -3,6 +3,14 @@
 //!
 //! Frames below 1 MiB stay reserved: the SMP trampoline will need real-mode
 //! memory there, and firmware areas live there.
+//!
+//! The last [`reserve`] free frames belong to the kernel: user memory
+//! ([`alloc_user`], [`alloc_huge_user`] and [`UserFrames`] for the page
+//! tables of user space) is refused once taking a frame would leave fewer
+//! free, so the kernel heap, kernel stacks and device buffers can still be
+//! served when a program has used up everything else. Kernel allocations
+//! a syscall makes on a program's behalf stop earlier still
+//! (`memory::kalloc`).
 
 use kcore::frames::{FRAME_SIZE, FrameBitmap, words_for};
 use kcore::memmap::{Region, RegionKind, Summary, place_frame_bitmap, summarize};
@@ -14,6 +22,24 @@ use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Si
 pub const LOW_RESERVED: u64 = 1024 * 1024;
 
 static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
+
+/// Frames held back from user memory (set at boot, see [`reserve_for`]).
+static RESERVE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The reserve for `usable` frames of RAM: 1/32 of it, at least 8 MiB
+/// (2,048 frames) and at most 64 MiB (16,384 frames). 16 MiB of a 512 MiB
+/// guest, 32 MiB of the default 1 GiB: room for the kernel heap to grow
+/// by its 2 MiB steps many times over, for every thread's 128 KiB kernel
+/// stack the CPUs' run queues can hold, and for the network card's
+/// buffers.
+pub fn reserve_for(usable: u64) -> u64 {
+    (usable / 32).clamp(2048, 16384)
+}
+
+/// Frames user memory may not take (the kernel's reserve).
+pub fn reserve() -> u64 {
+    RESERVE.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 /// Errors setting up the allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +84,10 @@ pub fn init(regions: &[Region], phys_offset: u64) -> Result<Report, InitError> {
     bitmap.reserve_range(0, LOW_RESERVED);
     bitmap.reserve_range(at, at + bytes);
     let free_frames = bitmap.free_frames();
+    RESERVE.store(
+        reserve_for(free_frames),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     TOTAL_USABLE.store(
         (summary.usable + summary.bootloader) / FRAME_SIZE,
         core::sync::atomic::Ordering::Relaxed,
@@ -84,20 +114,41 @@ pub fn alloc() -> Option<PhysFrame> {
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
 }
 
+/// Allocates one frame for user memory (contents undefined), unless that
+/// would leave fewer than [`reserve`] frames free.
+pub fn alloc_user() -> Option<PhysFrame> {
+    let floor = reserve();
+    let addr = with_frames(|b| {
+        let b = b.as_mut()?;
+        if b.free_frames() <= floor {
+            return None;
+        }
+        b.alloc()
+    })?;
+    Some(PhysFrame::containing_address(PhysAddr::new(addr)))
+}
+
+/// A 2 MiB-aligned run of 512 frames for user memory, if at least
+/// `spare` frames stay free besides the reserve afterwards.
+pub fn alloc_huge_user(spare: u64) -> Option<PhysFrame<Size2MiB>> {
+    let floor = reserve() + spare + 512;
+    let addr = with_frames(|b| {
+        let b = b.as_mut()?;
+        if b.free_frames() < floor {
+            return None;
+        }
+        b.alloc_block(8)
+    })?;
+    PhysFrame::from_start_address(PhysAddr::new(addr)).ok()
+}
+
 /// Allocates `count` physically contiguous frames (contents undefined);
 /// returns the first one's physical address.
 pub fn alloc_contiguous(count: u64) -> Option<u64> {
     with_frames(|b| b.as_mut()?.alloc_contiguous(count, 4096))
 }
 
-/// Allocates a 2 MiB-aligned run of 512 frames (contents undefined);
-/// returns its physical address.
-pub fn alloc_huge() -> Option<PhysFrame<Size2MiB>> {
-    let addr = with_frames(|b| b.as_mut()?.alloc_block(8))?;
-    PhysFrame::from_start_address(PhysAddr::new(addr)).ok()
-}
-
-/// Returns a 2 MiB block from [`alloc_huge`] to the pool.
+/// Returns a 2 MiB block from [`alloc_huge_user`] to the pool.
 pub fn free_huge(block: PhysFrame<Size2MiB>) {
     let start = block.start_address().as_u64();
     let r = with_frames(|b| match b.as_mut() {
@@ -132,6 +183,18 @@ static TOTAL_USABLE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 /// Free frames right now.
 pub fn free_frames() -> u64 {
     with_frames(|b| b.as_ref().map_or(0, FrameBitmap::free_frames))
+}
+
+/// Frames for the page tables of user space, under the same reserve as
+/// user pages ([`alloc_user`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UserFrames;
+
+// SAFETY: as for `GlobalFrames`: each frame comes from the bitmap once.
+unsafe impl FrameAllocator<Size4KiB> for UserFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        alloc_user()
+    }
 }
 
 /// The global allocator as the `x86_64` crate's frame-allocator traits.

@@ -2,11 +2,18 @@
 //! on demand.
 //!
 //! It starts at [`INITIAL_SIZE`] and, when an allocation does not fit,
-//! maps more fresh pages right after the current end (at least the request
-//! plus slack, and at least half the current size, so growth is geometric)
-//! and retries. Growth stops at `layout::HEAP_MAX` or when physical memory
-//! runs out; the allocation then fails and Rust's alloc-error path panics
-//! with the size.
+//! maps more fresh pages right after the current end and retries: half
+//! the current size (geometric growth) while memory is plentiful, only
+//! the request plus slack once free frames come near the reserve
+//! (`frames::reserve`), so a large step never pushes the machine into it
+//! for a small allocation. A growth that cannot be mapped whole is undone
+//! (`paging::map_fresh` unmaps what it mapped). Growth stops at
+//! `layout::HEAP_MAX` or when physical memory runs out; the allocation
+//! then fails. Syscall paths allocate what a program asks for through
+//! `memory::kalloc`, which checks first and fails with ENOMEM; an
+//! infallible allocation that still fails reaches Rust's alloc-error path,
+//! which panics with the size: a kernel bug (an unbounded allocation or a
+//! reserve too small), never a program's doing.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -61,14 +68,28 @@ pub fn init() -> Result<(), MapError> {
 impl State {
     /// Maps enough extra pages for `layout` and extends the heap.
     fn grow(&mut self, layout: Layout) -> bool {
-        let want = (layout.size() as u64)
+        let need = (layout.size() as u64)
             .saturating_add(layout.align() as u64)
-            .saturating_add(4096)
-            .max(self.mapped / 2);
-        let by = want.div_ceil(GROW_ALIGN).saturating_mul(GROW_ALIGN);
+            .saturating_add(4096);
+        let small = need.div_ceil(GROW_ALIGN).saturating_mul(GROW_ALIGN);
+        let geometric = need
+            .max(self.mapped / 2)
+            .div_ceil(GROW_ALIGN)
+            .saturating_mul(GROW_ALIGN);
+        let plenty = super::frames::free_frames()
+            >= (geometric / 4096).saturating_add(2 * super::frames::reserve());
+        if plenty && geometric > small && self.extend_by(geometric) {
+            return true;
+        }
+        self.extend_by(small)
+    }
+
+    /// Maps `by` bytes after the heap's end and hands them to it.
+    fn extend_by(&mut self, by: u64) -> bool {
         let Some(new_mapped) = self.mapped.checked_add(by).filter(|&m| m <= HEAP_MAX) else {
             return false;
         };
+        // On failure nothing stays mapped.
         if paging::map_fresh(HEAP_START + self.mapped, by, flags()).is_err() {
             return false;
         }

@@ -7,6 +7,7 @@
 pub mod dma;
 pub mod frames;
 pub mod heap;
+pub mod kalloc;
 pub mod layout;
 pub mod mmio;
 pub mod paging;

@@ -96,8 +96,10 @@ fn pages(start: u64, len: u64) -> Result<impl Iterator<Item = Page>, MapError> {
 }
 
 /// Maps `[start, start + len)` to fresh zeroed frames with `flags`.
-/// On failure, pages mapped so far stay mapped (callers treat the error as
-/// fatal or retry with a smaller range; the heap only grows).
+/// On failure (no frame left, or the range is not free) the pages this
+/// call mapped are unmapped and their frames freed again: a failed heap
+/// growth or stack allocation leaves nothing behind but the page tables
+/// it created, which later mappings of the range reuse.
 pub fn map_fresh(start: u64, len: u64, flags: PageTableFlags) -> Result<(), MapError> {
     without_interrupts(|| map_fresh_locked(start, len, flags))
 }
@@ -106,8 +108,13 @@ fn map_fresh_locked(start: u64, len: u64, flags: PageTableFlags) -> Result<(), M
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().ok_or(MapError::NotReady)?;
     let offset = phys_offset();
+    let mut mapped = 0u64;
+    let mut failed = None;
     for page in pages(start, len)? {
-        let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        let Some(frame) = frames::alloc() else {
+            failed = Some(MapError::OutOfFrames);
+            break;
+        };
         // SAFETY: `frame` was just allocated, so nothing else uses it; it is
         // reachable through the physical-memory mapping at `offset`.
         unsafe {
@@ -123,11 +130,22 @@ fn map_fresh_locked(start: u64, len: u64, flags: PageTableFlags) -> Result<(), M
             Ok(flush) => flush.flush(),
             Err(e) => {
                 frames::free(frame);
-                return Err(map_err(page, e));
+                failed = Some(map_err(page, e));
+                break;
             }
         }
+        mapped += 1;
     }
-    Ok(())
+    let Some(e) = failed else {
+        return Ok(());
+    };
+    for page in pages(start, mapped * 4096)?.take(mapped as usize) {
+        if let Ok((frame, flush)) = mapper.unmap(page) {
+            flush.flush();
+            frames::free(frame);
+        }
+    }
+    Err(e)
 }
 
 /// Maps `[virt, virt + len)` onto the physical range starting at `phys`,

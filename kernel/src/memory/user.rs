@@ -43,7 +43,7 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-use super::frames::{self, GlobalFrames};
+use super::frames::{self, GlobalFrames, UserFrames};
 use super::paging::{self, MapError};
 
 /// What a fault on a user address means.
@@ -76,20 +76,21 @@ pub enum FilePage {
         /// Copy on write.
         cow: bool,
     },
-    /// Copy these bytes (at most a page; the rest is zero) into a fresh
-    /// private frame.
-    Copy(alloc::vec::Vec<u8>),
+    /// Copy the first this many bytes of the buffer the pager was given
+    /// (the rest of the page is zero) into a fresh private frame.
+    Copy(usize),
 }
 
 /// Supplies file pages on faults.
 pub trait Pager {
     /// The page of `map` at file offset `offset` (page-aligned), for a
-    /// `write` access or not.
+    /// `write` access or not; bytes to copy go into `buf`.
     fn page(
         &mut self,
         map: kcore::vma::FileMap,
         offset: u64,
         write: bool,
+        buf: &mut [u8; PAGE as usize],
     ) -> Result<FilePage, FaultOutcome>;
     /// Counts bytes of `map`'s file copied into private frames, or (with
     /// `in_place`) mapped without copying (for the log).
@@ -144,8 +145,8 @@ fn huge_counter(flags: PageTableFlags) -> &'static core::sync::atomic::AtomicU64
 }
 
 /// Anonymous memory gets a 2 MiB page only while at least this many frames
-/// (16 MiB) stay free: a partly used 2 MiB page must not be what runs a
-/// small machine out of memory.
+/// (16 MiB) stay free besides the kernel's reserve: a partly used 2 MiB
+/// page must not be what runs a small machine out of memory.
 pub const HUGE_ANON_RESERVE: u64 = 4096;
 
 const FRAMES_PER_HUGE: u64 = HUGE / PAGE;
@@ -159,18 +160,27 @@ pub struct AddressSpace {
     pub resident_pages: u64,
     /// Frames unmapped since the last [`AddressSpace::take_stale`]: they
     /// may still be in other CPUs' TLBs, so they are freed only after a
-    /// shootdown.
-    stale_frames: alloc::vec::Vec<PhysFrame>,
+    /// shootdown. (The heap holds 8 bytes per 4 KiB page unmapped in one
+    /// call and per 2 MiB page: 1/512 of the memory given back at most,
+    /// within the kernel's reserve for any machine up to 32 GiB.)
+    stale_frames: alloc::vec::Vec<StaleFrame>,
     /// Whether a mapping was removed or downgraded since the last
     /// [`AddressSpace::take_stale`].
     needs_flush: bool,
+}
+
+/// A frame, or a 2 MiB block of them, to free after the shootdown.
+#[derive(Debug, Clone, Copy)]
+enum StaleFrame {
+    Small(PhysFrame),
+    Huge(PhysFrame<Size2MiB>),
 }
 
 /// Work to finish after the address-space lock is released: flush other
 /// CPUs' TLBs, then free the frames.
 #[must_use]
 pub struct Stale {
-    frames: alloc::vec::Vec<PhysFrame>,
+    frames: alloc::vec::Vec<StaleFrame>,
     flush: bool,
 }
 
@@ -182,7 +192,10 @@ impl Stale {
             crate::arch::x86_64::tlb::shootdown();
         }
         for f in self.frames {
-            frames::free(f);
+            match f {
+                StaleFrame::Small(f) => frames::free(f),
+                StaleFrame::Huge(b) => frames::free_huge(b),
+            }
         }
     }
 }
@@ -267,6 +280,41 @@ impl AddressSpace {
         }
     }
 
+    /// The first address at or after `addr` that a page table covers: `addr`
+    /// itself if a level-1 table (or a 2 MiB page) is there, else the start
+    /// of the next 2 MiB, 1 GiB or 512 GiB region whose table is missing
+    /// here. Everything in between is certainly unmapped, so walks over a
+    /// range skip it instead of looking at every page (munmap of an
+    /// unpopulated 1 TiB area would otherwise take 2^28 steps).
+    fn next_covered(&mut self, addr: u64) -> u64 {
+        let va = VirtAddr::new(addr);
+        let offset = paging::phys_offset();
+        let next = |size: u64| (addr | (size - 1)).saturating_add(1);
+        let present = |e: &PageTableEntry| e.flags().contains(PageTableFlags::PRESENT);
+        // SAFETY: as in `pde`: this address space's own tables, reached
+        // through the physical-memory mapping, only read here.
+        unsafe {
+            let l4 = &*((offset + self.l4.start_address().as_u64()) as *const PageTable);
+            let e4 = &l4[va.p4_index()];
+            if !present(e4) {
+                return next(512 << 30);
+            }
+            let l3 = &*((offset + e4.addr().as_u64()) as *const PageTable);
+            let e3 = &l3[va.p3_index()];
+            if !present(e3) {
+                return next(1 << 30);
+            }
+            if e3.flags().contains(PageTableFlags::HUGE_PAGE) {
+                return addr;
+            }
+            let l2 = &*((offset + e3.addr().as_u64()) as *const PageTable);
+            if !present(&l2[va.p2_index()]) {
+                return next(HUGE);
+            }
+        }
+        addr
+    }
+
     /// The 2 MiB page mapped at `base` (2 MiB-aligned): its first frame and
     /// flags.
     fn huge_at(&mut self, base: u64) -> Option<(PhysAddr, PageTableFlags)> {
@@ -290,10 +338,8 @@ impl AddressSpace {
         self.resident_pages -= FRAMES_PER_HUGE;
         huge_counter(flags).fetch_sub(HUGE, core::sync::atomic::Ordering::Relaxed);
         if !flags.contains(NOT_OWNED) {
-            for i in 0..FRAMES_PER_HUGE {
-                self.stale_frames
-                    .push(PhysFrame::containing_address(phys + i * PAGE));
-            }
+            self.stale_frames
+                .push(StaleFrame::Huge(PhysFrame::containing_address(phys)));
         }
     }
 
@@ -317,7 +363,10 @@ impl AddressSpace {
         crate::arch::x86_64::context::detach_from_user_tables();
         crate::arch::x86_64::tlb::retire(self.l4, kernel);
         for f in core::mem::take(&mut self.stale_frames) {
-            frames::free(f);
+            match f {
+                StaleFrame::Small(f) => frames::free(f),
+                StaleFrame::Huge(b) => frames::free_huge(b),
+            }
         }
         let offset = paging::phys_offset();
         let table = |e: &PageTableEntry| -> Option<&'static PageTable> {
@@ -380,9 +429,10 @@ impl AddressSpace {
         self.map_filled(page, prot, &[])
     }
 
-    /// Maps a fresh frame holding `data` (zero-filled after it) at `page`.
+    /// Maps a fresh frame holding `data` (zero-filled after it) at `page`
+    /// (user memory: not from the kernel's reserve).
     fn map_filled(&mut self, page: u64, prot: Prot, data: &[u8]) -> Result<PhysFrame, MapError> {
-        let frame = frames::alloc().ok_or(MapError::OutOfFrames)?;
+        let frame = frames::alloc_user().ok_or(MapError::OutOfFrames)?;
         let offset = paging::phys_offset();
         let n = data.len().min(PAGE as usize);
         let dst = (offset + frame.start_address().as_u64()) as *mut u8;
@@ -414,7 +464,7 @@ impl AddressSpace {
         // when it is a shared, writable file mapping.
         match unsafe {
             self.table()
-                .map_to_with_table_flags(p, frame, flags, table_flags(), &mut GlobalFrames)
+                .map_to_with_table_flags(p, frame, flags, table_flags(), &mut UserFrames)
         } {
             Ok(flush) => {
                 flush.flush();
@@ -541,11 +591,13 @@ impl AddressSpace {
         if let Some(r) = self.try_huge(addr, vma, map, pager) {
             return r;
         }
-        let r = match pager.page(map, map.offset_of(page), write) {
+        let mut buf = [0u8; PAGE as usize];
+        let r = match pager.page(map, map.offset_of(page), write, &mut buf) {
             Err(o) => return o,
-            Ok(FilePage::Copy(data)) => {
-                pager.account(map, data.len() as u64, false);
-                self.map_filled(page, vma.prot, &data).map(|_| ())
+            Ok(FilePage::Copy(n)) => {
+                let n = n.min(buf.len());
+                pager.account(map, n as u64, false);
+                self.map_filled(page, vma.prot, &buf[..n]).map(|_| ())
             }
             Ok(FilePage::Frame { phys, cow }) => {
                 pager.account(map, PAGE, true);
@@ -609,13 +661,8 @@ impl AddressSpace {
         // SAFETY: upheld by the caller; the mapper refuses a range that is
         // already (partly) mapped.
         let r = unsafe {
-            self.table().map_to_with_table_flags(
-                page,
-                frame,
-                flags,
-                table_flags(),
-                &mut GlobalFrames,
-            )
+            self.table()
+                .map_to_with_table_flags(page, frame, flags, table_flags(), &mut UserFrames)
         };
         match r {
             Ok(flush) => {
@@ -641,11 +688,7 @@ impl AddressSpace {
         {
             return None;
         }
-        let block = if frames::free_frames() < HUGE_ANON_RESERVE + FRAMES_PER_HUGE {
-            None
-        } else {
-            frames::alloc_huge()
-        };
+        let block = frames::alloc_huge_user(HUGE_ANON_RESERVE);
         let Some(frame) = block else {
             count(&events::THP_FAULT_FALLBACK);
             return None;
@@ -671,6 +714,11 @@ impl AddressSpace {
     pub fn split_huge(&mut self, start: u64, end: u64) -> Result<(), MapError> {
         let mut base = start & !(HUGE - 1);
         while base < end {
+            let covered = self.next_covered(base);
+            if covered > base {
+                base = covered;
+                continue;
+            }
             self.split_one(base)?;
             base += HUGE;
         }
@@ -698,6 +746,9 @@ impl AddressSpace {
         let Some((phys, flags)) = self.huge_at(base) else {
             return Ok(());
         };
+        // The kernel's allocator, reserve included: splitting is how munmap,
+        // mprotect and MADV_DONTNEED act on part of a 2 MiB page, and a
+        // program out of memory must still be able to give memory back.
         let table = frames::alloc().ok_or(MapError::OutOfFrames)?;
         let small = flags & !PageTableFlags::HUGE_PAGE;
         let offset = paging::phys_offset();
@@ -719,23 +770,36 @@ impl AddressSpace {
     }
 
     /// A write to a private copy-on-write page: copies it into a fresh
-    /// frame of its own.
+    /// frame of its own (user memory: refused near the reserve, and then
+    /// the shared page stays mapped).
     fn break_cow(&mut self, page: u64, shared: PhysFrame, prot: Prot) -> FaultOutcome {
-        let mut data = alloc::vec![0u8; PAGE as usize];
-        let src = (paging::phys_offset() + shared.start_address().as_u64()) as *const u8;
+        let Some(frame) = frames::alloc_user() else {
+            return FaultOutcome::OutOfMemory;
+        };
+        let offset = paging::phys_offset();
         // SAFETY: `shared` is a file page mapped here read-only; it stays
-        // allocated while mapped (the file is pinned), and this reads
-        // exactly its 4 KiB through the physical-memory mapping.
-        unsafe { core::ptr::copy_nonoverlapping(src, data.as_mut_ptr(), data.len()) };
+        // allocated while mapped (the file is pinned). `frame` was just
+        // allocated and nothing else refers to it. Both are reached through
+        // the physical-memory mapping and the copy is exactly 4 KiB.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (offset + shared.start_address().as_u64()) as *const u8,
+                (offset + frame.start_address().as_u64()) as *mut u8,
+                PAGE as usize,
+            )
+        };
         let p = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
         if let Ok((_, flush)) = self.table().unmap(p) {
             flush.flush();
             self.needs_flush = true;
             self.resident_pages -= 1;
         }
-        match self.map_filled(page, prot, &data) {
-            Ok(_) => FaultOutcome::Resolved,
-            Err(_) => FaultOutcome::OutOfMemory,
+        match self.map_frame(page, frame, pte_flags(prot)) {
+            Ok(()) => FaultOutcome::Resolved,
+            Err(_) => {
+                frames::free(frame);
+                FaultOutcome::OutOfMemory
+            }
         }
     }
 
@@ -758,6 +822,11 @@ impl AddressSpace {
         let _ = self.split_edges(start, end);
         let mut page = start;
         while page < end {
+            let covered = self.next_covered(page);
+            if covered > page {
+                page = covered;
+                continue;
+            }
             // A 2 MiB page can only begin at the range's start (an edge
             // that could not be split) or at a 2 MiB boundary.
             let base = page & !(HUGE - 1);
@@ -781,7 +850,7 @@ impl AddressSpace {
                 Ok((frame, flush)) => {
                     flush.flush();
                     if owned {
-                        self.stale_frames.push(frame);
+                        self.stale_frames.push(StaleFrame::Small(frame));
                     }
                     self.needs_flush = true;
                     self.resident_pages -= 1;
@@ -799,6 +868,11 @@ impl AddressSpace {
         let _ = self.split_edges(start, end);
         let mut page = start;
         while page < end {
+            let covered = self.next_covered(page);
+            if covered > page {
+                page = covered;
+                continue;
+            }
             let base = page & !(HUGE - 1);
             let edge = page == start || page == base;
             if let Some((_, old)) = edge.then(|| self.huge_at(base)).flatten() {
@@ -856,6 +930,11 @@ impl AddressSpace {
         self.split_huge(from, from + len)?;
         let mut off = 0;
         while off < len {
+            let covered = self.next_covered(from + off) - from;
+            if covered > off {
+                off = covered;
+                continue;
+            }
             let src = Page::<Size4KiB>::containing_address(VirtAddr::new(from + off));
             let keep = self
                 .entry_at(from + off)

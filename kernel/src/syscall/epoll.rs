@@ -70,6 +70,11 @@ pub fn epoll_ctl(epfd: u64, op: u64, fd_: u64, event: u64) -> SysResult {
     };
     let key = Arc::as_ptr(&target) as usize;
     drop(target);
+    if op == kcore::epoll::op::ADD {
+        // Each registration costs kernel memory; a program cannot make
+        // the kernel spend what it cannot spare (Linux: ENOMEM).
+        crate::memory::kalloc::headroom(256)?;
+    }
     set.lock().ctl(op, fd_ as i32, key, events, data)?;
     Ok(0)
 }
@@ -98,7 +103,7 @@ fn wait_impl(epfd: u64, events: u64, max: u64, deadline: Option<u64>) -> SysResu
         let ready = set.lock().collect(generation, max as usize, readiness);
         let expired = deadline.is_some_and(|d| crate::time::now_nanos() >= d);
         if !ready.is_empty() || expired {
-            let mut b = alloc::vec::Vec::with_capacity(ready.len() * 12);
+            let mut b = crate::memory::kalloc::with_capacity(ready.len() * 12)?;
             for (e, data) in &ready {
                 b.extend_from_slice(&e.to_le_bytes());
                 b.extend_from_slice(&data.to_le_bytes());

@@ -12,6 +12,7 @@ use llmos_fs::ramfs::{Ino, ROOT, mode};
 use super::SysResult;
 use super::io::{RAMFS_DEV, stat_bytes, stat_desc};
 use crate::fd::{self, Object, OpenFile};
+use crate::memory::kalloc;
 use crate::memory::uaccess::{self, UserSlice};
 use crate::vfs;
 
@@ -123,6 +124,7 @@ pub fn openat(dirfd: u64, path: u64, flags: u64, perm: u64) -> SysResult {
             return Err(Errno::EACCES);
         }
         if flags & O_TRUNC != 0 && writing && kind == mode::S_IFREG {
+            owned_copy_room(fs, ino)?;
             fs.truncate(ino, 0, now)?;
         }
         fs.open(ino)?;
@@ -130,6 +132,11 @@ pub fn openat(dirfd: u64, path: u64, flags: u64, perm: u64) -> SysResult {
     })?;
     // Linux forces O_LARGEFILE on 64-bit (F_GETFL shows it).
     let status = (flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE;
+    // A generated file is produced whole at open (bounded: the longest,
+    // /proc/self/maps, by the number of areas).
+    if crate::procfs::is_generated(ino) {
+        kalloc::headroom(kalloc::CHUNK)?;
+    }
     let d = match crate::procfs::generate(ino) {
         Some(bytes) => {
             vfs::with(|fs| {
@@ -221,13 +228,19 @@ pub fn getdents64(fd: u64, buf: u64, count: u64) -> SysResult {
     if done {
         return Ok(0);
     }
-    let entries = vfs::with(|fs| fs.readdir(ino, cursor.as_deref()))?;
-    let mut out: Vec<u8> = Vec::new();
+    // At most what a bounce buffer holds, and only the entries that can
+    // fit (each record takes at least 24 bytes).
+    let count = count.min(kalloc::CHUNK as u64) as usize;
+    kalloc::headroom(count)?;
+    let max = count / 24 + 2;
+    let entries = vfs::with(|fs| fs.readdir_some(ino, cursor.as_deref(), max))?;
+    let mut out: Vec<u8> = kalloc::with_capacity(count)?;
     let mut last = cursor;
-    let mut finished = true;
+    // Fewer than asked for: the listing ends here.
+    let mut finished = entries.len() < max;
     for e in &entries {
         let reclen = (19 + e.name.len() + 1).div_ceil(8) * 8;
-        if out.len() + reclen > count as usize {
+        if out.len() + reclen > count {
             finished = false;
             break;
         }
@@ -394,7 +407,16 @@ pub fn ftruncate(fd: u64, len: u64) -> SysResult {
     if d.flags() & O_ACCMODE == 0 {
         return Err(Errno::EINVAL);
     }
-    vfs::with(|fs| fs.truncate(ino, len, now()).map(|_| 0))
+    vfs::with(|fs| {
+        owned_copy_room(fs, ino)?;
+        fs.truncate(ino, len, now()).map(|_| 0)
+    })
+}
+
+/// ENOMEM unless the kernel can spare a private copy of `ino` (changing
+/// an initrd file copies all of it into the filesystem's own pages).
+fn owned_copy_room(fs: &llmos_fs::ramfs::RamFs, ino: Ino) -> Result<(), Errno> {
+    kalloc::headroom(fs.borrowed_bytes(ino).map_or(0, <[u8]>::len))
 }
 
 /// truncate(2).
@@ -409,6 +431,7 @@ pub fn truncate(path: u64, len: u64) -> SysResult {
         if fs.stat(ino)?.mode & 0o170000 == mode::S_IFDIR {
             return Err(Errno::EISDIR);
         }
+        owned_copy_room(fs, ino)?;
         fs.truncate(ino, len, now()).map(|_| 0)
     })
 }

@@ -3,7 +3,6 @@
 //! vectored and positioned forms, lseek, close, fstat, poll/ppoll, ioctl,
 //! fcntl, dup/dup2/dup3, pipe/pipe2, close_range.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use kcore::errno::Errno;
@@ -14,6 +13,7 @@ use llmos_fs::ramfs::{Stat, mode};
 use super::SysResult;
 use crate::console;
 use crate::fd::{self, Desc, IO, Object, OpenFile};
+use crate::memory::kalloc;
 use crate::memory::uaccess::{self, UserSlice};
 use crate::vfs;
 
@@ -25,8 +25,6 @@ const O_CLOEXEC: u64 = 0o2000000;
 const FD_CLOEXEC: u64 = 1;
 /// Largest single transfer (Linux caps at 0x7ffff000).
 const MAX_RW: u64 = 0x7fff_f000;
-/// Bytes moved through the kernel per step for files.
-const CHUNK: usize = 1 << 20;
 const UIO_MAXIOV: u64 = 1024;
 const SIGPIPE: u64 = 13;
 
@@ -51,11 +49,11 @@ fn write_console(buf: u64, count: u64) -> SysResult {
 }
 
 fn read_console(status: u32, buf: u64, count: u64) -> SysResult {
-    let dst = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+    let dst = UserSlice::new(buf, count.min(64 * 1024) as usize)?.writable_prefix()?;
     if count == 0 {
         return Ok(0);
     }
-    match console::read(dst.len().min(64 * 1024), status & O_NONBLOCK != 0) {
+    match console::read(dst.len(), status & O_NONBLOCK != 0) {
         Ok(Read::Data(d)) => {
             dst.write(&d)?;
             Ok(d.len() as u64)
@@ -79,33 +77,36 @@ fn wait_pipe(nonblocking: bool, ready: impl Fn() -> bool) -> Result<(), Errno> {
 }
 
 fn read_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: u64) -> SysResult {
-    let dst = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+    let dst =
+        UserSlice::new(buf, count.min(kcore::pipe::CAPACITY as u64) as usize)?.writable_prefix()?;
+    let mut bounce = kalloc::bounce(dst.len())?;
     loop {
-        let r = p.lock().read(dst.len().min(kcore::pipe::CAPACITY));
+        let r = p.lock().read(&mut bounce[..dst.len()]);
         match r {
-            Io::Ready(d) => {
+            Io::Ready(n) => {
                 IO.wake_all();
-                dst.write(&d)?;
-                return Ok(d.len() as u64);
+                dst.write(&bounce[..n])?;
+                return Ok(n as u64);
             }
             Io::WouldBlock => wait_pipe(status & O_NONBLOCK != 0, || p.lock().readable())?,
         }
     }
 }
 
-fn write_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: u64) -> SysResult {
-    let data = UserSlice::new(buf, count.min(MAX_RW) as usize)?.read_vec()?;
+/// Writes `data` into the pipe, waiting for room unless non-blocking;
+/// returns how much went in (less than all only if waiting was refused).
+fn pipe_write_all(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, data: &[u8]) -> SysResult {
     let mut done = 0usize;
     loop {
-        let r = p.lock().write(&data[done..]);
-        match r {
-            Err(e) => {
-                if done > 0 {
-                    return Ok(done as u64);
-                }
-                super::signal::raise(SIGPIPE)?;
-                return Err(e);
+        let r = {
+            let mut pipe = p.lock();
+            if pipe.needs_buffer() {
+                kalloc::headroom(kcore::pipe::CAPACITY)?;
             }
+            pipe.write(&data[done..])
+        };
+        match r {
+            Err(e) => return if done > 0 { Ok(done as u64) } else { Err(e) },
             Ok(Io::Ready(n)) => {
                 done += n;
                 IO.wake_all();
@@ -122,23 +123,55 @@ fn write_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: 
     }
 }
 
-/// Reads from a RAM-filesystem inode (or device node) at `at`.
-fn read_inode(ino: u64, buf: u64, count: u64, at: u64) -> SysResult {
-    let n = count.min(CHUNK as u64) as usize;
-    let dst = UserSlice::new(buf, n)?;
-    let mut data = alloc::vec![0u8; n];
-    let got = match device(ino)? {
-        Some(vfs::dev::NULL) => 0,
-        Some(vfs::dev::ZERO) => n,
-        Some(vfs::dev::URANDOM | vfs::dev::RANDOM) => {
-            crate::random::fill(&mut data);
-            n
+/// write(2) on a pipe: the user's bytes go through a bounce buffer of at
+/// most `kalloc::CHUNK`, step by step (atomic up to PIPE_BUF, which fits
+/// one step); EPIPE raises SIGPIPE if nothing was written.
+fn write_pipe(p: &spin::Mutex<kcore::pipe::Pipe>, status: u32, buf: u64, count: u64) -> SysResult {
+    let src = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+    let mut bounce = kalloc::bounce(src.len())?;
+    let r = src.read_chunks(&mut bounce, |chunk| {
+        pipe_write_all(p, status, chunk).map(|n| n as usize)
+    });
+    match r {
+        Err(Errno::EPIPE) => {
+            super::signal::raise(SIGPIPE)?;
+            Err(Errno::EPIPE)
         }
-        Some(vfs::dev::CONSOLE) => return read_console(0, buf, count),
+        r => r.map(|n| n as u64),
+    }
+}
+
+/// Reads from a RAM-filesystem inode (or device node) at `at`, through a
+/// bounce buffer of at most `kalloc::CHUNK` bytes a step.
+fn read_inode(ino: u64, status: u32, buf: u64, count: u64, at: u64) -> SysResult {
+    let dst = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+    let dev = device(ino)?;
+    match dev {
+        Some(vfs::dev::NULL) => return Ok(0),
+        Some(vfs::dev::CONSOLE) => return read_console(status, buf, count),
+        Some(vfs::dev::ZERO | vfs::dev::URANDOM | vfs::dev::RANDOM) | None => {}
         Some(_) => return Err(Errno::ENXIO),
-        None => vfs::with(|fs| fs.read(ino, at, &mut data, now()))?,
-    };
-    dst.write(&data[..got])?;
+    }
+    if dst.is_empty() {
+        return Ok(0);
+    }
+    let mut bounce = kalloc::bounce(dst.len())?;
+    let mut pos = at;
+    let got = dst.write_chunks(&mut bounce, |chunk| {
+        let n = match dev {
+            Some(vfs::dev::ZERO) => {
+                chunk.fill(0);
+                chunk.len()
+            }
+            Some(_) => {
+                crate::random::fill(chunk);
+                chunk.len()
+            }
+            None => vfs::with(|fs| fs.read(ino, pos, chunk, now()))?,
+        };
+        pos += n as u64;
+        Ok(n)
+    })?;
     Ok(got as u64)
 }
 
@@ -153,6 +186,9 @@ pub fn read_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResu
     if status & O_ACCMODE == O_WRONLY {
         return Err(Errno::EBADF);
     }
+    // As Linux's access_ok: the whole range must be user space, before the
+    // count is clamped to MAX_RW.
+    UserSlice::new(buf, count as usize)?;
     match &d.object {
         Object::Console if at.is_none() => read_console(status, buf, count),
         Object::Socket(id) if at.is_none() => {
@@ -172,7 +208,7 @@ pub fn read_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResu
             if vfs::with(|fs| fs.stat(*ino))?.mode & 0o170000 == mode::S_IFDIR {
                 return Err(Errno::EISDIR);
             }
-            let got = read_inode(*ino, buf, count, pos)?;
+            let got = read_inode(*ino, status, buf, count, pos)?;
             if at.is_none() {
                 d.state.lock().offset = pos + got;
             }
@@ -182,7 +218,11 @@ pub fn read_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysResu
             let pos = at.unwrap_or_else(|| d.state.lock().offset);
             let start = (pos.min(bytes.len() as u64)) as usize;
             let n = (bytes.len() - start).min(count.min(MAX_RW) as usize);
-            UserSlice::new(buf, n)?.write(&bytes[start..start + n])?;
+            let n = if n == 0 {
+                0
+            } else {
+                UserSlice::new(buf, n)?.write_prefix(&bytes[start..start + n])?
+            };
             if at.is_none() {
                 d.state.lock().offset = pos + n as u64;
             }
@@ -197,6 +237,7 @@ pub fn write_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysRes
     if status & O_ACCMODE == 0 {
         return Err(Errno::EBADF);
     }
+    UserSlice::new(buf, count as usize)?;
     match &d.object {
         Object::Console if at.is_none() => write_console(buf, count),
         Object::Socket(id) if at.is_none() => {
@@ -223,34 +264,26 @@ pub fn write_desc(d: &OpenFile, buf: u64, count: u64, at: Option<u64>) -> SysRes
                     _ => Err(Errno::ENXIO),
                 };
             }
+            // A first write to an initrd file copies all of it.
+            let copy = vfs::with(|fs| Ok(fs.borrowed_bytes(ino).map_or(0, <[u8]>::len)))?;
+            let src = UserSlice::new(buf, count.min(MAX_RW) as usize)?;
+            let mut bounce = kalloc::bounce(src.len())?;
             let mut total = 0u64;
-            let count = count.min(MAX_RW);
-            while total < count {
-                let n = (count - total).min(CHUNK as u64) as usize;
-                let data = match UserSlice::new(buf + total, n).and_then(|s| s.read_vec()) {
-                    Ok(v) => v,
-                    Err(e) if total == 0 => return Err(e),
-                    Err(_) => break,
-                };
+            let r = src.read_chunks(&mut bounce, |data| {
+                kalloc::headroom(data.len() + if total == 0 { copy } else { 0 })?;
                 let offset = match at {
                     Some(o) => o + total,
                     None if status & O_APPEND != 0 => vfs::with(|fs| fs.stat(ino))?.size,
                     None => d.state.lock().offset,
                 };
-                let wrote = match vfs::with(|fs| fs.write(ino, offset, &data, now())) {
-                    Ok(w) => w as u64,
-                    Err(e) if total == 0 => return Err(e),
-                    Err(_) => break,
-                };
+                let wrote = vfs::with(|fs| fs.write(ino, offset, data, now()))?;
                 if at.is_none() {
-                    d.state.lock().offset = offset + wrote;
+                    d.state.lock().offset = offset + wrote as u64;
                 }
-                total += wrote;
-                if wrote < n as u64 {
-                    break;
-                }
-            }
-            Ok(total)
+                total += wrote as u64;
+                Ok(wrote)
+            });
+            r.map(|n| n as u64)
         }
     }
 }
@@ -289,7 +322,7 @@ fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
         return Err(Errno::EINVAL);
     }
     let raw = UserSlice::new(iov, (cnt * 16) as usize)?.read_vec()?;
-    let mut v = Vec::with_capacity(cnt as usize);
+    let mut v = kalloc::with_capacity(cnt as usize)?;
     let mut total = 0u64;
     for c in raw.as_chunks::<16>().0 {
         let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
@@ -615,6 +648,8 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
     }
     let slice = UserSlice::new(fds, (nfds * 8) as usize)?;
     let mut raw = slice.read_vec()?;
+    // The wait's own copy, so a wakeup check does not touch `raw`.
+    let mut probe = kalloc::zeroed(raw.len())?;
     let scan = |raw: &mut [u8]| {
         let mut ready = 0u64;
         for c in raw.as_chunks_mut::<8>().0 {
@@ -636,7 +671,8 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
             return Ok(ready);
         }
         super::signal::pending()?;
-        let probe = spin::Mutex::new(raw.clone());
+        probe.copy_from_slice(&raw);
+        let probe = spin::Mutex::new(&mut probe[..]);
         IO.wait(deadline, || scan(&mut probe.lock()) > 0);
     }
 }
@@ -943,7 +979,11 @@ fn select_until(nfds: u64, rp: u64, wp: u64, ep: u64, deadline: Option<u64>) -> 
     loop {
         let generation = fd::io_generation();
         let bytes = n.div_ceil(64) * 8;
-        let (mut ro, mut wo, mut eo) = (vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]);
+        let (mut ro, mut wo, mut eo) = (
+            kalloc::zeroed(bytes)?,
+            kalloc::zeroed(bytes)?,
+            kalloc::zeroed(bytes)?,
+        );
         let mut count = 0u64;
         for fd in 0..n {
             let (want_r, want_w, want_e) = (bit(&r, fd), bit(&w, fd), bit(&e, fd));

@@ -61,12 +61,10 @@ fn remove(mm: &mut Mm, start: u64, end: u64) -> Result<(), Errno> {
     mm.aspace
         .split_edges(start, end)
         .map_err(|_| Errno::ENOMEM)?;
-    for v in mm
-        .aspace
-        .vmas
-        .unmap(start, end)
-        .map_err(|_| Errno::EINVAL)?
-    {
+    for v in mm.aspace.vmas.unmap(start, end).map_err(|e| match e {
+        VmaError::TooMany => Errno::ENOMEM,
+        _ => Errno::EINVAL,
+    })? {
         mm.aspace.unmap_pages(v.start, v.end);
         if let Kind::File(f) = v.kind {
             mm.file_releases.push((f.ino, (v.end - v.start) / PAGE));
@@ -153,6 +151,8 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
         }
         _ => None,
     };
+    // The area's bookkeeping (at most `vma::MAX_AREAS` of them).
+    crate::memory::kalloc::headroom(4096)?;
     with_mm(|mm| {
         let start = if fixed {
             if !addr.is_multiple_of(PAGE) {
@@ -203,15 +203,36 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Sy
             crate::filemap::log_map(path, len, f, *size, *initrd);
         }
         if flags & MAP_POPULATE != 0 && prot != Prot::NONE {
-            let mut p = start;
-            while p < start + len {
-                mm.aspace
-                    .fault(p, false, false, &mut crate::filemap::FilePager);
-                p += PAGE;
-            }
+            populate(mm, start, start + len)?;
         }
         Ok(start)
     })
+}
+
+/// MAP_POPULATE: faults in `[start, end)` of the area just made. Stops at
+/// the end of a mapped file (the rest is SIGBUS when touched, as on
+/// Linux). At the first page that finds no memory it removes the whole
+/// new mapping and fails with ENOMEM: Linux instead returns the mapping
+/// unpopulated and leaves the shortage to the first touch (its OOM
+/// killer), but a program here can do something about ENOMEM and nothing
+/// about being killed (`docs/linux-abi.md`).
+fn populate(mm: &mut Mm, start: u64, end: u64) -> Result<(), Errno> {
+    use crate::memory::user::FaultOutcome;
+    let mut p = start;
+    while p < end {
+        match mm
+            .aspace
+            .fault(p, false, false, &mut crate::filemap::FilePager)
+        {
+            FaultOutcome::Resolved => p += PAGE,
+            FaultOutcome::OutOfMemory => {
+                remove(mm, start, end)?;
+                return Err(Errno::ENOMEM);
+            }
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// What a file mapping maps: the file (offset 0 at address 0 for now),
@@ -303,7 +324,7 @@ pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
             .map_err(|_| Errno::ENOMEM)?;
         match mm.aspace.vmas.protect(addr, end, prot) {
             Ok(_) => {}
-            Err(VmaError::Hole) => return Err(Errno::ENOMEM),
+            Err(VmaError::Hole | VmaError::TooMany) => return Err(Errno::ENOMEM),
             Err(_) => return Err(Errno::EINVAL),
         }
         mm.aspace.reprotect(addr, end, prot);

@@ -66,6 +66,8 @@ pub fn entry(frame: &mut SyscallFrame) {
     frame.rax = ret;
     after_syscall();
     crate::sched::syscall_exit();
+    #[cfg(feature = "test-hooks")]
+    crate::arch::x86_64::usercopy::assert_ac_clear("the syscall return path");
     if crate::supervisor::killed() {
         crate::supervisor::leave_killed()
     }

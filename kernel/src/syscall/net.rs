@@ -8,7 +8,6 @@
 //! wakes when a socket changes; `O_NONBLOCK` gives EAGAIN (EINPROGRESS for
 //! connect), and SO_RCVTIMEO/SO_SNDTIMEO bound the wait (EAGAIN).
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use kcore::errno::Errno;
@@ -16,6 +15,7 @@ use llmos_net::socket::{Addr, Error as SockError, Id, Ipv4Address, Kind};
 
 use super::SysResult;
 use crate::fd::{self, IO, Object, OpenFile};
+use crate::memory::kalloc;
 use crate::memory::uaccess::{self, UserSlice};
 use crate::netdev;
 
@@ -157,6 +157,9 @@ pub fn socket(domain: u64, ty: u64, proto: u64) -> SysResult {
         (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
     };
+    // Its buffers come later, from the network stack's own budget; the
+    // kernel must be able to spare them now.
+    kalloc::headroom(2 * llmos_net::socket::TCP_BUFFER)?;
     let id = netdev::with(|n| n.socks.create(kind))?;
     let flags = O_RDWR
         | if ty & SOCK_NONBLOCK != 0 {
@@ -191,6 +194,7 @@ pub fn bind(fd: u64, addr: u64, len: u64) -> SysResult {
 /// listen(2).
 pub fn listen(fd: u64, backlog: u64) -> SysResult {
     let (id, _, _) = sock(fd)?;
+    kalloc::headroom(2 * llmos_net::socket::TCP_BUFFER)?;
     let backlog = (backlog as i32).max(1) as usize;
     netdev::with(|n| n.socks.listen(&mut n.stack, id, backlog))?
         .map(|_| 0)
@@ -229,6 +233,7 @@ pub fn accept4(fd: u64, addr: u64, lenp: u64, flags: u64) -> SysResult {
 pub fn connect(fd: u64, addr: u64, len: u64) -> SysResult {
     let (id, nb, _) = sock(fd)?;
     let a = read_addr(addr, len)?;
+    kalloc::headroom(2 * llmos_net::socket::TCP_BUFFER)?;
     match netdev::with(|n| n.socks.connect(&mut n.stack, id, a))? {
         Ok(()) => return Ok(0),
         Err(SockError::WouldBlock) => {}
@@ -267,16 +272,22 @@ pub fn getpeername(fd: u64, addr: u64, lenp: u64) -> SysResult {
     write_addr(addr, lenp, a).map(|_| 0)
 }
 
-/// Largest single transfer through a socket call.
-const MAX_IO: usize = 1 << 20;
+/// Largest single receive through a socket call (one bounce buffer; a
+/// stream read may return less than asked, and a datagram is smaller).
+const MAX_IO: usize = kalloc::CHUNK;
+/// Largest UDP payload over IPv4 (65,535 − 20 − 8).
+const MAX_DATAGRAM: usize = 65_507;
 
-/// Sends `data` on socket `id`; EPIPE raises SIGPIPE unless `flags` has
-/// MSG_NOSIGNAL.
-fn send_data(id: Id, nb: bool, data: &[u8], to: Option<Addr>, flags: u64) -> SysResult {
-    let (kind, timeout) = netdev::with(|n| {
-        Ok::<_, SockError>((n.socks.kind(id)?, n.socks.options(id)?.send_timeout))
-    })?
-    .map_err(errno)?;
+/// Sends `data` on socket `id` once (blocking unless `nb`): TCP takes what
+/// fits, UDP the whole datagram.
+fn send_once(
+    id: Id,
+    kind: Kind,
+    nb: bool,
+    timeout: u64,
+    data: &[u8],
+    to: Option<Addr>,
+) -> SysResult {
     let r = match (kind, to) {
         (Kind::Udp, Some(to)) => {
             blocking(nb, timeout, |n| n.socks.send_to(&mut n.stack, id, data, to))
@@ -290,14 +301,65 @@ fn send_data(id: Id, nb: bool, data: &[u8], to: Option<Addr>, flags: u64) -> Sys
         }
         (Kind::Tcp, _) => blocking(nb, timeout, |n| n.socks.send(&mut n.stack, id, data)),
     };
-    match r {
+    r.map(|n| n as u64)
+}
+
+/// Sends `total` bytes that `fill(offset, buf)` copies from user memory
+/// (all of `buf`, or an error): a stream in steps of one bounce buffer
+/// until a step goes out only in part, a datagram whole (EMSGSIZE beyond
+/// [`MAX_DATAGRAM`]). Returns the bytes sent; an error only if none were,
+/// and EPIPE then raises SIGPIPE unless `flags` has MSG_NOSIGNAL.
+fn send_from(
+    id: Id,
+    nb: bool,
+    total: usize,
+    to: Option<Addr>,
+    flags: u64,
+    mut fill: impl FnMut(usize, &mut [u8]) -> Result<(), Errno>,
+) -> SysResult {
+    let (kind, timeout) = netdev::with(|n| {
+        Ok::<_, SockError>((n.socks.kind(id)?, n.socks.options(id)?.send_timeout))
+    })?
+    .map_err(errno)?;
+    if kind == Kind::Udp && total > MAX_DATAGRAM {
+        return Err(Errno::EMSGSIZE);
+    }
+    let mut buf = kalloc::bounce(total)?;
+    let mut sent = 0usize;
+    let result = loop {
+        let want = (total - sent).min(buf.len());
+        let step = fill(sent, &mut buf[..want])
+            .and_then(|_| send_once(id, kind, nb, timeout, &buf[..want], to));
+        match step {
+            Ok(n) => {
+                sent += n as usize;
+                if (n as usize) < want || sent >= total || kind == Kind::Udp {
+                    break Ok(sent as u64);
+                }
+            }
+            Err(e) if sent == 0 => break Err(e),
+            Err(_) => break Ok(sent as u64),
+        }
+    };
+    match result {
         Err(Errno::EPIPE) if flags & MSG_NOSIGNAL == 0 => {
             super::signal::raise(13)?;
             Err(Errno::EPIPE)
         }
-        r => r.map(|n| n as u64),
+        r => r,
     }
 }
+
+/// Sends the user bytes `[buf, buf + len)` (see [`send_from`]).
+fn send_user(id: Id, nb: bool, buf: u64, len: u64, to: Option<Addr>, flags: u64) -> SysResult {
+    let src = UserSlice::new(buf, len.min(MAX_RW) as usize)?;
+    send_from(id, nb, src.len(), to, flags, |off, out| {
+        src.sub(off, out.len()).read_into(out)
+    })
+}
+
+/// Largest single transfer (Linux caps at 0x7ffff000).
+const MAX_RW: u64 = 0x7fff_f000;
 
 /// Receives into a kernel buffer of `len` bytes from socket `id`.
 fn recv_data(id: Id, nb: bool, len: usize) -> Result<(Vec<u8>, Option<Addr>), Errno> {
@@ -305,7 +367,7 @@ fn recv_data(id: Id, nb: bool, len: usize) -> Result<(Vec<u8>, Option<Addr>), Er
         Ok::<_, SockError>((n.socks.kind(id)?, n.socks.options(id)?.recv_timeout))
     })?
     .map_err(errno)?;
-    let mut buf = vec![0u8; len.min(MAX_IO)];
+    let mut buf = kalloc::zeroed(len.min(MAX_IO))?;
     match kind {
         Kind::Tcp => {
             let k = blocking(nb, timeout, |n| n.socks.recv(&mut n.stack, id, &mut buf))?;
@@ -325,13 +387,12 @@ fn recv_data(id: Id, nb: bool, len: usize) -> Result<(Vec<u8>, Option<Addr>), Er
 /// sendto(2) (and send).
 pub fn sendto(fd: u64, buf: u64, len: u64, flags: u64, addr: u64, alen: u64) -> SysResult {
     let (id, nb, _) = sock(fd)?;
-    let data = UserSlice::new(buf, (len as usize).min(MAX_IO))?.read_vec()?;
     let to = if addr != 0 {
         Some(read_addr(addr, alen)?)
     } else {
         None
     };
-    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to, flags)
+    send_user(id, nb || flags & MSG_DONTWAIT != 0, buf, len, to, flags)
 }
 
 /// recvfrom(2) (and recv).
@@ -340,7 +401,7 @@ pub fn recvfrom(fd: u64, buf: u64, len: u64, flags: u64, addr: u64, lenp: u64) -
         return Err(Errno::ENOTSUP);
     }
     let (id, nb, _) = sock(fd)?;
-    let dst = UserSlice::new(buf, (len as usize).min(MAX_IO))?;
+    let dst = UserSlice::new(buf, len.min(MAX_IO as u64) as usize)?.writable_prefix()?;
     let (data, from) = recv_data(id, nb || flags & MSG_DONTWAIT != 0, dst.len())?;
     UserSlice::new(buf, data.len())?.write(&data)?;
     if let Some(f) = from {
@@ -377,7 +438,7 @@ fn read_msghdr(msg: u64) -> Result<MsgHdr, Errno> {
         return Err(Errno::EMSGSIZE);
     }
     let raw_iov = UserSlice::new(iov, (iovlen * 16) as usize)?.read_vec()?;
-    let mut v = Vec::new();
+    let mut v = kalloc::with_capacity(iovlen as usize)?;
     for c in raw_iov.as_chunks::<16>().0 {
         let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
         let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
@@ -390,28 +451,57 @@ fn read_msghdr(msg: u64) -> Result<MsgHdr, Errno> {
     })
 }
 
-/// sendmsg(2): the iovecs are gathered and sent as one write (one
-/// datagram for UDP); ancillary data is ignored.
+/// Copies the bytes of `iov` from byte `skip` on into `out` (all of it, or
+/// EFAULT).
+fn gather(iov: &[(u64, u64)], mut skip: usize, out: &mut [u8]) -> Result<(), Errno> {
+    let mut filled = 0usize;
+    for &(base, len) in iov {
+        if filled == out.len() {
+            break;
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = (len - skip).min(out.len() - filled);
+        let at = base.checked_add(skip as u64).ok_or(Errno::EFAULT)?;
+        UserSlice::new(at, n)?.read_into(&mut out[filled..filled + n])?;
+        filled += n;
+        skip = 0;
+    }
+    if filled < out.len() {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
+}
+
+/// sendmsg(2): the iovecs are sent in order as one stream write (TCP, in
+/// bounce-buffer steps) or one datagram (UDP); ancillary data is ignored.
 pub fn sendmsg(fd: u64, msg: u64, flags: u64) -> SysResult {
     let (id, nb, _) = sock(fd)?;
     let MsgHdr { name, namelen, iov } = read_msghdr(msg)?;
-    let mut data = Vec::new();
-    for (base, len) in iov {
-        if data
-            .len()
-            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-            > MAX_IO
-        {
-            return Err(Errno::EMSGSIZE);
-        }
-        data.extend(UserSlice::new(base, len as usize)?.read_vec()?);
+    let mut total = 0u64;
+    for &(_, len) in &iov {
+        total = total.checked_add(len).ok_or(Errno::EINVAL)?;
+    }
+    if total > i64::MAX as u64 {
+        return Err(Errno::EINVAL);
     }
     let to = if name != 0 {
         Some(read_addr(name, namelen)?)
     } else {
         None
     };
-    send_data(id, nb || flags & MSG_DONTWAIT != 0, &data, to, flags)
+    let total = total.min(MAX_RW) as usize;
+    send_from(
+        id,
+        nb || flags & MSG_DONTWAIT != 0,
+        total,
+        to,
+        flags,
+        |off, out| gather(&iov, off, out),
+    )
 }
 
 /// recvmsg(2): fills the iovecs in order; writes the sender's address for
@@ -619,7 +709,7 @@ pub fn getsockopt(fd: u64, level: u64, name: u64, optval: u64, optlenp: u64) -> 
 
 /// read(2)/write(2) on a socket descriptor.
 pub fn read_socket(id: Id, nb: bool, buf: u64, count: u64) -> SysResult {
-    let dst = UserSlice::new(buf, (count as usize).min(MAX_IO))?;
+    let dst = UserSlice::new(buf, count.min(MAX_IO as u64) as usize)?.writable_prefix()?;
     let (data, _) = recv_data(id, nb, dst.len())?;
     UserSlice::new(buf, data.len())?.write(&data)?;
     Ok(data.len() as u64)
@@ -627,8 +717,7 @@ pub fn read_socket(id: Id, nb: bool, buf: u64, count: u64) -> SysResult {
 
 /// write(2) on a socket descriptor.
 pub fn write_socket(id: Id, nb: bool, buf: u64, count: u64) -> SysResult {
-    let data = UserSlice::new(buf, (count as usize).min(MAX_IO))?.read_vec()?;
-    send_data(id, nb, &data, None, 0)
+    send_user(id, nb, buf, count, None, 0)
 }
 
 /// poll(2) events of a socket.

@@ -91,7 +91,14 @@ pub fn clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64) 
     } else {
         crate::arch::x86_64::syscall::fs_base()
     };
-    let child = sched::spawn_user(&frame, fs_base).map_err(|_| Errno::EAGAIN)?;
+    // A kernel stack, an extended-state area and the bookkeeping: ENOMEM
+    // if the kernel cannot spare them (Linux: the same for a failed stack).
+    crate::memory::kalloc::headroom(sched::THREAD_KSTACK as usize + 16 * 1024)?;
+    let child = sched::spawn_user(&frame, fs_base).map_err(|e| match e {
+        sched::SpawnError::Stack(crate::memory::stacks::StackError::Map(_)) => Errno::ENOMEM,
+        sched::SpawnError::Stack(_) => Errno::EAGAIN,
+        sched::SpawnError::Killed => Errno::EAGAIN,
+    })?;
     let tid = u64::from(child.tid);
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(child_tid, Ordering::Relaxed);
@@ -150,6 +157,15 @@ pub fn set_robust_list(head: u64, len: u64) -> SysResult {
 
 /// sched_yield(2).
 pub fn sched_yield() -> SysResult {
+    #[cfg(feature = "test-hooks")]
+    if crate::test_hooks::ac_leak() && sched::current_tid() == 1 {
+        // A kernel path that switches away with AC set (a forgotten CLAC):
+        // the thread that runs next must not inherit it.
+        crate::arch::x86_64::usercopy::set_ac_for_test();
+        sched::yield_now();
+        crate::arch::x86_64::usercopy::clac_on_entry();
+        return Ok(0);
+    }
     sched::yield_now();
     Ok(0)
 }

@@ -7,7 +7,9 @@
 //! exactly the user's state.
 //!
 //! [`switch_to`] is a safe API: it switches from the task that is current
-//! on this CPU to `next`, and refuses a `next` that is already running
+//! on this CPU to `next` (callee-saved registers and RFLAGS on each task's
+//! own stack, so no flag a kernel path leaves set can follow another
+//! thread), and refuses a `next` that is already running
 //! somewhere (its `on_cpu` flag). The previous task's flag is cleared only
 //! after the switch, by the code that runs on the next task's stack
 //! ([`finish_switch`]), so no CPU can resume a task whose stack another CPU
@@ -31,6 +33,8 @@ core::arch::global_asm!(
     ".global llmos_switch_context",
     // rdi: where to store the old stack pointer; rsi: the new one.
     // Returns (in the resumed context) nothing; state lives on the stacks.
+    // RFLAGS are saved and restored per thread: whatever one thread's
+    // kernel path left in AC, DF or TF stays with that thread.
     "llmos_switch_context:",
     "    push rbp",
     "    push rbx",
@@ -38,8 +42,10 @@ core::arch::global_asm!(
     "    push r13",
     "    push r14",
     "    push r15",
+    "    pushfq",
     "    mov [rdi], rsp",
     "    mov rsp, rsi",
+    "    popfq",
     "    pop r15",
     "    pop r14",
     "    pop r13",
@@ -94,6 +100,10 @@ unsafe extern "C" {
     fn llmos_kthread_entry();
 }
 
+/// RFLAGS a new thread starts its kernel life with: interrupts off (as
+/// every switch happens), AC and DF clear, only the reserved bit 1 set.
+const INITIAL_RFLAGS: u64 = 0x2;
+
 /// Bytes of the extended-state area (set at boot from CPUID 0xD).
 static XSAVE_SIZE: AtomicU64 = AtomicU64::new(512);
 static XSAVE_MASK: AtomicU64 = AtomicU64::new(0);
@@ -118,13 +128,28 @@ struct XsaveArea {
 }
 
 impl XsaveArea {
+    /// An area for a CPU's boot or idle context (boot time: failing is a
+    /// kernel bug).
     fn new() -> Self {
+        match Self::try_new() {
+            Some(a) => a,
+            None => alloc::alloc::handle_alloc_error(Self::layout()),
+        }
+    }
+
+    fn layout() -> core::alloc::Layout {
         let size = XSAVE_SIZE.load(Ordering::Relaxed) as usize + 64;
-        let layout = core::alloc::Layout::from_size_align(size, 64).expect("valid xsave layout");
+        core::alloc::Layout::from_size_align(size, 64).expect("valid xsave layout")
+    }
+
+    /// An area, or `None` if the heap cannot provide it (a new thread then
+    /// fails with ENOMEM instead of panicking).
+    fn try_new() -> Option<Self> {
+        let layout = Self::layout();
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
         if ptr.is_null() {
-            alloc::alloc::handle_alloc_error(layout);
+            return None;
         }
         // Default x87 control word and MXCSR, as after FNINIT/reset: XRSTOR
         // loads MXCSR from the area even for components in their init state.
@@ -133,7 +158,7 @@ impl XsaveArea {
             ptr.cast::<u16>().write(0x037f);
             ptr.add(24).cast::<u32>().write(0x1f80);
         }
-        Self { ptr, layout }
+        Some(Self { ptr, layout })
     }
 
     fn save(&self) {
@@ -231,16 +256,17 @@ impl Task {
     /// loop).
     pub fn new_kernel_thread(stack: KernelStack, entry: extern "C" fn() -> !) -> Arc<Task> {
         let top = stack.top;
-        let rsp = top - 16 - 8 - 6 * 8;
+        let rsp = top - 16 - 8 - 7 * 8;
         // SAFETY: a fresh, exclusively owned stack; the writes stay in its
-        // top page: six zero callee-saved slots, the entry trampoline, and
-        // the function it calls.
+        // top page: the first RFLAGS, six zero callee-saved slots, the
+        // entry trampoline, and the function it calls.
         unsafe {
-            for i in 0..6 {
+            (rsp as *mut u64).write(INITIAL_RFLAGS);
+            for i in 1..7 {
                 ((rsp + i * 8) as *mut u64).write(0);
             }
-            ((rsp + 48) as *mut u64).write(llmos_kthread_entry as *const () as u64);
-            ((rsp + 56) as *mut u64).write(entry as *const () as u64);
+            ((rsp + 56) as *mut u64).write(llmos_kthread_entry as *const () as u64);
+            ((rsp + 64) as *mut u64).write(entry as *const () as u64);
         }
         Arc::new(Task {
             cr3: AtomicU64::new(0),
@@ -255,19 +281,31 @@ impl Task {
 
     /// A new user thread that will return to user mode with `frame`'s
     /// registers, running on `stack`. Its FPU state is a copy of the
-    /// current (calling) thread's, its FS base `fs_base`.
-    pub fn new_user_thread(stack: KernelStack, frame: &SyscallFrame, fs_base: u64) -> Arc<Task> {
-        let xsave = XsaveArea::new();
+    /// current (calling) thread's, its FS base `fs_base`. `None` if the
+    /// heap cannot hold its extended-state area.
+    pub fn new_user_thread(
+        stack: KernelStack,
+        frame: &SyscallFrame,
+        fs_base: u64,
+    ) -> Option<Arc<Task>> {
+        let xsave = XsaveArea::try_new()?;
         xsave.save();
-        Self::user_task(stack, frame, fs_base, KernelGsBase::read().as_u64(), xsave)
+        Some(Self::user_task(
+            stack,
+            frame,
+            fs_base,
+            KernelGsBase::read().as_u64(),
+            xsave,
+        ))
     }
 
     /// The first thread of a new process, whose address space is the
     /// active one: it will enter user mode with `frame`'s registers, the
     /// initial x87/SSE/AVX state and no FS or GS base (nothing of the
-    /// thread that creates it, the last one of the previous run).
-    pub fn new_process_thread(stack: KernelStack, frame: &SyscallFrame) -> Arc<Task> {
-        Self::user_task(stack, frame, 0, 0, XsaveArea::new())
+    /// thread that creates it, the last one of the previous run). `None`
+    /// if the heap cannot hold its extended-state area.
+    pub fn new_process_thread(stack: KernelStack, frame: &SyscallFrame) -> Option<Arc<Task>> {
+        Some(Self::user_task(stack, frame, 0, 0, XsaveArea::try_new()?))
     }
 
     fn user_task(
@@ -280,16 +318,17 @@ impl Task {
         let top = stack.top;
         let frame_words = core::mem::size_of::<SyscallFrame>() / 8;
         // Layout from the top: the SyscallFrame, then the return address
-        // (thread entry) and six zeros for the callee-saved registers that
-        // `llmos_switch_context` pops.
+        // (thread entry), six zeros for the callee-saved registers and the
+        // first RFLAGS that `llmos_switch_context` pops.
         let frame_at = top - (frame_words as u64) * 8;
-        let rsp = frame_at - 8 - 6 * 8;
+        let rsp = frame_at - 8 - 7 * 8;
         // SAFETY: `stack` is a freshly mapped, exclusively owned kernel stack
         // and these writes stay inside its top page(s).
         unsafe {
             (frame_at as *mut SyscallFrame).write(*frame);
             ((frame_at - 8) as *mut u64).write(llmos_thread_entry as *const () as u64);
-            for i in 0..6 {
+            (rsp as *mut u64).write(INITIAL_RFLAGS);
+            for i in 1..7 {
                 ((rsp + i * 8) as *mut u64).write(0);
             }
         }

@@ -22,6 +22,7 @@ use kcore::bootlog::{Timestamp, write_event};
 use spin::Lazy;
 
 use super::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
+use super::usercopy::clac_on_entry;
 use crate::drivers::serial;
 
 /// The local APIC timer's vector.
@@ -54,6 +55,7 @@ pub fn init() {
 macro_rules! plain {
     ($fn_name:ident, $vector:expr, $name:expr) => {
         extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame) {
+            clac_on_entry();
             die($vector, $name, None, &frame, format_args!(""));
         }
     };
@@ -62,6 +64,7 @@ macro_rules! plain {
 macro_rules! with_code {
     ($fn_name:ident, $vector:expr, $name:expr) => {
         extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame, code: u64) {
+            clac_on_entry();
             die($vector, $name, Some(code), &frame, format_args!(""));
         }
     };
@@ -92,6 +95,7 @@ with_code!(vmm_communication, 29, "VMM communication exception (#VC)");
 with_code!(security, 30, "security exception (#SX)");
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    clac_on_entry();
     die(
         2,
         "non-maskable interrupt (NMI)",
@@ -102,6 +106,7 @@ extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
 }
 
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    clac_on_entry();
     let cr2 = Cr2::read_raw();
     if let Some(stack) = crate::memory::stacks::guard_owner(cr2) {
         die(
@@ -124,10 +129,16 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
 }
 
 extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    clac_on_entry();
     die(18, "machine check (#MC)", None, &frame, format_args!(""))
 }
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    // A fault inside the copy routine (AC set by STAC) resolves with AC
+    // clear; IRETQ sets it again for the rest of the copy.
+    clac_on_entry();
+    #[cfg(feature = "test-hooks")]
+    super::usercopy::assert_ac_clear("the page-fault handler");
     let cr2 = Cr2::read_raw();
     let write = code.contains(PageFaultErrorCode::CAUSED_BY_WRITE);
     let exec = code.contains(PageFaultErrorCode::INSTRUCTION_FETCH);
@@ -183,13 +194,19 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 /// Defines an interrupt entry point that may switch threads. Unlike the
 /// exception handlers it keeps the kernel's GS invariant itself: SWAPGS on
 /// entry from and exit to user mode, so GS always holds the per-CPU block
-/// in the kernel. All general registers are saved on the thread's kernel
+/// in the kernel. It clears RFLAGS.AC first, as every handler does. All general registers are saved on the thread's kernel
 /// stack; the Rust handler gets the interrupted ring (0 or 3).
 macro_rules! irq_entry {
     ($name:ident, $rust:ident) => {
         #[unsafe(naked)]
         extern "C" fn $name() {
             core::arch::naked_asm!(
+                // CLAC first when SMAP is on (see `clac_on_entry`); the
+                // interrupted RFLAGS are in the frame.
+                "test byte ptr [rip + {smap}], 1",
+                "jz 4f",
+                "clac",
+                "4:",
                 "test byte ptr [rsp + 8], 3",
                 "jz 2f",
                 "swapgs",
@@ -234,6 +251,7 @@ macro_rules! irq_entry {
                 "3:",
                 "iretq",
                 rust = sym $rust,
+                smap = sym super::usercopy::SMAP,
             )
         }
     };
@@ -247,6 +265,8 @@ irq_entry!(net_entry, net_rust);
 pub const NET_VECTOR: u8 = 0x30;
 
 extern "C" fn net_rust(_ring: u32) {
+    #[cfg(feature = "test-hooks")]
+    super::usercopy::assert_ac_clear("the network interrupt");
     super::apic::end_of_interrupt();
     crate::interrupts::network();
 }
@@ -256,6 +276,8 @@ irq_entry!(shootdown_entry, shootdown_rust);
 pub const RESCHED_VECTOR: u8 = 0xf0;
 
 extern "C" fn timer_rust(ring: u32) {
+    #[cfg(feature = "test-hooks")]
+    super::usercopy::assert_ac_clear("the timer interrupt");
     TIMER_TICKS.fetch_add(1, Ordering::Relaxed);
     TIMER_TICKS_PER_CPU[super::syscall::cpu_id()].fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
@@ -263,17 +285,22 @@ extern "C" fn timer_rust(ring: u32) {
 }
 
 extern "C" fn resched_rust(ring: u32) {
+    #[cfg(feature = "test-hooks")]
+    super::usercopy::assert_ac_clear("the reschedule IPI");
     RESCHED_IPIS_PER_CPU[super::syscall::cpu_id()].fetch_add(1, Ordering::Relaxed);
     super::apic::end_of_interrupt();
     crate::interrupts::reschedule(ring == 3);
 }
 
 extern "C" fn shootdown_rust(_ring: u32) {
+    #[cfg(feature = "test-hooks")]
+    super::usercopy::assert_ac_clear("the TLB shootdown IPI");
     super::tlb::serve();
     super::apic::end_of_interrupt();
 }
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
+    clac_on_entry();
     // Spurious APIC interrupts must not be acknowledged with an EOI.
 }
 

@@ -31,12 +31,49 @@ unsafe extern "C" {
     static llmos_copy_user_fixup: u8;
 }
 
-static SMAP: AtomicBool = AtomicBool::new(false);
+/// CR4.SMAP is on (read by the interrupt entry stubs, `idt.rs`).
+pub(super) static SMAP: AtomicBool = AtomicBool::new(false);
 
 /// Records that CR4.SMAP is on, so copies must bracket themselves with
 /// STAC/CLAC.
 pub fn set_smap(on: bool) {
     SMAP.store(on, Ordering::Relaxed);
+}
+
+/// Clears RFLAGS.AC, turning SMAP back on, at a kernel entry. Interrupt
+/// and exception delivery keep the interrupted context's AC: ring 3 may
+/// set it at will (`popf`), and the copy routine runs with it set, so every
+/// handler clears it first (Linux's `ASM_CLAC`), and IRETQ brings the
+/// interrupted value back. The SYSCALL entry needs none: SFMASK clears AC.
+#[inline(always)]
+pub fn clac_on_entry() {
+    if SMAP.load(Ordering::Relaxed) {
+        // SAFETY: CLAC exists when SMAP does; it only clears RFLAGS.AC.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
+}
+
+/// Test hooks: panics if RFLAGS.AC is set (SMAP disabled) in kernel mode
+/// at `place`, where the kernel must never run with it.
+#[cfg(feature = "test-hooks")]
+pub fn assert_ac_clear(place: &str) {
+    let ac = ::x86_64::registers::rflags::read()
+        .contains(::x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK);
+    if ac && SMAP.load(Ordering::Relaxed) {
+        panic!("RFLAGS.AC is set in kernel mode in {place}: SMAP is off there");
+    }
+}
+
+/// Test hooks: sets RFLAGS.AC (what a kernel path that forgot its CLAC
+/// would leave behind), so a test can show it does not leak to another
+/// thread.
+#[cfg(feature = "test-hooks")]
+pub fn set_ac_for_test() {
+    if SMAP.load(Ordering::Relaxed) {
+        // SAFETY: STAC exists when SMAP does; it only sets RFLAGS.AC, and
+        // the caller clears it again with `clac_on_entry`.
+        unsafe { core::arch::asm!("stac", options(nomem, nostack)) };
+    }
 }
 
 /// The address of the faulting instruction inside the copy routine.
@@ -49,9 +86,13 @@ pub fn fixup_ip() -> u64 {
     core::ptr::addr_of!(llmos_copy_user_fixup) as u64
 }
 
-/// A copy touched an address the process has not mapped.
+/// A copy touched an address the process has not mapped (or could not get
+/// memory for); the bytes before it were copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault;
+pub struct Fault {
+    /// Bytes copied before the fault.
+    pub copied: usize,
+}
 
 fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
     if len == 0 {
@@ -73,7 +114,13 @@ fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
         }
         left
     };
-    if left == 0 { Ok(()) } else { Err(Fault) }
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Fault {
+            copied: len.saturating_sub(left),
+        })
+    }
 }
 
 /// Copies `dst.len()` bytes from user address `src`.
