@@ -1,4 +1,11 @@
-//! The model and generation on top of llama.cpp (through `llama-cpp-2`).
+//! The model on top of llama.cpp (through `llama-cpp-2`): loading with
+//! clear errors ([`Engine::load`]), chat templates with special tokens only
+//! from the template ([`Engine::chat_tokens`]), tokens, the batched
+//! context the scheduler runs on ([`crate::queue`]), sampling settings
+//! checked in Rust ([`Sampling`]) and the per-token choice ([`Picker`]:
+//! greedy in place, llama.cpp's chain, or a grammar's masked chain that
+//! never lets llama.cpp accept a forbidden token). Generation itself is
+//! the scheduler's; a job's checks are [`crate::job`]'s.
 
 use std::num::NonZeroU32;
 use std::path::Path;
